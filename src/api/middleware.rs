@@ -1,0 +1,197 @@
+//! Request-wide layers: request ids, URL normalisation (version aliases, HEAD), identity,
+//! and turning error explanations into webob-style bodies.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::body::HttpBody as _;
+
+use super::error::{body_form, default_explanation, render_body, ApiError, ErrorExplanation};
+use super::AppState;
+use crate::config::AuthFlavor;
+use crate::domain::RequestContext;
+
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+/// Glance's `max_request_id_length`.
+const MAX_REQUEST_ID_LENGTH: usize = 64;
+
+/// The id of the current request, `req-<uuid>` unless the client sent its own.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn request_id_from(request: &Request) -> String {
+    let inbound = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LENGTH && v.bytes().all(|b| b.is_ascii_graphic()));
+    match inbound {
+        Some(id) if id.starts_with("req-") => id.to_owned(),
+        Some(id) => format!("req-{id}"),
+        None => format!("req-{}", uuid::Uuid::new_v4()),
+    }
+}
+
+/// Assigns the request id, echoes it on every response, and logs one line per request.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request_id_from(&request);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let status = response.status().as_u16();
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    match response.extensions().get::<ErrorExplanation>() {
+        Some(ErrorExplanation(why)) if status >= 500 => {
+            tracing::error!(request_id = %id, %method, %path, status, millis, error = %why, "request failed")
+        }
+        Some(ErrorExplanation(why)) => {
+            tracing::info!(request_id = %id, %method, %path, status, millis, error = %why, "request refused")
+        }
+        None => tracing::info!(request_id = %id, %method, %path, status, millis, "request"),
+    }
+    response
+}
+
+/// Version prefixes that Glance (without cache or multiple stores) serves as `/v2`.
+const VERSION_ALIASES: [&str; 11] =
+    ["v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.9", "v2.15", "v2.17"];
+
+/// Rewrites what must be decided before routing: `/v2.N/…` aliases become `/v2/…`, and `HEAD`
+/// on the API (which Glance does not serve) becomes a method no route has, so that routing
+/// answers 405 with the path's `Allow` list.
+pub fn normalize(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let rewritten = path.strip_prefix('/').and_then(|rest| {
+        let (prefix, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        VERSION_ALIASES.contains(&prefix).then(|| format!("/v2/{tail}"))
+    });
+    if let Some(new_path) = rewritten {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{new_path}?{q}"),
+            None => new_path,
+        };
+        if let Ok(uri) = path_and_query.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    if request.method() == Method::HEAD && request.uri().path().starts_with("/v2/") {
+        if let Ok(method) = Method::from_bytes(b"HEAD-NOT-SERVED") {
+            *request.method_mut() = method;
+        }
+    }
+    request
+}
+
+/// Builds the `RequestContext` for `/v2` requests according to `[paste_deploy] flavor`.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    let context = match state.auth {
+        AuthFlavor::Unauthenticated => RequestContext::unauthenticated_admin(request_id),
+        AuthFlavor::TrustedHeaders => match context_from_headers(request.headers(), request_id) {
+            Some(context) => context,
+            None => return ApiError::new(StatusCode::UNAUTHORIZED, default_explanation(StatusCode::UNAUTHORIZED)).into_response(),
+        },
+    };
+    request.extensions_mut().insert(context);
+    next.run(request).await
+}
+
+/// The headers keystonemiddleware sets once it has validated a token.
+fn context_from_headers(headers: &axum::http::HeaderMap, request_id: String) -> Option<RequestContext> {
+    let get = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    };
+    if get("x-identity-status") != Some("Confirmed") {
+        return None;
+    }
+    let roles: Vec<String> = get("x-roles")
+        .map(|r| r.split(',').map(|r| r.trim().to_lowercase()).filter(|r| !r.is_empty()).collect())
+        .unwrap_or_default();
+    Some(RequestContext {
+        request_id,
+        user_id: get("x-user-id").map(str::to_owned),
+        project_id: get("x-project-id").or_else(|| get("x-tenant-id")).map(str::to_owned),
+        is_admin: roles.iter().any(|r| r == "admin"),
+        roles,
+    })
+}
+
+/// Writes the body of every error response, in the form the request's `Accept` asks for.
+pub async fn render_error_bodies(request: Request, next: Next) -> Response {
+    let form = body_form(request.headers());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let explanation = match response.extensions_mut().remove::<ErrorExplanation>() {
+        Some(ErrorExplanation(e)) => e,
+        // Errors produced by routing (404, 405) carry no explanation and an empty body.
+        None if response.body().size_hint().exact() == Some(0) => default_explanation(status).into(),
+        None => return response,
+    };
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        tidy_allow_header(&mut response);
+    }
+    let (content_type, body) = render_body(status, &explanation, form);
+    // Keep the explanation for the access log.
+    response.extensions_mut().insert(ErrorExplanation(explanation));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    *response.body_mut() = Body::from(body);
+    response
+}
+
+/// Glance lists a path's methods as `GET, PATCH, DELETE`; routing adds HEAD for GET routes,
+/// which this API does not serve.
+fn tidy_allow_header(response: &mut Response) {
+    let Some(allow) = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()) else { return };
+    let methods: Vec<&str> = allow.split(',').map(str::trim).filter(|m| *m != "HEAD" && !m.is_empty()).collect();
+    if let Ok(value) = HeaderValue::from_str(&methods.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_aliases_and_head_are_normalised() {
+        let req = |method: Method, uri: &str| {
+            normalize(Request::builder().method(method).uri(uri).body(Body::empty()).expect("request"))
+        };
+        assert_eq!(req(Method::GET, "/v2.1/images?limit=1").uri(), "/v2/images?limit=1");
+        assert_eq!(req(Method::GET, "/v2.17/schemas/image").uri(), "/v2/schemas/image");
+        assert_eq!(req(Method::GET, "/v2.8/images").uri(), "/v2.8/images");
+        assert_eq!(req(Method::HEAD, "/v2/images").method().as_str(), "HEAD-NOT-SERVED");
+        assert_eq!(req(Method::HEAD, "/healthcheck").method(), Method::HEAD);
+    }
+
+    #[test]
+    fn trusted_headers_need_confirmed_identity() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-project-id", HeaderValue::from_static("p1"));
+        headers.insert("x-roles", HeaderValue::from_static("Member, Reader"));
+        assert!(context_from_headers(&headers, "req-1".into()).is_none());
+        headers.insert("x-identity-status", HeaderValue::from_static("Confirmed"));
+        let ctx = context_from_headers(&headers, "req-1".into()).expect("confirmed");
+        assert_eq!(ctx.project_id.as_deref(), Some("p1"));
+        assert_eq!(ctx.roles, ["member", "reader"]);
+        assert!(!ctx.is_admin);
+    }
+}

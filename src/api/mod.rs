@@ -1,0 +1,25 @@
+//! The HTTP layer: routes, extractors, middleware and rendering. Handlers parse the request,
+//! call the domain service and render its answer; they hold no image rules themselves.
+
+pub mod error;
+mod extract;
+mod images;
+pub mod middleware;
+mod router;
+mod schemas;
+mod tags;
+mod versions;
+
+use crate::config::AuthFlavor;
+use crate::domain::ImageService;
+
+pub use router::router;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub images: ImageService,
+    pub auth: AuthFlavor,
+    /// `host:port` for absolute links when a request carries no `Host` header.
+    pub advertised_host: String,
+}

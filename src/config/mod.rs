@@ -1,0 +1,201 @@
+//! Configuration: built-in defaults, then a glance-api.conf-style INI file (`--config`), then
+//! `GLINT__<SECTION>__<OPTION>` environment variables. One struct per concern; every option's
+//! name, default and meaning are listed in `config/glint.conf.sample`.
+
+pub mod database;
+pub mod ini;
+pub mod limits;
+pub mod paste;
+pub mod server;
+pub mod stores;
+
+use std::path::{Path, PathBuf};
+
+use crate::domain::schema::Formats;
+use ini::Ini;
+
+pub use database::DatabaseConfig;
+pub use limits::LimitsConfig;
+pub use paste::AuthFlavor;
+pub use server::ServerConfig;
+pub use stores::StoresConfig;
+
+/// Sections Glint reads options from; options in them it does not know are logged.
+const KNOWN_SECTIONS: [&str; 5] = ["DEFAULT", "database", "paste_deploy", "glance_store", "image_format"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}, {source}")]
+    Parse { path: PathBuf, source: ini::ParseError },
+    #[error("[{section}] {option}: {message}")]
+    Invalid { section: &'static str, option: &'static str, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(section: &'static str, option: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { section, option, message: message.into() }
+    }
+}
+
+/// The whole configuration of a Glint process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub limits: LimitsConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthFlavor,
+    pub stores: StoresConfig,
+    /// `[image_format] disk_formats` and `container_formats`.
+    pub formats: Formats,
+    /// `[DEFAULT] show_image_direct_url`.
+    pub show_image_direct_url: bool,
+    /// `[DEFAULT] show_multiple_locations` (deprecated in Glance, accepted for compatibility).
+    pub show_multiple_locations: bool,
+    /// Options present in the file or environment that Glint does not use, for one warning each.
+    pub ignored: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Loads the configuration: `path` (if any) plus the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?,
+            None => String::new(),
+        };
+        let mut ini = Ini::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.map(Path::to_owned).unwrap_or_default(),
+            source,
+        })?;
+        ini.apply_env(std::env::vars());
+        let data_dir = std::env::var_os("GLINT_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("glint-data"));
+        Config::from_ini(&ini, &data_dir)
+    }
+
+    /// Builds the typed configuration from parsed options; `data_dir` anchors the embedded
+    /// defaults (SQLite file, image directory).
+    pub fn from_ini(ini: &Ini, data_dir: &Path) -> Result<Config, ConfigError> {
+        let config = Config {
+            server: ServerConfig::from_ini(ini)?,
+            limits: LimitsConfig::from_ini(ini)?,
+            database: DatabaseConfig::from_ini(ini, data_dir)?,
+            auth: AuthFlavor::from_ini(ini)?,
+            stores: StoresConfig::from_ini(ini, data_dir)?,
+            formats: formats_from_ini(ini),
+            show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
+            show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,
+            ignored: Vec::new(),
+        };
+        Ok(Config { ignored: ini.unused(), ..config })
+    }
+
+    /// Ignored options worth a warning: unknown ones in sections Glint reads, and one entry
+    /// per section Glint does not read yet.
+    pub fn ignored_report(&self) -> Vec<String> {
+        let mut report = Vec::new();
+        let mut other_sections: Vec<&str> = Vec::new();
+        for (section, option) in &self.ignored {
+            if KNOWN_SECTIONS.contains(&section.as_str()) {
+                report.push(format!("[{section}] {option}"));
+            } else if !other_sections.contains(&section.as_str()) {
+                other_sections.push(section);
+            }
+        }
+        report.extend(other_sections.iter().map(|s| format!("[{s}] (whole section)")));
+        report
+    }
+}
+
+fn formats_from_ini(ini: &Ini) -> Formats {
+    let defaults = Formats::default();
+    let list = |key: &str, default: Vec<String>| {
+        ini.get("image_format", key)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or(default)
+    };
+    Formats {
+        disk_formats: list("disk_formats", defaults.disk_formats),
+        container_formats: list("container_formats", defaults.container_formats),
+    }
+}
+
+/// oslo.config boolean spellings.
+pub(crate) fn parse_bool(ini: &Ini, section: &'static str, option: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match ini.get(section, option).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::invalid(section, option, format!("{other:?} is not a boolean"))),
+    }
+}
+
+/// An integer option with bounds.
+pub(crate) fn parse_int(
+    ini: &Ini,
+    section: &'static str,
+    option: &'static str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = ini.get(section, option).filter(|v| !v.is_empty()) else { return Ok(default) };
+    let value: i64 = raw
+        .parse()
+        .map_err(|_| ConfigError::invalid(section, option, format!("{raw:?} is not an integer")))?;
+    if value < min || value > max {
+        return Err(ConfigError::invalid(section, option, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_configuration_gives_embedded_defaults() {
+        let config = Config::from_ini(&Ini::default(), Path::new("/data")).expect("defaults load");
+        assert_eq!(config.server.bind_port, 9292);
+        assert_eq!(config.server.bind_host, "127.0.0.1");
+        assert_eq!(config.limits.api_limit_max, 1000);
+        assert_eq!(config.limits.limit_param_default, 25);
+        assert_eq!(config.auth, AuthFlavor::Unauthenticated);
+        assert_eq!(
+            config.database.url,
+            database::DatabaseUrl::Sqlite(PathBuf::from("/data/glint.db"))
+        );
+        assert!(config.ignored.is_empty());
+    }
+
+    #[test]
+    fn unknown_options_are_reported_not_fatal() {
+        let ini = Ini::parse("[DEFAULT]\nbind_port = 1\nfrobnicate = yes\n[oslo_policy]\npolicy_file = p.yaml\n[keystone_authtoken]\nauth_url = x\n")
+            .expect("parses");
+        let config = Config::from_ini(&ini, Path::new("/data")).expect("loads");
+        assert_eq!(
+            config.ignored_report(),
+            ["[DEFAULT] frobnicate", "[keystone_authtoken] (whole section)", "[oslo_policy] (whole section)"]
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_section_and_option() {
+        let ini = Ini::parse("[DEFAULT]\nbind_port = ninety\n").expect("parses");
+        let err = Config::from_ini(&ini, Path::new("/d")).unwrap_err().to_string();
+        assert_eq!(err, "[DEFAULT] bind_port: \"ninety\" is not an integer");
+        let ini = Ini::parse("[DEFAULT]\nshow_image_direct_url = maybe\n").expect("parses");
+        assert!(Config::from_ini(&ini, Path::new("/d")).is_err());
+    }
+
+    #[test]
+    fn image_formats_are_configurable() {
+        let ini = Ini::parse("[image_format]\ndisk_formats = raw, qcow2\n").expect("parses");
+        let config = Config::from_ini(&ini, Path::new("/d")).expect("loads");
+        assert_eq!(config.formats.disk_formats, ["raw", "qcow2"]);
+        assert_eq!(config.formats.container_formats, Formats::default().container_formats);
+    }
+}

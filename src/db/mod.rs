@@ -1,0 +1,178 @@
+//! Metadata persistence: connection pools, embedded migrations, and the `ImageRepo`
+//! implementation shared by PostgreSQL and SQLite (`repo.rs`, generic over `Dialect`).
+
+mod dialect;
+mod list_sql;
+mod repo;
+mod sql_builder;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Postgres, Sqlite};
+
+use crate::config::database::{DatabaseConfig, DatabaseUrl};
+use crate::domain::ImageRepo;
+pub use dialect::Dialect;
+use repo::SqlRepo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open the database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("applying migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Where the schema stands compared with the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest applied migration, `None` for an empty database.
+    pub applied: Option<i64>,
+    /// The newest migration this binary knows.
+    pub latest: i64,
+    /// Migrations this binary knows that are not applied.
+    pub pending: Vec<i64>,
+    /// Applied migrations this binary does not know (a newer Glint ran here).
+    pub unknown: Vec<i64>,
+}
+
+impl SchemaStatus {
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
+}
+
+/// The open database: the pools for one backend.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres(Pool<Postgres>),
+    /// SQLite allows one writer at a time: all writes go through a single-connection pool, so
+    /// writers queue in the pool instead of failing with `database is locked`; readers use
+    /// their own pool and, in WAL mode, never wait for the writer.
+    Sqlite { read: Pool<Sqlite>, write: Pool<Sqlite> },
+}
+
+impl Database {
+    /// Opens pools (lazily: no connection is made until first use, except for SQLite, whose
+    /// file is created here if missing).
+    pub async fn connect(config: &DatabaseConfig) -> Result<Database, DbError> {
+        match &config.url {
+            DatabaseUrl::Postgres(url) => {
+                let options: PgConnectOptions = url.parse().map_err(|source| DbError::Connect {
+                    url: config.url.redacted(),
+                    source,
+                })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_pool_size)
+                    .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
+                    .idle_timeout(Duration::from_secs(600))
+                    .connect_lazy_with(options.application_name("glint"));
+                Ok(Database::Postgres(pool))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
+                        url: config.url.redacted(),
+                        source: sqlx::Error::Io(e),
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    // Only checkpoints and other processes can still make a connection wait.
+                    .busy_timeout(Duration::from_secs(30));
+                let timeout = Duration::from_secs(config.pool_timeout_secs);
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(timeout)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|source| DbError::Connect { url: config.url.redacted(), source })?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(config.max_pool_size)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(options.read_only(true));
+                Ok(Database::Sqlite { read, write })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => Postgres::LABEL,
+            Database::Sqlite { .. } => Sqlite::LABEL,
+        }
+    }
+
+    /// Applies every pending migration (`glint db sync`).
+    pub async fn sync(&self) -> Result<(), DbError> {
+        match self {
+            Database::Postgres(pool) => Postgres::migrator().run(pool).await?,
+            Database::Sqlite { write, .. } => Sqlite::migrator().run(write).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn schema_status(&self) -> Result<SchemaStatus, DbError> {
+        match self {
+            Database::Postgres(pool) => schema_status::<Postgres>(pool).await,
+            Database::Sqlite { write, .. } => schema_status::<Sqlite>(write).await,
+        }
+    }
+
+    /// Whether the database holds no tables of ours at all (a brand-new SQLite file).
+    pub async fn is_empty(&self) -> Result<bool, DbError> {
+        Ok(self.schema_status().await?.applied.is_none())
+    }
+
+    pub fn image_repo(&self) -> Arc<dyn ImageRepo> {
+        match self {
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
+            Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close().await,
+            Database::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+        }
+    }
+}
+
+async fn schema_status<DB>(pool: &Pool<DB>) -> Result<SchemaStatus, DbError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let known: Vec<i64> = DB::migrator().iter().map(|m| m.version).collect();
+    let latest = known.iter().copied().max().unwrap_or(0);
+    let has_table = sqlx::query(DB::MIGRATIONS_TABLE_EXISTS).fetch_optional(pool).await?.is_some();
+    let applied: Vec<i64> = if has_table {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(SchemaStatus {
+        applied: applied.iter().copied().max(),
+        latest,
+        pending: known.iter().copied().filter(|v| !applied.contains(v)).collect(),
+        unknown: applied.iter().copied().filter(|v| !known.contains(v)).collect(),
+    })
+}

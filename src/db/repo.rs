@@ -1,0 +1,413 @@
+//! `ImageRepo` over sqlx, written once for both databases: `DB` is PostgreSQL or SQLite, and
+//! the only differences come from `Dialect`. Reads use `read`, writes use `write` (the same
+//! pool on PostgreSQL; SQLite's single-writer pool, see `Database`).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+
+use super::dialect::Dialect;
+use super::list_sql;
+use super::sql_builder::SqlBuilder;
+use crate::domain::image::{Image, ImageId, Visibility};
+use crate::domain::listing::{ListQuery, Viewer};
+use crate::domain::repository::{ImageRepo, RepoError, SaveOutcome};
+use crate::domain::ImageStatus;
+
+/// The columns of `images` every read selects, in the order `decode_image` reads them.
+pub(super) const IMAGE_COLUMNS: &str = "i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, \
+     i.checksum, i.os_hash_algo, i.os_hash_value, i.owner, i.size, i.virtual_size, \
+     i.container_format, i.disk_format, i.min_disk, i.min_ram, i.created_at, i.updated_at";
+
+#[derive(Debug)]
+pub struct SqlRepo<DB: sqlx::Database> {
+    read: Pool<DB>,
+    write: Pool<DB>,
+}
+
+impl<DB: sqlx::Database> SqlRepo<DB> {
+    pub fn new(read: Pool<DB>, write: Pool<DB>) -> SqlRepo<DB> {
+        SqlRepo { read, write }
+    }
+}
+
+pub(super) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` placeholders.
+fn value_rows(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn map_err(e: sqlx::Error) -> RepoError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            RepoError::Unavailable(e.to_string())
+        }
+        other => RepoError::Other(other.to_string()),
+    }
+}
+
+impl<DB> SqlRepo<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn decode_image(row: &DB::Row) -> Result<Image, RepoError> {
+        let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
+        let status: String = row.try_get(2).map_err(get_err)?;
+        let visibility: String = row.try_get(3).map_err(get_err)?;
+        let id: String = row.try_get(0).map_err(get_err)?;
+        Ok(Image {
+            status: ImageStatus::parse(&status)
+                .ok_or_else(|| RepoError::Other(format!("image {id} has unknown status {status}")))?,
+            visibility: Visibility::parse(&visibility)
+                .ok_or_else(|| RepoError::Other(format!("image {id} has unknown visibility {visibility}")))?,
+            id: ImageId::parse(&id).ok_or_else(|| RepoError::Other(format!("malformed image id {id}")))?,
+            name: row.try_get(1).map_err(get_err)?,
+            protected: row.try_get(4).map_err(get_err)?,
+            os_hidden: row.try_get(5).map_err(get_err)?,
+            checksum: row.try_get(6).map_err(get_err)?,
+            os_hash_algo: row.try_get(7).map_err(get_err)?,
+            os_hash_value: row.try_get(8).map_err(get_err)?,
+            owner: row.try_get(9).map_err(get_err)?,
+            size: row.try_get(10).map_err(get_err)?,
+            virtual_size: row.try_get(11).map_err(get_err)?,
+            container_format: row.try_get(12).map_err(get_err)?,
+            disk_format: row.try_get(13).map_err(get_err)?,
+            min_disk: row.try_get(14).map_err(get_err)?,
+            min_ram: row.try_get(15).map_err(get_err)?,
+            created_at: row.try_get::<NaiveDateTime, _>(16).map_err(get_err)?.and_utc(),
+            updated_at: row.try_get::<NaiveDateTime, _>(17).map_err(get_err)?.and_utc(),
+            properties: Default::default(),
+            tags: Vec::new(),
+        })
+    }
+
+    /// Loads properties and tags of `images` in one query (a JSON array of ids as parameter).
+    async fn load_children(&self, images: &mut [Image]) -> Result<(), RepoError> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        let ids_json = serde_json::to_string(&ids).map_err(|e| RepoError::Other(e.to_string()))?;
+        let in_ids = DB::json_strings("$1");
+        let sql = format!(
+            "SELECT image_id, 0, name, value FROM image_properties WHERE image_id IN ({in_ids}) \
+             UNION ALL SELECT image_id, 1, value, value FROM image_tags WHERE image_id IN ({in_ids})"
+        );
+        let rows = sqlx::query::<DB>(&sql).bind(ids_json).fetch_all(&self.read).await.map_err(map_err)?;
+        let index: HashMap<String, usize> =
+            images.iter().enumerate().map(|(n, i)| (i.id.as_str().to_owned(), n)).collect();
+        let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
+        for row in &rows {
+            let image_id: String = row.try_get(0).map_err(get_err)?;
+            let Some(&n) = index.get(&image_id) else { continue };
+            let kind: i32 = row.try_get(1).map_err(get_err)?;
+            let name: String = row.try_get(2).map_err(get_err)?;
+            if kind == 0 {
+                images[n].properties.insert(name, row.try_get(3).map_err(get_err)?);
+            } else {
+                images[n].tags.push(name);
+            }
+        }
+        for image in images.iter_mut() {
+            image.tags.sort();
+        }
+        Ok(())
+    }
+
+    async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
+        let row = sqlx::query::<DB>("SELECT 1 FROM images WHERE id = $1 AND deleted = $2")
+            .bind(id.to_string())
+            .bind(false)
+            .fetch_optional(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+    /// Appends `, column = value` for every core attribute that differs.
+    fn push_changed_columns(update: &mut SqlBuilder, before: &Image, after: &Image) {
+        macro_rules! changed {
+            ($($field:ident),*) => {$(
+                if before.$field != after.$field {
+                    update.push(concat!(", ", stringify!($field), " = ")).push_bind(after.$field.clone());
+                }
+            )*};
+        }
+        changed!(name, owner, container_format, disk_format, checksum, os_hash_algo, os_hash_value);
+        changed!(size, virtual_size, min_disk, min_ram, protected, os_hidden);
+        if before.status != after.status {
+            update.push(", status = ").push_bind(after.status.as_str().to_owned());
+        }
+        if before.visibility != after.visibility {
+            update.push(", visibility = ").push_bind(after.visibility.as_str().to_owned());
+        }
+    }
+
+    /// Sets `updated_at`; false if the image is gone.
+    async fn touch(conn: &mut DB::Connection, id: &ImageId, now: NaiveDateTime) -> Result<bool, RepoError> {
+        let touched = sqlx::query::<DB>("UPDATE images SET updated_at = $1 WHERE id = $2 AND deleted = $3")
+            .bind(now)
+            .bind(id.to_string())
+            .bind(false)
+            .execute(conn)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))?;
+        Ok(touched == 1)
+    }
+
+    /// Inserts or replaces properties in one statement.
+    async fn upsert_properties<'a>(
+        conn: &mut DB::Connection,
+        id: &ImageId,
+        properties: impl Iterator<Item = (&'a String, &'a String)>,
+        now: NaiveDateTime,
+    ) -> Result<(), RepoError> {
+        let rows: Vec<(&String, &String)> = properties.collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO image_properties (image_id, name, value, created_at, updated_at) VALUES {} \
+             ON CONFLICT (image_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            value_rows(rows.len(), 5)
+        );
+        let mut insert = sqlx::query::<DB>(&sql);
+        for (name, value) in rows {
+            insert = insert.bind(id.to_string()).bind(name.clone()).bind(value.clone()).bind(now).bind(now);
+        }
+        insert.execute(conn).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Inserts tags in one statement, ignoring those already present.
+    async fn insert_tags<'a>(
+        conn: &mut DB::Connection,
+        id: &ImageId,
+        tags: impl Iterator<Item = &'a String>,
+        now: NaiveDateTime,
+    ) -> Result<(), RepoError> {
+        let tags: Vec<&String> = tags.collect();
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO image_tags (image_id, value, created_at, updated_at) VALUES {} \
+             ON CONFLICT (image_id, value) DO NOTHING",
+            value_rows(tags.len(), 4)
+        );
+        let mut insert = sqlx::query::<DB>(&sql);
+        for tag in tags {
+            insert = insert.bind(id.to_string()).bind(tag.clone()).bind(now).bind(now);
+        }
+        insert.execute(conn).await.map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<DB> ImageRepo for SqlRepo<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn create(&self, image: &Image) -> Result<(), RepoError> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let created = to_db_time(image.created_at);
+        let updated = to_db_time(image.updated_at);
+        sqlx::query::<DB>(
+            "INSERT INTO images (id, name, status, visibility, protected, os_hidden, checksum, \
+             os_hash_algo, os_hash_value, owner, size, virtual_size, container_format, disk_format, \
+             min_disk, min_ram, created_at, updated_at, deleted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind(image.id.to_string())
+        .bind(image.name.clone())
+        .bind(image.status.as_str().to_owned())
+        .bind(image.visibility.as_str().to_owned())
+        .bind(image.protected)
+        .bind(image.os_hidden)
+        .bind(image.checksum.clone())
+        .bind(image.os_hash_algo.clone())
+        .bind(image.os_hash_value.clone())
+        .bind(image.owner.clone())
+        .bind(image.size)
+        .bind(image.virtual_size)
+        .bind(image.container_format.clone())
+        .bind(image.disk_format.clone())
+        .bind(image.min_disk)
+        .bind(image.min_ram)
+        .bind(created)
+        .bind(updated)
+        .bind(false)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        Self::upsert_properties(&mut *tx, &image.id, image.properties.iter(), updated).await?;
+        Self::insert_tags(&mut *tx, &image.id, image.tags.iter(), updated).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError> {
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1 AND i.deleted = $2");
+        let row = sqlx::query::<DB>(&sql)
+            .bind(id.to_string())
+            .bind(false)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut images = [Self::decode_image(&row)?];
+        self.load_children(&mut images).await?;
+        let [image] = images;
+        Ok(Some(image))
+    }
+
+    async fn list(&self, query: &ListQuery, viewer: &Viewer, marker: Option<&Image>) -> Result<Vec<Image>, RepoError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut select = SqlBuilder::default();
+        list_sql::build(&mut select, query, viewer, marker);
+        let rows = select.query::<DB>().fetch_all(&self.read).await.map_err(map_err)?;
+        let mut images = rows.iter().map(Self::decode_image).collect::<Result<Vec<_>, _>>()?;
+        self.load_children(&mut images).await?;
+        Ok(images)
+    }
+
+    async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError> {
+        let row = sqlx::query::<DB>("SELECT 1 FROM image_members WHERE image_id = $1 AND member = $2")
+            .bind(id.to_string())
+            .bind(project.to_owned())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn save(&self, before: &Image, after: &Image) -> Result<SaveOutcome, RepoError> {
+        let now = to_db_time(after.updated_at);
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut update = SqlBuilder::new("UPDATE images SET updated_at = ");
+        update.push_bind(now);
+        Self::push_changed_columns(&mut update, before, after);
+        update.push(" WHERE id = ").push_bind(after.id.to_string());
+        update.push(" AND deleted = ").push_bind(false);
+        update.push(" AND status = ").push_bind(before.status.as_str().to_owned());
+        let updated = update.query::<DB>().execute(&mut *tx).await.map_err(map_err).map(|r| DB::rows_affected(&r))?;
+        if updated == 0 {
+            drop(tx);
+            return Ok(if self.image_exists(&after.id).await? {
+                SaveOutcome::StatusChanged
+            } else {
+                SaveOutcome::Gone
+            });
+        }
+
+        let removed: Vec<&String> = before.properties.keys().filter(|k| !after.properties.contains_key(*k)).collect();
+        for key in removed {
+            sqlx::query::<DB>("DELETE FROM image_properties WHERE image_id = $1 AND name = $2")
+                .bind(after.id.to_string())
+                .bind(key.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let changed = after.properties.iter().filter(|(k, v)| before.properties.get(*k) != Some(*v));
+        Self::upsert_properties(&mut *tx, &after.id, changed, now).await?;
+
+        for tag in before.tags.iter().filter(|t| !after.tags.contains(t)) {
+            sqlx::query::<DB>("DELETE FROM image_tags WHERE image_id = $1 AND value = $2")
+                .bind(after.id.to_string())
+                .bind(tag.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let added = after.tags.iter().filter(|t| !before.tags.contains(t));
+        Self::insert_tags(&mut *tx, &after.id, added, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn add_tag(&self, id: &ImageId, tag: &str, now: DateTime<Utc>) -> Result<bool, RepoError> {
+        let now = to_db_time(now);
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        if !Self::touch(&mut *tx, id, now).await? {
+            return Ok(false);
+        }
+        Self::insert_tags(&mut *tx, id, std::iter::once(&tag.to_owned()), now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn remove_tag(&self, id: &ImageId, tag: &str, now: DateTime<Utc>) -> Result<bool, RepoError> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let removed = sqlx::query::<DB>("DELETE FROM image_tags WHERE image_id = $1 AND value = $2")
+            .bind(id.to_string())
+            .bind(tag.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))?;
+        if removed == 0 || !Self::touch(&mut *tx, id, to_db_time(now)).await? {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError> {
+        let now = to_db_time(now);
+        let deleted = sqlx::query::<DB>(
+            "UPDATE images SET status = $1, deleted = $2, deleted_at = $3, updated_at = $3 \
+             WHERE id = $4 AND deleted = $5",
+        )
+        .bind(ImageStatus::Deleted.as_str().to_owned())
+        .bind(true)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(false)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)
+        .map(|r| DB::rows_affected(&r))?;
+        Ok(deleted == 1)
+    }
+}
+

@@ -1,0 +1,40 @@
+//! Who is asking: the request context every domain call receives. The HTTP layer builds it
+//! (from trusted headers today, from Keystone token validation later); nothing below the HTTP
+//! layer cares how.
+
+/// The identity and request facts a domain decision may depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// `req-<uuid>`, echoed in `x-openstack-request-id` and in logs.
+    pub request_id: String,
+    pub user_id: Option<String>,
+    /// The caller's project; images it creates are owned by it.
+    pub project_id: Option<String>,
+    /// Lower-cased role names.
+    pub roles: Vec<String>,
+    /// The result of `context_is_admin`: admins bypass ownership and visibility checks.
+    pub is_admin: bool,
+}
+
+impl RequestContext {
+    /// The context of a deployment without authentication: Glance with no paste flavor treats
+    /// every request as an administrator with no project.
+    pub fn unauthenticated_admin(request_id: String) -> RequestContext {
+        RequestContext {
+            request_id,
+            user_id: None,
+            project_id: None,
+            roles: vec!["admin".to_owned()],
+            is_admin: true,
+        }
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the caller's project is `owner`.
+    pub fn is_owner(&self, owner: Option<&str>) -> bool {
+        matches!((self.project_id.as_deref(), owner), (Some(p), Some(o)) if p == o)
+    }
+}

@@ -1,0 +1,440 @@
+//! The image service: every image operation of the API, with Glance's validation, visibility
+//! and status rules, over the `ImageRepo` port and the `Policy`.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::context::RequestContext;
+use super::error::{DomainError, DomainResult};
+use super::image::{self, Image, ImageId, Visibility};
+use super::listing::{ListQuery, PageLimits, Viewer};
+use super::patch::{Change, Op, PatchDialect};
+use super::policy::{Action, Policy, Target};
+use super::repository::{ImageRepo, RepoError, SaveOutcome};
+use super::schema::{Schemas, BASE_ATTRIBUTES, READ_ONLY, RESERVED, RESERVED_PREFIX};
+use super::status::ImageStatus;
+
+/// Per-image limits from `[DEFAULT]` (`-1` in the config means unlimited).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageLimits {
+    pub page: PageLimits,
+    pub property_quota: Option<usize>,
+    pub tag_quota: Option<usize>,
+}
+
+/// How many times a conditional write is retried when the image status moved under it.
+const SAVE_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct ImageService {
+    repo: Arc<dyn ImageRepo>,
+    policy: Arc<dyn Policy>,
+    schemas: Arc<Schemas>,
+    limits: ImageLimits,
+}
+
+/// One page of a listing and the marker of the next page, if the page was full.
+#[derive(Debug)]
+pub struct ImagePage {
+    pub images: Vec<Image>,
+    pub next_marker: Option<String>,
+}
+
+fn target(image: &Image) -> Target<'_> {
+    Target { owner: image.owner.as_deref(), visibility: Some(image.visibility) }
+}
+
+impl ImageService {
+    pub fn new(
+        repo: Arc<dyn ImageRepo>,
+        policy: Arc<dyn Policy>,
+        schemas: Arc<Schemas>,
+        limits: ImageLimits,
+    ) -> ImageService {
+        ImageService { repo, policy, schemas, limits }
+    }
+
+    pub fn schemas(&self) -> &Schemas {
+        &self.schemas
+    }
+
+    fn authorize(&self, ctx: &RequestContext, action: Action, target: &Target<'_>) -> DomainResult<()> {
+        if self.policy.allows(ctx, action, target) {
+            Ok(())
+        } else {
+            Err(DomainError::not_authorized(action.rule_name()))
+        }
+    }
+
+    /// `POST /v2/images`.
+    pub async fn create(&self, ctx: &RequestContext, body: &Map<String, Value>) -> DomainResult<Image> {
+        for key in body.keys() {
+            check_writable(key, true)?;
+        }
+        self.schemas
+            .image
+            .validate(&Value::Object(body.clone()))
+            .map_err(invalid_object)?;
+
+        let id = match body.get("id").and_then(Value::as_str) {
+            Some(id) => ImageId::parse(id).ok_or_else(|| invalid_object(format!("'{id}' is not a valid id")))?,
+            None => ImageId::generate(),
+        };
+        let mut new = Image::new(id, ctx.project_id.clone(), image::now());
+        if let Some(owner) = body.get("owner") {
+            let owner = owner.as_str().map(str::to_owned);
+            if !ctx.is_admin && owner != ctx.project_id {
+                return Err(DomainError::Forbidden(format!(
+                    "You are not permitted to create images owned by '{}'.",
+                    owner.as_deref().unwrap_or("None")
+                )));
+            }
+            new.owner = owner;
+        }
+        for (key, value) in body {
+            if key == "id" || key == "owner" {
+                continue;
+            }
+            set_attribute(&mut new, key, value);
+        }
+        self.authorize(ctx, Action::AddImage, &target(&new))?;
+        self.check_visibility_change(ctx, &new, None)?;
+        self.check_quotas(&new, None)?;
+
+        match self.repo.create(&new).await {
+            Ok(()) => Ok(new),
+            Err(RepoError::Duplicate) => Err(DomainError::Conflict(format!(
+                "Image with identifier {} already exists!",
+                new.id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An image the caller may see, or 404 (never 403: existence is not revealed).
+    pub async fn get(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
+        self.authorize(ctx, Action::GetImage, &Target { owner: ctx.project_id.as_deref(), visibility: None })?;
+        self.get_visible(ctx, id).await
+    }
+
+    async fn get_visible(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
+        let not_found = || DomainError::image_not_found(id);
+        let image_id = ImageId::parse(id).ok_or_else(not_found)?;
+        let image = self.repo.get(&image_id).await?.ok_or_else(not_found)?;
+        if self.is_visible(ctx, &image).await? {
+            Ok(image)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Glance's `is_image_visible`: admins see all; others see their own, ownerless, public and
+    /// community images, and shared images they are a member of (in any member status).
+    async fn is_visible(&self, ctx: &RequestContext, image: &Image) -> DomainResult<bool> {
+        if ctx.is_admin || image.owner.is_none() || ctx.is_owner(image.owner.as_deref()) {
+            return Ok(true);
+        }
+        Ok(match image.visibility {
+            Visibility::Public | Visibility::Community => true,
+            Visibility::Private => false,
+            Visibility::Shared => match &ctx.project_id {
+                Some(project) => self.repo.is_member(&image.id, project).await?,
+                None => false,
+            },
+        })
+    }
+
+    /// `GET /v2/images`.
+    pub async fn list(&self, ctx: &RequestContext, params: &[(String, String)]) -> DomainResult<ImagePage> {
+        self.authorize(ctx, Action::GetImages, &Target { owner: ctx.project_id.as_deref(), visibility: None })?;
+        let query = ListQuery::parse(params, self.limits.page)?;
+        let viewer = Viewer { project: ctx.project_id.clone(), is_admin: ctx.is_admin };
+        // The marker must be an image the caller may see (Glance answers 400 otherwise).
+        let marker = match &query.marker {
+            Some(id) => Some(self.get_visible(ctx, id).await.map_err(|e| match e {
+                DomainError::NotFound(msg) => DomainError::BadRequest(msg),
+                other => other,
+            })?),
+            None => None,
+        };
+        let images = self.repo.list(&query, &viewer, marker.as_ref()).await?;
+        let full = query.limit > 0 && images.len() == query.limit as usize;
+        let next_marker = if full { images.last().map(|i| i.id.to_string()) } else { None };
+        Ok(ImagePage { images, next_marker })
+    }
+
+    /// `PATCH /v2/images/{id}`.
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        dialect: PatchDialect,
+        changes: &[Change],
+    ) -> DomainResult<Image> {
+        for change in changes {
+            self.validate_change(change)?;
+        }
+        for _ in 0..SAVE_ATTEMPTS {
+            let before = self.get_visible(ctx, id).await?;
+            self.authorize(ctx, Action::ModifyImage, &target(&before))?;
+            let mut after = before.clone();
+            for change in changes {
+                apply_change(ctx, &mut after, dialect, change)?;
+            }
+            self.check_visibility_change(ctx, &after, Some(&before))?;
+            self.check_quotas(&after, Some(&before))?;
+            if after == before {
+                return Ok(before);
+            }
+            after.updated_at = image::now();
+            match self.repo.save(&before, &after).await? {
+                SaveOutcome::Saved => return Ok(after),
+                SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
+                SaveOutcome::StatusChanged => continue,
+            }
+        }
+        Err(DomainError::Conflict(format!(
+            "Image {id} changed status while being updated; retry the request."
+        )))
+    }
+
+    fn validate_change(&self, change: &Change) -> DomainResult<()> {
+        let attribute = match change.path.as_slice() {
+            [attribute] => attribute.as_str(),
+            _ => {
+                return Err(DomainError::BadRequest(format!(
+                    "Invalid JSON pointer for this resource: '/{}'",
+                    change.path.join("/")
+                )))
+            }
+        };
+        if attribute == "locations" {
+            return Err(DomainError::Forbidden(
+                "It's not allowed to update locations if locations are invisible.".to_owned(),
+            ));
+        }
+        check_writable(attribute, false)?;
+        if let Some(value) = &change.value {
+            self.schemas
+                .image
+                .validate_property(attribute, value)
+                .map_err(invalid_object)?;
+        }
+        Ok(())
+    }
+
+    /// `publicize_image` and `communitize_image` when the visibility becomes public/community.
+    fn check_visibility_change(&self, ctx: &RequestContext, after: &Image, before: Option<&Image>) -> DomainResult<()> {
+        if before.map(|b| b.visibility) == Some(after.visibility) {
+            return Ok(());
+        }
+        let action = match after.visibility {
+            Visibility::Public => Action::PublicizeImage,
+            Visibility::Community => Action::CommunitizeImage,
+            Visibility::Private | Visibility::Shared => return Ok(()),
+        };
+        self.authorize(ctx, action, &target(after))
+    }
+
+    /// `image_property_quota` and `image_tag_quota`, checked only when the count grows.
+    fn check_quotas(&self, after: &Image, before: Option<&Image>) -> DomainResult<()> {
+        let grew = |now: usize, was: Option<usize>| was.is_none_or(|was| now > was);
+        if let Some(quota) = self.limits.property_quota {
+            let count = after.properties.len();
+            if count > quota && grew(count, before.map(|b| b.properties.len())) {
+                return Err(DomainError::OverLimit(format!(
+                    "Attempted: {count}, Maximum: {quota}"
+                )));
+            }
+        }
+        if let Some(quota) = self.limits.tag_quota {
+            let count = after.tags.len();
+            if count > quota && grew(count, before.map(|b| b.tags.len())) {
+                return Err(DomainError::OverLimit(format!(
+                    "Maximum number of tags exceeded: Attempted: {count}, Maximum: {quota}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `DELETE /v2/images/{id}`: soft-deletes the image row.
+    pub async fn delete(&self, ctx: &RequestContext, id: &str) -> DomainResult<()> {
+        let image = self.get_visible(ctx, id).await?;
+        self.authorize(ctx, Action::DeleteImage, &target(&image))?;
+        if image.protected {
+            return Err(DomainError::Forbidden(format!(
+                "Image {id} is protected and cannot be deleted."
+            )));
+        }
+        if !image.status.can_become(ImageStatus::Deleted) {
+            return Err(DomainError::BadRequest(format!(
+                "Image status transition from {} to deleted is not allowed",
+                image.status
+            )));
+        }
+        if self.repo.delete(&image.id, image::now()).await? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound(format!("Failed to find image {id} to delete")))
+        }
+    }
+
+    /// `POST …/actions/deactivate` (`reactivate: false`) and `…/reactivate` (`true`).
+    pub async fn set_active(&self, ctx: &RequestContext, id: &str, reactivate: bool) -> DomainResult<()> {
+        let (action, from, to, verb) = if reactivate {
+            (Action::Reactivate, ImageStatus::Deactivated, ImageStatus::Active, "reactivate")
+        } else {
+            (Action::Deactivate, ImageStatus::Active, ImageStatus::Deactivated, "deactivate")
+        };
+        for _ in 0..SAVE_ATTEMPTS {
+            let before = self.get_visible(ctx, id).await?;
+            self.authorize(ctx, action, &target(&before))?;
+            if before.status == to {
+                return Ok(());
+            }
+            if before.status != from {
+                return Err(DomainError::Forbidden(format!(
+                    "Not allowed to {verb} image in status '{}'",
+                    before.status
+                )));
+            }
+            let mut after = before.clone();
+            after.status = to;
+            after.updated_at = image::now();
+            match self.repo.save(&before, &after).await? {
+                SaveOutcome::Saved => return Ok(()),
+                SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
+                SaveOutcome::StatusChanged => continue,
+            }
+        }
+        Err(DomainError::Conflict(format!("Image {id} changed status concurrently; retry the request.")))
+    }
+
+    /// `PUT /v2/images/{id}/tags/{tag}`.
+    pub async fn add_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
+        let image = self.get_visible(ctx, id).await?;
+        self.authorize(ctx, Action::ModifyImage, &target(&image))?;
+        self.schemas
+            .image
+            .validate_property("tags", &Value::Array(vec![Value::String(tag.to_owned())]))
+            .map_err(invalid_object)?;
+        if !image.tags.iter().any(|t| t == tag) {
+            let mut after = image.clone();
+            after.add_tag(tag);
+            self.check_quotas(&after, Some(&image))?;
+        }
+        if self.repo.add_tag(&image.id, tag, image::now()).await? {
+            Ok(())
+        } else {
+            Err(DomainError::image_not_found(id))
+        }
+    }
+
+    /// `DELETE /v2/images/{id}/tags/{tag}`.
+    pub async fn remove_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
+        let image = self.get_visible(ctx, id).await?;
+        self.authorize(ctx, Action::ModifyImage, &target(&image))?;
+        if self.repo.remove_tag(&image.id, tag, image::now()).await? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound(format!("Tag {tag} not found")))
+        }
+    }
+}
+
+fn invalid_object(reason: String) -> DomainError {
+    DomainError::BadRequest(format!("Provided object does not match schema 'image': {reason}"))
+}
+
+/// 403 for attributes no client may write; `id` may be chosen only when creating.
+fn check_writable(key: &str, creating: bool) -> DomainResult<()> {
+    if READ_ONLY.contains(&key) && !(creating && key == "id") {
+        return Err(DomainError::Forbidden(format!("Attribute '{key}' is read-only.")));
+    }
+    if RESERVED.contains(&key) || key.starts_with(RESERVED_PREFIX) || key == "locations" {
+        return Err(DomainError::Forbidden(format!("Attribute '{key}' is reserved.")));
+    }
+    Ok(())
+}
+
+/// Sets a base attribute or extra property from an already schema-validated value.
+fn set_attribute(image: &mut Image, key: &str, value: &Value) {
+    let text = || value.as_str().map(str::to_owned);
+    let int = || value.as_i64().and_then(|v| i32::try_from(v).ok()).unwrap_or(0);
+    match key {
+        "name" => image.name = text(),
+        "visibility" => {
+            if let Some(v) = value.as_str().and_then(Visibility::parse) {
+                image.visibility = v;
+            }
+        }
+        "protected" => image.protected = value.as_bool().unwrap_or(false),
+        "os_hidden" => image.os_hidden = value.as_bool().unwrap_or(false),
+        "owner" => image.owner = text(),
+        "container_format" => image.container_format = text(),
+        "disk_format" => image.disk_format = text(),
+        "min_disk" => image.min_disk = int(),
+        "min_ram" => image.min_ram = int(),
+        "tags" => image.set_tags(
+            value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned),
+        ),
+        _ => {
+            if let Some(v) = value.as_str() {
+                image.properties.insert(key.to_owned(), v.to_owned());
+            }
+        }
+    }
+}
+
+/// Applies one validated change to `image`, with Glance's PATCH semantics.
+fn apply_change(ctx: &RequestContext, image: &mut Image, dialect: PatchDialect, change: &Change) -> DomainResult<()> {
+    let key = change.path[0].as_str();
+    let is_base = BASE_ATTRIBUTES.contains(&key);
+    match (change.op, &change.value) {
+        (Op::Remove, _) => {
+            if is_base {
+                return Err(DomainError::Forbidden(format!(
+                    "Properties {key} must not be removed: it is a base attribute."
+                )));
+            }
+            if image.properties.remove(key).is_none() {
+                return Err(DomainError::Conflict(format!("Property {key} does not exist.")));
+            }
+        }
+        (op, Some(value)) => {
+            if !is_base {
+                let exists = image.properties.contains_key(key);
+                if op == Op::Replace && !exists {
+                    return Err(DomainError::Conflict(format!("Property {key} does not exist.")));
+                }
+                if op == Op::Add && exists && dialect == PatchDialect::V2_0 {
+                    return Err(DomainError::Conflict(format!("Property {key} already present.")));
+                }
+            }
+            if (key == "disk_format" || key == "container_format")
+                && !matches!(image.status, ImageStatus::Queued | ImageStatus::Importing)
+                && value.as_str() != attribute_text(image, key)
+            {
+                return Err(DomainError::Forbidden(format!(
+                    "Attribute {key} can be only replaced for a queued image."
+                )));
+            }
+            if key == "owner" && !ctx.is_admin && value.as_str() != image.owner.as_deref() {
+                return Err(DomainError::Forbidden("Owner can't be updated by non admin.".to_owned()));
+            }
+            set_attribute(image, key, value);
+        }
+        (Op::Add | Op::Replace, None) => {}
+    }
+    Ok(())
+}
+
+fn attribute_text<'a>(image: &'a Image, key: &str) -> Option<&'a str> {
+    match key {
+        "disk_format" => image.disk_format.as_deref(),
+        "container_format" => image.container_format.as_deref(),
+        _ => None,
+    }
+}

@@ -1,0 +1,571 @@
+//! `GET /v2/images` query parameters, parsed and validated into a `ListQuery` that the
+//! repository turns into SQL. Messages follow Glance's `images.py` request deserializer.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+
+use super::error::{DomainError, DomainResult};
+use super::image::Visibility;
+
+/// Columns a filter or sort may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Id,
+    Name,
+    Status,
+    ContainerFormat,
+    DiskFormat,
+    Owner,
+    Checksum,
+    OsHashAlgo,
+    OsHashValue,
+    Size,
+    VirtualSize,
+    MinDisk,
+    MinRam,
+    Protected,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl Column {
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            Column::Id => "id",
+            Column::Name => "name",
+            Column::Status => "status",
+            Column::ContainerFormat => "container_format",
+            Column::DiskFormat => "disk_format",
+            Column::Owner => "owner",
+            Column::Checksum => "checksum",
+            Column::OsHashAlgo => "os_hash_algo",
+            Column::OsHashValue => "os_hash_value",
+            Column::Size => "size",
+            Column::VirtualSize => "virtual_size",
+            Column::MinDisk => "min_disk",
+            Column::MinRam => "min_ram",
+            Column::Protected => "protected",
+            Column::CreatedAt => "created_at",
+            Column::UpdatedAt => "updated_at",
+        }
+    }
+
+    fn text(name: &str) -> Option<Column> {
+        Some(match name {
+            "id" => Column::Id,
+            "name" => Column::Name,
+            "status" => Column::Status,
+            "container_format" => Column::ContainerFormat,
+            "disk_format" => Column::DiskFormat,
+            "owner" => Column::Owner,
+            "checksum" => Column::Checksum,
+            "os_hash_algo" => Column::OsHashAlgo,
+            "os_hash_value" => Column::OsHashValue,
+            _ => return None,
+        })
+    }
+
+    fn integer(name: &str) -> Option<Column> {
+        Some(match name {
+            "size" => Column::Size,
+            "virtual_size" => Column::VirtualSize,
+            "min_disk" => Column::MinDisk,
+            "min_ram" => Column::MinRam,
+            _ => return None,
+        })
+    }
+}
+
+/// Keys `sort_key`/`sort` accept, in the order Glance lists them in its error message.
+pub const SORT_KEYS: [&str; 8] = [
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Comparison {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Comparison::Eq => "=",
+            Comparison::Neq => "<>",
+            Comparison::Gt => ">",
+            Comparison::Gte => ">=",
+            Comparison::Lt => "<",
+            Comparison::Lte => "<=",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// A text column equal to one of the values (`name=x`, `status=in:a,b`).
+    TextIn { column: Column, values: Vec<String> },
+    /// An integer column compared with a value (`size_min`, `min_ram=512`).
+    Integer { column: Column, cmp: Comparison, value: i64 },
+    Boolean { column: Column, value: bool },
+    /// `created_at=gte:2026-01-01T00:00:00Z`.
+    Time { column: Column, cmp: Comparison, value: DateTime<Utc> },
+    /// An extra property equal to a value (`os_distro=debian`).
+    Property { key: String, value: String },
+    /// Has this tag (`tag=x`, repeatable, all must match).
+    Tag(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDir {
+    Asc,
+    Desc,
+}
+
+impl SortDir {
+    fn parse(value: &str) -> DomainResult<SortDir> {
+        match value {
+            "asc" => Ok(SortDir::Asc),
+            "desc" => Ok(SortDir::Desc),
+            other => Err(DomainError::BadRequest(format!(
+                "Invalid sort direction: {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub column: Column,
+    pub dir: SortDir,
+}
+
+/// The `visibility` filter: one value, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisibilityFilter {
+    Only(Visibility),
+    All,
+}
+
+/// The `member_status` filter; only affects images shared with the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatusFilter {
+    Accepted,
+    Pending,
+    Rejected,
+    All,
+}
+
+impl MemberStatusFilter {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            MemberStatusFilter::Accepted => Some("accepted"),
+            MemberStatusFilter::Pending => Some("pending"),
+            MemberStatusFilter::Rejected => Some("rejected"),
+            MemberStatusFilter::All => None,
+        }
+    }
+}
+
+/// A validated image-list request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filters: Vec<Filter>,
+    pub visibility: Option<VisibilityFilter>,
+    pub member_status: MemberStatusFilter,
+    pub os_hidden: bool,
+    /// Always ends with `created_at` and `id`, so every page boundary is unambiguous.
+    pub sort: Vec<SortKey>,
+    pub limit: u32,
+    pub marker: Option<String>,
+}
+
+/// Who is listing: decides which rows are visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    pub project: Option<String>,
+    pub is_admin: bool,
+}
+
+/// Page-size settings from `[DEFAULT] limit_param_default` and `api_limit_max`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    pub default: u32,
+    pub max: u32,
+}
+
+impl ListQuery {
+    /// Parses the decoded query string pairs of `GET /v2/images`.
+    pub fn parse(params: &[(String, String)], limits: PageLimits) -> DomainResult<ListQuery> {
+        let mut query = ListQuery {
+            filters: Vec::new(),
+            visibility: None,
+            member_status: MemberStatusFilter::Accepted,
+            os_hidden: false,
+            sort: Vec::new(),
+            limit: limits.default.min(limits.max),
+            marker: None,
+        };
+        let mut sort_keys: Vec<&str> = Vec::new();
+        let mut sort_dirs: Vec<&str> = Vec::new();
+        let mut sort_param: Option<&str> = None;
+
+        for (key, value) in params {
+            let value = value.as_str();
+            match key.as_str() {
+                "limit" => query.limit = parse_limit(value)?.min(limits.max),
+                "marker" => query.marker = Some(value.to_owned()),
+                "sort_key" => sort_keys.extend(value.split(',').map(str::trim)),
+                "sort_dir" => sort_dirs.extend(value.split(',').map(str::trim)),
+                "sort" => sort_param = Some(value),
+                "visibility" => query.visibility = Some(parse_visibility(value)?),
+                "member_status" => query.member_status = parse_member_status(value)?,
+                "os_hidden" => query.os_hidden = parse_bool("os_hidden", value)?,
+                "protected" => query.filters.push(Filter::Boolean {
+                    column: Column::Protected,
+                    value: parse_bool("protected", value)?,
+                }),
+                "tag" => query.filters.push(Filter::Tag(value.to_owned())),
+                "changes-since" => {
+                    return Err(DomainError::BadRequest(
+                        "The 'changes-since' filter is no longer available on v2.".to_owned(),
+                    ))
+                }
+                "created_at" | "updated_at" => {
+                    let column = if key == "created_at" { Column::CreatedAt } else { Column::UpdatedAt };
+                    let (cmp, value) = parse_time_filter(value)?;
+                    query.filters.push(Filter::Time { column, cmp, value });
+                }
+                other => query.filters.push(parse_other_filter(other, value)?),
+            }
+        }
+        query.sort = parse_sort(&sort_keys, &sort_dirs, sort_param)?;
+        Ok(query)
+    }
+}
+
+fn parse_limit(value: &str) -> DomainResult<u32> {
+    let limit: i64 = value
+        .parse()
+        .map_err(|_| DomainError::BadRequest("limit param must be an integer".to_owned()))?;
+    if limit < 0 {
+        return Err(DomainError::BadRequest("limit param must be positive".to_owned()));
+    }
+    Ok(u32::try_from(limit).unwrap_or(u32::MAX))
+}
+
+fn parse_visibility(value: &str) -> DomainResult<VisibilityFilter> {
+    if value == "all" {
+        return Ok(VisibilityFilter::All);
+    }
+    Visibility::parse(value).map(VisibilityFilter::Only).ok_or_else(|| {
+        DomainError::BadRequest(format!(
+            "Invalid visibility value: {value}"
+        ))
+    })
+}
+
+fn parse_member_status(value: &str) -> DomainResult<MemberStatusFilter> {
+    Ok(match value {
+        "accepted" => MemberStatusFilter::Accepted,
+        "pending" => MemberStatusFilter::Pending,
+        "rejected" => MemberStatusFilter::Rejected,
+        "all" => MemberStatusFilter::All,
+        other => {
+            return Err(DomainError::BadRequest(format!(
+                "Invalid status value: {other}"
+            )))
+        }
+    })
+}
+
+/// oslo's `bool_from_string(strict=True)` spellings.
+fn parse_bool(name: &str, value: &str) -> DomainResult<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "on" | "t" => Ok(true),
+        "false" | "0" | "no" | "n" | "off" | "f" => Ok(false),
+        _ => Err(DomainError::BadRequest(format!(
+            "Invalid value '{value}' for parameter '{name}': Unrecognized value '{value}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+        ))),
+    }
+}
+
+/// Splits `op:value` where `op` is one of the known operators; a bare value is `eq`.
+fn split_operator(value: &str) -> (Option<&str>, &str) {
+    const OPERATORS: [&str; 7] = ["eq", "neq", "gt", "gte", "lt", "lte", "in"];
+    match value.split_once(':') {
+        Some((op, rest)) if OPERATORS.contains(&op) => (Some(op), rest),
+        _ => (None, value),
+    }
+}
+
+fn parse_time_filter(value: &str) -> DomainResult<(Comparison, DateTime<Utc>)> {
+    let (op, raw) = split_operator(value);
+    let cmp = match op.unwrap_or("eq") {
+        "eq" => Comparison::Eq,
+        "neq" => Comparison::Neq,
+        "gt" => Comparison::Gt,
+        "gte" => Comparison::Gte,
+        "lt" => Comparison::Lt,
+        "lte" => Comparison::Lte,
+        other => {
+            return Err(DomainError::BadRequest(format!(
+                "Unable to filter on a unknown operator '{other}'."
+            )))
+        }
+    };
+    let time = parse_iso8601(raw).ok_or_else(|| {
+        DomainError::BadRequest(format!("Unable to parse datetime '{raw}'."))
+    })?;
+    Ok((cmp, time))
+}
+
+/// ISO 8601 forms clients send: date, date-time with `T` or space, optional fraction and
+/// offset (`Z`, `+hh:mm`); a missing offset means UTC, as Glance's iso8601 parser assumes.
+pub fn parse_iso8601(raw: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(raw, format) {
+            return Some(t.and_utc());
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(t) = DateTime::parse_from_str(raw, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// Splits an `in:` list: comma-separated, values may be double-quoted to contain commas.
+fn split_in_values(raw: &str) -> DomainResult<Vec<String>> {
+    let mut values = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if !quoted && current.is_empty() => quoted = true,
+            '"' if quoted => {
+                quoted = false;
+                if !matches!(chars.peek(), None | Some(',')) {
+                    return Err(DomainError::BadRequest(
+                        "Invalid filter value: a quoted value must end at a comma.".to_owned(),
+                    ));
+                }
+            }
+            ',' if !quoted => values.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(DomainError::BadRequest(
+            "Invalid filter value: the quotes are not closed.".to_owned(),
+        ));
+    }
+    values.push(current);
+    Ok(values)
+}
+
+fn parse_other_filter(key: &str, value: &str) -> DomainResult<Filter> {
+    if let Some(column) = Column::text(key) {
+        let (op, raw) = split_operator(value);
+        let values = match op {
+            None => vec![value.to_owned()],
+            Some("eq") => vec![raw.to_owned()],
+            Some("in") => split_in_values(raw)?,
+            Some(other) => {
+                return Err(DomainError::BadRequest(format!(
+                    "Unable to filter on a unknown operator '{other}'."
+                )))
+            }
+        };
+        return Ok(Filter::TextIn { column, values });
+    }
+    let bound = key
+        .strip_suffix("_min")
+        .map(|c| (c, Comparison::Gte))
+        .or_else(|| key.strip_suffix("_max").map(|c| (c, Comparison::Lte)));
+    if let Some((column, cmp)) = bound.and_then(|(c, cmp)| Column::integer(c).map(|c| (c, cmp))) {
+        return Ok(Filter::Integer { column, cmp, value: parse_integer(key, value)? });
+    }
+    if let Some(column) = Column::integer(key) {
+        return Ok(Filter::Integer { column, cmp: Comparison::Eq, value: parse_integer(key, value)? });
+    }
+    Ok(Filter::Property { key: key.to_owned(), value: value.to_owned() })
+}
+
+fn parse_integer(key: &str, value: &str) -> DomainResult<i64> {
+    value.parse().map_err(|_| {
+        DomainError::BadRequest(format!("Unable to filter on a range with a non-numeric value: {key}={value}"))
+    })
+}
+
+fn sort_column(key: &str) -> DomainResult<Column> {
+    if !SORT_KEYS.contains(&key) {
+        return Err(DomainError::BadRequest(format!(
+            "Invalid sort key: {key}. It must be one of the following: {}.",
+            SORT_KEYS.join(", ")
+        )));
+    }
+    Ok(Column::text(key)
+        .or_else(|| Column::integer(key))
+        .unwrap_or(if key == "created_at" { Column::CreatedAt } else { Column::UpdatedAt }))
+}
+
+fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<Vec<SortKey>> {
+    let mut sort_keys = Vec::new();
+    if let Some(sort) = sort {
+        if !keys.is_empty() || !dirs.is_empty() {
+            return Err(DomainError::BadRequest(
+                "The 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'.".to_owned(),
+            ));
+        }
+        for item in sort.split(',').map(str::trim) {
+            let (key, dir) = match item.split_once(':') {
+                Some((key, dir)) => (key.trim(), SortDir::parse(dir.trim())?),
+                None => (item, SortDir::Desc),
+            };
+            sort_keys.push(SortKey { column: sort_column(key)?, dir });
+        }
+    } else {
+        // One direction for all keys, or one per key.
+        if dirs.len() > 1 && dirs.len() != keys.len() {
+            return Err(DomainError::BadRequest(
+                "Number of sort dirs does not match the number of sort keys".to_owned(),
+            ));
+        }
+        let dirs: Vec<SortDir> = dirs.iter().map(|d| SortDir::parse(d)).collect::<DomainResult<_>>()?;
+        for (i, key) in keys.iter().enumerate() {
+            let dir = dirs.get(i).or(dirs.first()).copied().unwrap_or(SortDir::Desc);
+            sort_keys.push(SortKey { column: sort_column(key)?, dir });
+        }
+        if keys.is_empty() {
+            if let Some(&dir) = dirs.first() {
+                sort_keys.push(SortKey { column: Column::CreatedAt, dir });
+            }
+        }
+    }
+    // Tie-breakers so that markers are exact, as Glance appends them.
+    for column in [Column::CreatedAt, Column::Id] {
+        if !sort_keys.iter().any(|k| k.column == column) {
+            sort_keys.push(SortKey { column, dir: SortDir::Desc });
+        }
+    }
+    Ok(sort_keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: PageLimits = PageLimits { default: 25, max: 1000 };
+
+    fn parse(query: &str) -> DomainResult<ListQuery> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        ListQuery::parse(&pairs, LIMITS)
+    }
+
+    fn bad(query: &str) -> String {
+        match parse(query) {
+            Err(DomainError::BadRequest(msg)) => msg,
+            other => panic!("expected 400 for {query}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_created_at_desc_with_id_tiebreak_and_25_rows() {
+        let q = parse("").expect("empty query parses");
+        assert_eq!(q.limit, 25);
+        assert_eq!(
+            q.sort,
+            [
+                SortKey { column: Column::CreatedAt, dir: SortDir::Desc },
+                SortKey { column: Column::Id, dir: SortDir::Desc }
+            ]
+        );
+        assert!(!q.os_hidden);
+        assert_eq!(q.member_status, MemberStatusFilter::Accepted);
+    }
+
+    #[test]
+    fn limit_is_capped_and_validated() {
+        assert_eq!(parse("limit=5000").expect("parses").limit, 1000);
+        assert_eq!(parse("limit=0").expect("parses").limit, 0);
+        assert_eq!(bad("limit=-1"), "limit param must be positive");
+        assert_eq!(bad("limit=x"), "limit param must be an integer");
+    }
+
+    #[test]
+    fn sort_forms() {
+        let q = parse("sort=name:asc,size").expect("parses");
+        assert_eq!(q.sort[0], SortKey { column: Column::Name, dir: SortDir::Asc });
+        assert_eq!(q.sort[1], SortKey { column: Column::Size, dir: SortDir::Desc });
+        let q = parse("sort_key=name&sort_key=status&sort_dir=asc").expect("parses");
+        assert_eq!(q.sort[1], SortKey { column: Column::Status, dir: SortDir::Asc });
+        assert!(bad("sort_key=bogus").starts_with("Invalid sort key: bogus."));
+        assert!(bad("sort=name&sort_key=id").contains("cannot be combined"));
+        assert!(bad("sort_key=name&sort_key=id&sort_key=size&sort_dir=asc&sort_dir=desc")
+            .contains("does not match"));
+        assert_eq!(bad("sort_dir=up"), "Invalid sort direction: up");
+    }
+
+    #[test]
+    fn in_operator_splits_and_honours_quotes() {
+        let q = parse("name=in:a,%22b,c%22,d").expect("parses");
+        assert_eq!(
+            q.filters,
+            [Filter::TextIn { column: Column::Name, values: vec!["a".into(), "b,c".into(), "d".into()] }]
+        );
+        assert!(bad("name=gt:a").contains("unknown operator"));
+    }
+
+    #[test]
+    fn time_filters_take_operators() {
+        let q = parse("created_at=gte:2026-01-02T03:04:05Z").expect("parses");
+        let Filter::Time { cmp, value, .. } = &q.filters[0] else { panic!("time filter") };
+        assert_eq!(*cmp, Comparison::Gte);
+        assert_eq!(value.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+        assert!(bad("updated_at=lt:yesterday").contains("Unable to parse datetime"));
+    }
+
+    #[test]
+    fn size_bounds_and_property_filters() {
+        let q = parse("size_min=10&size_max=20&os_distro=debian&min_ram=512").expect("parses");
+        assert_eq!(
+            q.filters,
+            [
+                Filter::Integer { column: Column::Size, cmp: Comparison::Gte, value: 10 },
+                Filter::Integer { column: Column::Size, cmp: Comparison::Lte, value: 20 },
+                Filter::Property { key: "os_distro".into(), value: "debian".into() },
+                Filter::Integer { column: Column::MinRam, cmp: Comparison::Eq, value: 512 },
+            ]
+        );
+        assert!(bad("size_min=big").contains("non-numeric"));
+    }
+
+    #[test]
+    fn enumerated_filters_are_validated() {
+        assert!(bad("visibility=everyone").contains("Invalid visibility"));
+        assert!(bad("member_status=maybe").contains("Invalid status"));
+        assert!(bad("protected=perhaps").contains("protected"));
+        assert!(bad("os_hidden=perhaps").contains("os_hidden"));
+        assert!(bad("changes-since=2026-01-01").contains("changes-since"));
+        assert_eq!(parse("visibility=all").expect("parses").visibility, Some(VisibilityFilter::All));
+        assert!(parse("os_hidden=true").expect("parses").os_hidden);
+    }
+}

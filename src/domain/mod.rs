@@ -1,0 +1,22 @@
+//! The image service's rules, free of HTTP and SQL: the image record, its status machine,
+//! visibility, the request context, JSON-patch, list queries, the JSON schema, policy, and the
+//! repository port that `db/` implements. Nothing here imports axum or sqlx.
+
+pub mod context;
+pub mod error;
+pub mod image;
+pub mod images;
+pub mod jsonschema;
+pub mod listing;
+pub mod patch;
+pub mod policy;
+pub mod repository;
+pub mod schema;
+pub mod status;
+
+pub use context::RequestContext;
+pub use error::DomainError;
+pub use image::{Image, ImageId, Visibility};
+pub use images::{ImageLimits, ImageService};
+pub use repository::{ImageRepo, RepoError};
+pub use status::ImageStatus;
