@@ -22,11 +22,19 @@ use domain::{ImageLimits, ImageService};
 pub fn app(config: &Config, database: &Database) -> Result<axum::Router, String> {
     let schemas = Schemas::new(&config.formats)?;
     let limits = ImageLimits {
-        page: PageLimits { default: config.limits.limit_param_default, max: config.limits.api_limit_max },
+        page: PageLimits {
+            default: config.limits.limit_param_default,
+            max: config.limits.api_limit_max,
+        },
         property_quota: config.limits.image_property_quota,
         tag_quota: config.limits.image_tag_quota,
     };
-    let images = ImageService::new(database.image_repo(), Arc::new(DefaultPolicy), Arc::new(schemas), limits);
+    let images = ImageService::new(
+        database.image_repo(),
+        Arc::new(DefaultPolicy),
+        Arc::new(schemas),
+        limits,
+    );
     let state = api::AppState {
         images,
         auth: config.auth,

@@ -19,7 +19,13 @@ use glint::db::{Database, SchemaStatus};
 #[command(name = "glint", version, about, long_about)]
 struct Cli {
     /// A glance-api.conf-style INI file ([DEFAULT], [database], [glance_store], [paste_deploy] …).
-    #[arg(long, short = 'c', global = true, env = "GLINT_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "GLINT_CONFIG",
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -72,8 +78,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve(&config).await,
-            Command::Db { command: DbCommand::Sync } => db_sync(&config).await,
-            Command::Db { command: DbCommand::Version } => db_version(&config).await,
+            Command::Db {
+                command: DbCommand::Sync,
+            } => db_sync(&config).await,
+            Command::Db {
+                command: DbCommand::Version,
+            } => db_version(&config).await,
         }
     });
     match result {
@@ -86,7 +96,9 @@ fn main() -> ExitCode {
 }
 
 async fn open(config: &Config) -> Result<Database, String> {
-    Database::connect(&config.database).await.map_err(|e| e.to_string())
+    Database::connect(&config.database)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn db_sync(config: &Config) -> Result<(), String> {
@@ -108,8 +120,18 @@ async fn db_sync(config: &Config) -> Result<(), String> {
 async fn db_version(config: &Config) -> Result<(), String> {
     let database = open(config).await?;
     let status = database.schema_status().await.map_err(|e| e.to_string())?;
-    println!("database: {} ({})", config.database.url.redacted(), database.backend());
-    println!("schema version: {}", status.applied.map(|v| v.to_string()).unwrap_or_else(|| "none (empty database)".into()));
+    println!(
+        "database: {} ({})",
+        config.database.url.redacted(),
+        database.backend()
+    );
+    println!(
+        "schema version: {}",
+        status
+            .applied
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none (empty database)".into())
+    );
     println!("expected by this glint: {}", status.latest);
     println!("state: {}", describe(&status));
     database.close().await;
@@ -118,17 +140,26 @@ async fn db_version(config: &Config) -> Result<(), String> {
 
 fn describe(status: &SchemaStatus) -> String {
     if !status.unknown.is_empty() {
-        format!("written by a newer glint (unknown migrations {:?}); upgrade glint", status.unknown)
+        format!(
+            "written by a newer glint (unknown migrations {:?}); upgrade glint",
+            status.unknown
+        )
     } else if status.pending.is_empty() {
         "up to date".to_owned()
     } else {
-        format!("{} migration(s) pending; run `glint db sync`", status.pending.len())
+        format!(
+            "{} migration(s) pending; run `glint db sync`",
+            status.pending.len()
+        )
     }
 }
 
 async fn serve(config: &Config) -> Result<(), String> {
     let database = open(config).await?;
-    let status = database.schema_status().await.map_err(|e| format!("cannot read the database schema: {e}"))?;
+    let status = database
+        .schema_status()
+        .await
+        .map_err(|e| format!("cannot read the database schema: {e}"))?;
     if !status.is_current() {
         let fresh_sqlite = status.applied.is_none() && database.backend() == "sqlite";
         if !fresh_sqlite {

@@ -19,7 +19,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, explanation: impl Into<Cow<'static, str>>) -> ApiError {
-        ApiError { status, explanation: explanation.into(), headers: Vec::new() }
+        ApiError {
+            status,
+            explanation: explanation.into(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn bad_request(explanation: impl Into<Cow<'static, str>>) -> ApiError {
@@ -42,7 +46,9 @@ impl IntoResponse for ApiError {
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }
-        response.extensions_mut().insert(ErrorExplanation(self.explanation));
+        response
+            .extensions_mut()
+            .insert(ErrorExplanation(self.explanation));
         response
     }
 }
@@ -63,7 +69,9 @@ impl From<DomainError> for ApiError {
                 // The detail goes to the log only; clients get an operator-level summary.
                 tracing::error!(error = %e, "metadata database failure");
                 match e {
-                    RepoError::Unavailable(_) => "The metadata database is unavailable; retry later.".into(),
+                    RepoError::Unavailable(_) => {
+                        "The metadata database is unavailable; retry later.".into()
+                    }
                     _ => "The server failed to read or write image metadata.".into(),
                 }
             }
@@ -71,7 +79,7 @@ impl From<DomainError> for ApiError {
             | DomainError::Forbidden(m)
             | DomainError::BadRequest(m)
             | DomainError::Conflict(m)
-            | DomainError::OverLimit(m) => m.into(),
+            | DomainError::OverLimit(m) => m,
         };
         ApiError::new(status, Cow::Owned(explanation))
     }
@@ -154,12 +162,19 @@ pub fn body_form(headers: &HeaderMap) -> BodyForm {
 }
 
 fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Renders the body and its content type, as webob's `WSGIHTTPException` does with an
 /// explanation and no detail or comment.
-pub fn render_body(status: StatusCode, explanation: &str, form: BodyForm) -> (&'static str, String) {
+pub fn render_body(
+    status: StatusCode,
+    explanation: &str,
+    form: BodyForm,
+) -> (&'static str, String) {
     let code = format!("{} {}", status.as_u16(), title(status));
     match form {
         BodyForm::Json => {
@@ -188,7 +203,10 @@ mod tests {
     fn form(accept: Option<&str>) -> BodyForm {
         let mut headers = HeaderMap::new();
         if let Some(a) = accept {
-            headers.insert(header::ACCEPT, HeaderValue::from_str(a).expect("valid header"));
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_str(a).expect("valid header"),
+            );
         }
         body_form(&headers)
     }

@@ -45,8 +45,14 @@ impl Serialize for ImageView<'_> {
         map.serialize_entry("os_hash_algo", &image.os_hash_algo)?;
         map.serialize_entry("os_hash_value", &image.os_hash_value)?;
         map.serialize_entry("id", id)?;
-        map.serialize_entry("created_at", &image.created_at.format(TIME_FORMAT).to_string())?;
-        map.serialize_entry("updated_at", &image.updated_at.format(TIME_FORMAT).to_string())?;
+        map.serialize_entry(
+            "created_at",
+            &image.created_at.format(TIME_FORMAT).to_string(),
+        )?;
+        map.serialize_entry(
+            "updated_at",
+            &image.updated_at.format(TIME_FORMAT).to_string(),
+        )?;
         map.serialize_entry("tags", &image.tags)?;
         map.serialize_entry("self", &format!("/v2/images/{id}"))?;
         map.serialize_entry("file", &format!("/v2/images/{id}/file"))?;
@@ -93,12 +99,19 @@ fn list_link(params: &[(String, String)], marker: Option<&str>) -> String {
     }
 }
 
-pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx, QueryPairs(params): QueryPairs) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    QueryPairs(params): QueryPairs,
+) -> Result<Response, ApiError> {
     let page = state.images.list(&ctx, &params).await?;
     let view = ImageListView {
         images: &page.images,
         first: list_link(&params, None),
-        next: page.next_marker.as_deref().map(|m| list_link(&params, Some(m))),
+        next: page
+            .next_marker
+            .as_deref()
+            .map(|m| list_link(&params, Some(m))),
     };
     Ok(Json(view).into_response())
 }
@@ -110,18 +123,27 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let Value::Object(body) = body else {
-        return Err(ApiError::bad_request("Body must be a JSON object describing the image."));
+        return Err(ApiError::bad_request(
+            "Body must be a JSON object describing the image.",
+        ));
     };
     let image = state.images.create(&ctx, &body).await?;
     let mut response = (StatusCode::CREATED, Json(ImageView(&image))).into_response();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&state.advertised_host);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(&state.advertised_host);
     if let Ok(location) = HeaderValue::from_str(&format!("http://{host}/v2/images/{}", image.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
 }
 
-pub async fn show(State(state): State<AppState>, Ctx(ctx): Ctx, PathParams(id): PathParams<String>) -> Result<Response, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
     let image = state.images.get(&ctx, &id).await?;
     Ok(Json(ImageView(&image)).into_response())
 }
@@ -133,7 +155,10 @@ pub async fn update(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let dialect = PatchDialect::from_content_type(content_type).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -151,17 +176,29 @@ pub async fn update(
 const ACCEPT_PATCH: &str =
     "application/openstack-images-v2.1-json-patch, application/openstack-images-v2.0-json-patch";
 
-pub async fn delete(State(state): State<AppState>, Ctx(ctx): Ctx, PathParams(id): PathParams<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
     state.images.delete(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn deactivate(State(state): State<AppState>, Ctx(ctx): Ctx, PathParams(id): PathParams<String>) -> Result<StatusCode, ApiError> {
+pub async fn deactivate(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
     state.images.set_active(&ctx, &id, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn reactivate(State(state): State<AppState>, Ctx(ctx): Ctx, PathParams(id): PathParams<String>) -> Result<StatusCode, ApiError> {
+pub async fn reactivate(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
     state.images.set_active(&ctx, &id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -173,14 +210,23 @@ mod tests {
 
     #[test]
     fn accept_patch_lists_both_media_types() {
-        assert_eq!(ACCEPT_PATCH, format!("{MEDIA_TYPE_V2_1}, {MEDIA_TYPE_V2_0}"));
+        assert_eq!(
+            ACCEPT_PATCH,
+            format!("{MEDIA_TYPE_V2_1}, {MEDIA_TYPE_V2_0}")
+        );
     }
 
     #[test]
     fn list_links_keep_the_query_and_replace_the_marker() {
-        let params = vec![("limit".to_owned(), "2".to_owned()), ("marker".to_owned(), "old".to_owned())];
+        let params = vec![
+            ("limit".to_owned(), "2".to_owned()),
+            ("marker".to_owned(), "old".to_owned()),
+        ];
         assert_eq!(list_link(&params, None), "/v2/images?limit=2");
-        assert_eq!(list_link(&params, Some("new")), "/v2/images?limit=2&marker=new");
+        assert_eq!(
+            list_link(&params, Some("new")),
+            "/v2/images?limit=2&marker=new"
+        );
         assert_eq!(list_link(&[], None), "/v2/images");
     }
 }

@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::body::HttpBody as _;
 
 use super::error::{body_form, default_explanation, render_body, ApiError, ErrorExplanation};
 use super::AppState;
@@ -29,7 +29,11 @@ fn request_id_from(request: &Request) -> String {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LENGTH && v.bytes().all(|b| b.is_ascii_graphic()));
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LENGTH
+                && v.bytes().all(|b| b.is_ascii_graphic())
+        });
     match inbound {
         Some(id) if id.starts_with("req-") => id.to_owned(),
         Some(id) => format!("req-{id}"),
@@ -63,8 +67,9 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 /// Version prefixes that Glance (without cache or multiple stores) serves as `/v2`.
-const VERSION_ALIASES: [&str; 11] =
-    ["v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.9", "v2.15", "v2.17"];
+const VERSION_ALIASES: [&str; 11] = [
+    "v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.9", "v2.15", "v2.17",
+];
 
 /// Rewrites what must be decided before routing: `/v2.N/…` aliases become `/v2/…`, and `HEAD`
 /// on the API (which Glance does not serve) becomes a method no route has, so that routing
@@ -73,7 +78,9 @@ pub fn normalize(mut request: Request) -> Request {
     let path = request.uri().path();
     let rewritten = path.strip_prefix('/').and_then(|rest| {
         let (prefix, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        VERSION_ALIASES.contains(&prefix).then(|| format!("/v2/{tail}"))
+        VERSION_ALIASES
+            .contains(&prefix)
+            .then(|| format!("/v2/{tail}"))
     });
     if let Some(new_path) = rewritten {
         let path_and_query = match request.uri().query() {
@@ -93,7 +100,11 @@ pub fn normalize(mut request: Request) -> Request {
 }
 
 /// Builds the `RequestContext` for `/v2` requests according to `[paste_deploy] flavor`.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -103,7 +114,13 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         AuthFlavor::Unauthenticated => RequestContext::unauthenticated_admin(request_id),
         AuthFlavor::TrustedHeaders => match context_from_headers(request.headers(), request_id) {
             Some(context) => context,
-            None => return ApiError::new(StatusCode::UNAUTHORIZED, default_explanation(StatusCode::UNAUTHORIZED)).into_response(),
+            None => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    default_explanation(StatusCode::UNAUTHORIZED),
+                )
+                .into_response()
+            }
         },
     };
     request.extensions_mut().insert(context);
@@ -111,20 +128,34 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 }
 
 /// The headers keystonemiddleware sets once it has validated a token.
-fn context_from_headers(headers: &axum::http::HeaderMap, request_id: String) -> Option<RequestContext> {
+fn context_from_headers(
+    headers: &axum::http::HeaderMap,
+    request_id: String,
+) -> Option<RequestContext> {
     let get = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     };
     if get("x-identity-status") != Some("Confirmed") {
         return None;
     }
     let roles: Vec<String> = get("x-roles")
-        .map(|r| r.split(',').map(|r| r.trim().to_lowercase()).filter(|r| !r.is_empty()).collect())
+        .map(|r| {
+            r.split(',')
+                .map(|r| r.trim().to_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     Some(RequestContext {
         request_id,
         user_id: get("x-user-id").map(str::to_owned),
-        project_id: get("x-project-id").or_else(|| get("x-tenant-id")).map(str::to_owned),
+        project_id: get("x-project-id")
+            .or_else(|| get("x-tenant-id"))
+            .map(str::to_owned),
         is_admin: roles.iter().any(|r| r == "admin"),
         roles,
     })
@@ -141,7 +172,9 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     let explanation = match response.extensions_mut().remove::<ErrorExplanation>() {
         Some(ErrorExplanation(e)) => e,
         // Errors produced by routing (404, 405) carry no explanation and an empty body.
-        None if response.body().size_hint().exact() == Some(0) => default_explanation(status).into(),
+        None if response.body().size_hint().exact() == Some(0) => {
+            default_explanation(status).into()
+        }
         None => return response,
     };
     if status == StatusCode::METHOD_NOT_ALLOWED {
@@ -149,8 +182,12 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     }
     let (content_type, body) = render_body(status, &explanation, form);
     // Keep the explanation for the access log.
-    response.extensions_mut().insert(ErrorExplanation(explanation));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .extensions_mut()
+        .insert(ErrorExplanation(explanation));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(body);
     response
@@ -159,8 +196,18 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
 /// Glance lists a path's methods as `GET, PATCH, DELETE`; routing adds HEAD for GET routes,
 /// which this API does not serve.
 fn tidy_allow_header(response: &mut Response) {
-    let Some(allow) = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()) else { return };
-    let methods: Vec<&str> = allow.split(',').map(str::trim).filter(|m| *m != "HEAD" && !m.is_empty()).collect();
+    let Some(allow) = response
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let methods: Vec<&str> = allow
+        .split(',')
+        .map(str::trim)
+        .filter(|m| *m != "HEAD" && !m.is_empty())
+        .collect();
     if let Ok(value) = HeaderValue::from_str(&methods.join(", ")) {
         response.headers_mut().insert(header::ALLOW, value);
     }
@@ -173,12 +220,27 @@ mod tests {
     #[test]
     fn version_aliases_and_head_are_normalised() {
         let req = |method: Method, uri: &str| {
-            normalize(Request::builder().method(method).uri(uri).body(Body::empty()).expect("request"))
+            normalize(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
         };
-        assert_eq!(req(Method::GET, "/v2.1/images?limit=1").uri(), "/v2/images?limit=1");
-        assert_eq!(req(Method::GET, "/v2.17/schemas/image").uri(), "/v2/schemas/image");
+        assert_eq!(
+            req(Method::GET, "/v2.1/images?limit=1").uri(),
+            "/v2/images?limit=1"
+        );
+        assert_eq!(
+            req(Method::GET, "/v2.17/schemas/image").uri(),
+            "/v2/schemas/image"
+        );
         assert_eq!(req(Method::GET, "/v2.8/images").uri(), "/v2.8/images");
-        assert_eq!(req(Method::HEAD, "/v2/images").method().as_str(), "HEAD-NOT-SERVED");
+        assert_eq!(
+            req(Method::HEAD, "/v2/images").method().as_str(),
+            "HEAD-NOT-SERVED"
+        );
         assert_eq!(req(Method::HEAD, "/healthcheck").method(), Method::HEAD);
     }
 

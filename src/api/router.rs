@@ -15,10 +15,24 @@ use super::{images, middleware, schemas, tags, versions, AppState};
 pub fn router(state: AppState) -> Router {
     let v2 = Router::new()
         .route("/v2/images", get(images::list).post(images::create))
-        .route("/v2/images/{image_id}", get(images::show).patch(images::update).delete(images::delete))
-        .route("/v2/images/{image_id}/actions/deactivate", post(images::deactivate))
-        .route("/v2/images/{image_id}/actions/reactivate", post(images::reactivate))
-        .route("/v2/images/{image_id}/tags/{tag}", put(tags::add).delete(tags::remove))
+        .route(
+            "/v2/images/{image_id}",
+            get(images::show)
+                .patch(images::update)
+                .delete(images::delete),
+        )
+        .route(
+            "/v2/images/{image_id}/actions/deactivate",
+            post(images::deactivate),
+        )
+        .route(
+            "/v2/images/{image_id}/actions/reactivate",
+            post(images::reactivate),
+        )
+        .route(
+            "/v2/images/{image_id}/tags/{tag}",
+            put(tags::add).delete(tags::remove),
+        )
         .route("/v2/schemas/image", get(schemas::image))
         .route("/v2/schemas/images", get(schemas::images))
         .route("/v2/schemas/member", get(schemas::member))
@@ -34,14 +48,19 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_path);
 
     // Version aliases and HEAD are rewritten before routing, so the routes see `/v2/…`.
-    let normalized = ServiceBuilder::new().map_request(middleware::normalize).service(routes);
+    let normalized = ServiceBuilder::new()
+        .map_request(middleware::normalize)
+        .service(routes);
     Router::new()
         .fallback_service(normalized)
         .layer(from_fn(middleware::render_error_bodies))
         .layer(from_fn(middleware::request_id))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, default_explanation(StatusCode::INTERNAL_SERVER_ERROR))
-                .into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                default_explanation(StatusCode::INTERNAL_SERVER_ERROR),
+            )
+            .into_response()
         }))
 }
 
@@ -49,7 +68,11 @@ pub fn router(state: AppState) -> Router {
 /// Glance answers with the versions document (300).
 async fn unknown_path(uri: Uri, headers: HeaderMap) -> Response {
     if uri.path() == "/v2" || uri.path().starts_with("/v2/") {
-        ApiError::new(StatusCode::NOT_FOUND, default_explanation(StatusCode::NOT_FOUND)).into_response()
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            default_explanation(StatusCode::NOT_FOUND),
+        )
+        .into_response()
     } else {
         let mut response = versions::multiple_choices(headers).await;
         response.headers_mut().remove(header::LOCATION);

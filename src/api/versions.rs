@@ -23,7 +23,10 @@ const VERSIONS: [(&str, &str); 11] = [
 
 /// The document with links made absolute from the request's `Host`, as Glance does.
 fn document(headers: &HeaderMap) -> Value {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let href = format!("http://{host}/v2/");
     let versions: Vec<Value> = VERSIONS
         .iter()

@@ -30,7 +30,11 @@ impl DatabaseUrl {
         let (scheme, rest) = raw
             .split_once("://")
             .ok_or_else(|| invalid(format!("{:?} is not a database URL", redact(raw))))?;
-        let dialect = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
+        let dialect = scheme
+            .split('+')
+            .next()
+            .unwrap_or(scheme)
+            .to_ascii_lowercase();
         match dialect.as_str() {
             "postgresql" | "postgres" => Ok(DatabaseUrl::Postgres(format!("postgres://{rest}"))),
             "sqlite" => {
@@ -61,7 +65,9 @@ impl DatabaseUrl {
 }
 
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
@@ -105,13 +111,18 @@ mod tests {
     fn accepts_sqlalchemy_urls() {
         assert_eq!(
             DatabaseUrl::parse("postgresql+psycopg2://glance:pw@db:5432/glance").ok(),
-            Some(DatabaseUrl::Postgres("postgres://glance:pw@db:5432/glance".into()))
+            Some(DatabaseUrl::Postgres(
+                "postgres://glance:pw@db:5432/glance".into()
+            ))
         );
         assert_eq!(
             DatabaseUrl::parse("postgresql://localhost/test").ok(),
             Some(DatabaseUrl::Postgres("postgres://localhost/test".into()))
         );
-        assert_eq!(DatabaseUrl::parse("sqlite:///glint.db").ok(), Some(DatabaseUrl::Sqlite("glint.db".into())));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///glint.db").ok(),
+            Some(DatabaseUrl::Sqlite("glint.db".into()))
+        );
         assert_eq!(
             DatabaseUrl::parse("sqlite:////var/lib/glint/glint.db").ok(),
             Some(DatabaseUrl::Sqlite("/var/lib/glint/glint.db".into()))
@@ -120,7 +131,9 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_schemes_by_name() {
-        let err = DatabaseUrl::parse("mysql+pymysql://glance:pw@db/glance").unwrap_err().to_string();
+        let err = DatabaseUrl::parse("mysql+pymysql://glance:pw@db/glance")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"mysql+pymysql\""), "{err}");
         assert!(DatabaseUrl::parse("sqlite://").is_err());
         assert!(DatabaseUrl::parse("not a url").is_err());

@@ -38,7 +38,10 @@ fn section_key(name: &str) -> String {
 
 fn unquote(value: &str) -> &str {
     let bytes = value.as_bytes();
-    if bytes.len() >= 2 && bytes[0] == bytes[bytes.len() - 1] && (bytes[0] == b'"' || bytes[0] == b'\'') {
+    if bytes.len() >= 2
+        && bytes[0] == bytes[bytes.len() - 1]
+        && (bytes[0] == b'"' || bytes[0] == b'\'')
+    {
         &value[1..value.len() - 1]
     } else {
         value
@@ -58,10 +61,13 @@ impl Ini {
             }
             if raw.starts_with([' ', '\t']) {
                 // A continuation of the previous value.
-                let entry = last.as_ref().and_then(|k| ini.entries.get_mut(k)).ok_or_else(|| ParseError {
-                    line,
-                    message: "indented line does not continue an option".to_owned(),
-                })?;
+                let entry = last
+                    .as_ref()
+                    .and_then(|k| ini.entries.get_mut(k))
+                    .ok_or_else(|| ParseError {
+                        line,
+                        message: "indented line does not continue an option".to_owned(),
+                    })?;
                 if let Some(value) = entry.values.last_mut() {
                     value.push('\n');
                     value.push_str(trimmed);
@@ -88,13 +94,19 @@ impl Ini {
                 message: format!("option {key} appears before any [section]"),
             })?;
             if key.is_empty() {
-                return Err(ParseError { line, message: "empty option name".to_owned() });
+                return Err(ParseError {
+                    line,
+                    message: "empty option name".to_owned(),
+                });
             }
             let id = (section, key.to_owned());
             ini.entries
                 .entry(id.clone())
                 .and_modify(|e| e.values.push(value.to_owned()))
-                .or_insert_with(|| Entry { values: vec![value.to_owned()], line });
+                .or_insert_with(|| Entry {
+                    values: vec![value.to_owned()],
+                    line,
+                });
             last = Some(id);
         }
         Ok(ini)
@@ -103,16 +115,28 @@ impl Ini {
     /// Applies `GLINT__<SECTION>__<OPTION>` variables: they replace the file's values.
     pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
         for (name, value) in vars {
-            let Some(rest) = name.strip_prefix("GLINT__") else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
+            let Some(rest) = name.strip_prefix("GLINT__") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
             let id = (section_key(section), key.to_ascii_lowercase());
-            self.entries.insert(id, Entry { values: vec![value], line: 0 });
+            self.entries.insert(
+                id,
+                Entry {
+                    values: vec![value],
+                    line: 0,
+                },
+            );
         }
     }
 
     /// The last value of an option, marking it used.
     pub fn get(&self, section: &str, key: &str) -> Option<&str> {
-        self.get_all(section, key).and_then(|v| v.last()).map(String::as_str)
+        self.get_all(section, key)
+            .and_then(|v| v.last())
+            .map(String::as_str)
     }
 
     /// Every value of a multi-valued option, marking it used.
@@ -126,8 +150,12 @@ impl Ini {
     /// Options present but never read, as `(section, option)`, sorted.
     pub fn unused(&self) -> Vec<(String, String)> {
         let used = self.used.borrow();
-        let mut unused: Vec<(String, String)> =
-            self.entries.keys().filter(|k| !used.contains(*k)).cloned().collect();
+        let mut unused: Vec<(String, String)> = self
+            .entries
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
         unused.sort();
         unused
     }
@@ -159,13 +187,20 @@ filesystem_store_datadirs = /b:200
         let ini = Ini::parse(SAMPLE).expect("sample parses");
         assert_eq!(ini.get("DEFAULT", "bind_port"), Some("9393"));
         assert_eq!(ini.get("default", "bind_host"), Some("0.0.0.0"));
-        assert_eq!(ini.get("DEFAULT", "enabled_backends"), Some("fast:rbd,\ncheap:file"));
+        assert_eq!(
+            ini.get("DEFAULT", "enabled_backends"),
+            Some("fast:rbd,\ncheap:file")
+        );
         assert_eq!(ini.get("DEFAULT", "debug"), Some("true"));
         assert_eq!(
-            ini.get_all("glance_store", "filesystem_store_datadirs").map(<[String]>::to_vec),
+            ini.get_all("glance_store", "filesystem_store_datadirs")
+                .map(<[String]>::to_vec),
             Some(vec!["/a:100".to_owned(), "/b:200".to_owned()])
         );
-        assert_eq!(ini.unused(), [("database".to_owned(), "connection".to_owned())]);
+        assert_eq!(
+            ini.unused(),
+            [("database".to_owned(), "connection".to_owned())]
+        );
     }
 
     #[test]
@@ -173,7 +208,10 @@ filesystem_store_datadirs = /b:200
         let mut ini = Ini::parse(SAMPLE).expect("sample parses");
         ini.apply_env([
             ("GLINT__DEFAULT__BIND_PORT".to_owned(), "1234".to_owned()),
-            ("GLINT__DATABASE__CONNECTION".to_owned(), "sqlite:///x.db".to_owned()),
+            (
+                "GLINT__DATABASE__CONNECTION".to_owned(),
+                "sqlite:///x.db".to_owned(),
+            ),
             ("UNRELATED".to_owned(), "1".to_owned()),
         ]);
         assert_eq!(ini.get("DEFAULT", "bind_port"), Some("1234"));
@@ -183,7 +221,10 @@ filesystem_store_datadirs = /b:200
     #[test]
     fn reports_malformed_lines() {
         assert_eq!(Ini::parse("key = 1").unwrap_err().line, 1);
-        assert!(Ini::parse("[DEFAULT]\njust words").unwrap_err().message.contains("expected"));
+        assert!(Ini::parse("[DEFAULT]\njust words")
+            .unwrap_err()
+            .message
+            .contains("expected"));
         assert!(Ini::parse("[DEFAULT\n").is_err());
         assert!(Ini::parse("[DEFAULT]\n  orphan").is_err());
     }

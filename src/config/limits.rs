@@ -30,10 +30,33 @@ impl LimitsConfig {
             Ok((value >= 0).then_some(value as usize))
         };
         Ok(LimitsConfig {
-            api_limit_max: parse_int(ini, "DEFAULT", "api_limit_max", 1000, 1, i64::from(u32::MAX))? as u32,
-            limit_param_default: parse_int(ini, "DEFAULT", "limit_param_default", 25, 1, i64::from(u32::MAX))? as u32,
-            image_size_cap: parse_int(ini, "DEFAULT", "image_size_cap", 1 << 40, 0, 9_223_372_036_854_775_807)? as u64,
-            user_storage_quota: parse_quota(ini.get("DEFAULT", "user_storage_quota").unwrap_or("0"))?,
+            api_limit_max: parse_int(
+                ini,
+                "DEFAULT",
+                "api_limit_max",
+                1000,
+                1,
+                i64::from(u32::MAX),
+            )? as u32,
+            limit_param_default: parse_int(
+                ini,
+                "DEFAULT",
+                "limit_param_default",
+                25,
+                1,
+                i64::from(u32::MAX),
+            )? as u32,
+            image_size_cap: parse_int(
+                ini,
+                "DEFAULT",
+                "image_size_cap",
+                1 << 40,
+                0,
+                9_223_372_036_854_775_807,
+            )? as u64,
+            user_storage_quota: parse_quota(
+                ini.get("DEFAULT", "user_storage_quota").unwrap_or("0"),
+            )?,
             image_property_quota: quota("image_property_quota", 128)?,
             image_tag_quota: quota("image_tag_quota", 128)?,
             image_member_quota: quota("image_member_quota", 128)?,
@@ -54,14 +77,28 @@ fn parse_quota(raw: &str) -> Result<u64, ConfigError> {
         "MB" => 20,
         "GB" => 30,
         "TB" => 40,
-        _ => return Err(ConfigError::invalid("DEFAULT", "user_storage_quota", format!("unknown unit in {raw:?}"))),
+        _ => {
+            return Err(ConfigError::invalid(
+                "DEFAULT",
+                "user_storage_quota",
+                format!("unknown unit in {raw:?}"),
+            ))
+        }
     };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| ConfigError::invalid("DEFAULT", "user_storage_quota", format!("{raw:?} is not a size")))?;
-    value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| ConfigError::invalid("DEFAULT", "user_storage_quota", format!("{raw:?} is too large")))
+    let value: u64 = digits.parse().map_err(|_| {
+        ConfigError::invalid(
+            "DEFAULT",
+            "user_storage_quota",
+            format!("{raw:?} is not a size"),
+        )
+    })?;
+    value.checked_mul(1 << shift).ok_or_else(|| {
+        ConfigError::invalid(
+            "DEFAULT",
+            "user_storage_quota",
+            format!("{raw:?} is too large"),
+        )
+    })
 }
 
 #[cfg(test)]

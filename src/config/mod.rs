@@ -21,21 +21,45 @@ pub use server::ServerConfig;
 pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 5] = ["DEFAULT", "database", "paste_deploy", "glance_store", "image_format"];
+const KNOWN_SECTIONS: [&str; 5] = [
+    "DEFAULT",
+    "database",
+    "paste_deploy",
+    "glance_store",
+    "image_format",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}, {source}")]
-    Parse { path: PathBuf, source: ini::ParseError },
+    Parse {
+        path: PathBuf,
+        source: ini::ParseError,
+    },
     #[error("[{section}] {option}: {message}")]
-    Invalid { section: &'static str, option: &'static str, message: String },
+    Invalid {
+        section: &'static str,
+        option: &'static str,
+        message: String,
+    },
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(section: &'static str, option: &'static str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { section, option, message: message.into() }
+    pub(crate) fn invalid(
+        section: &'static str,
+        option: &'static str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            section,
+            option,
+            message: message.into(),
+        }
     }
 }
 
@@ -61,8 +85,10 @@ impl Config {
     /// Loads the configuration: `path` (if any) plus the process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let text = match path {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?,
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
             None => String::new(),
         };
         let mut ini = Ini::parse(&text).map_err(|source| ConfigError::Parse {
@@ -90,7 +116,10 @@ impl Config {
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,
             ignored: Vec::new(),
         };
-        Ok(Config { ignored: ini.unused(), ..config })
+        Ok(Config {
+            ignored: ini.unused(),
+            ..config
+        })
     }
 
     /// Ignored options worth a warning: unknown ones in sections Glint reads, and one entry
@@ -105,7 +134,11 @@ impl Config {
                 other_sections.push(section);
             }
         }
-        report.extend(other_sections.iter().map(|s| format!("[{s}] (whole section)")));
+        report.extend(
+            other_sections
+                .iter()
+                .map(|s| format!("[{s}] (whole section)")),
+        );
         report
     }
 }
@@ -114,7 +147,13 @@ fn formats_from_ini(ini: &Ini) -> Formats {
     let defaults = Formats::default();
     let list = |key: &str, default: Vec<String>| {
         ini.get("image_format", key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or(default)
     };
     Formats {
@@ -124,12 +163,25 @@ fn formats_from_ini(ini: &Ini) -> Formats {
 }
 
 /// oslo.config boolean spellings.
-pub(crate) fn parse_bool(ini: &Ini, section: &'static str, option: &'static str, default: bool) -> Result<bool, ConfigError> {
-    match ini.get(section, option).map(str::to_ascii_lowercase).as_deref() {
+pub(crate) fn parse_bool(
+    ini: &Ini,
+    section: &'static str,
+    option: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match ini
+        .get(section, option)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("") => Ok(default),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(ConfigError::invalid(section, option, format!("{other:?} is not a boolean"))),
+        Some(other) => Err(ConfigError::invalid(
+            section,
+            option,
+            format!("{other:?} is not a boolean"),
+        )),
     }
 }
 
@@ -142,12 +194,18 @@ pub(crate) fn parse_int(
     min: i64,
     max: i64,
 ) -> Result<i64, ConfigError> {
-    let Some(raw) = ini.get(section, option).filter(|v| !v.is_empty()) else { return Ok(default) };
+    let Some(raw) = ini.get(section, option).filter(|v| !v.is_empty()) else {
+        return Ok(default);
+    };
     let value: i64 = raw
         .parse()
         .map_err(|_| ConfigError::invalid(section, option, format!("{raw:?} is not an integer")))?;
     if value < min || value > max {
-        return Err(ConfigError::invalid(section, option, format!("{value} is outside {min}..={max}")));
+        return Err(ConfigError::invalid(
+            section,
+            option,
+            format!("{value} is outside {min}..={max}"),
+        ));
     }
     Ok(value)
 }
@@ -178,14 +236,20 @@ mod tests {
         let config = Config::from_ini(&ini, Path::new("/data")).expect("loads");
         assert_eq!(
             config.ignored_report(),
-            ["[DEFAULT] frobnicate", "[keystone_authtoken] (whole section)", "[oslo_policy] (whole section)"]
+            [
+                "[DEFAULT] frobnicate",
+                "[keystone_authtoken] (whole section)",
+                "[oslo_policy] (whole section)"
+            ]
         );
     }
 
     #[test]
     fn invalid_values_name_section_and_option() {
         let ini = Ini::parse("[DEFAULT]\nbind_port = ninety\n").expect("parses");
-        let err = Config::from_ini(&ini, Path::new("/d")).unwrap_err().to_string();
+        let err = Config::from_ini(&ini, Path::new("/d"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "[DEFAULT] bind_port: \"ninety\" is not an integer");
         let ini = Ini::parse("[DEFAULT]\nshow_image_direct_url = maybe\n").expect("parses");
         assert!(Config::from_ini(&ini, Path::new("/d")).is_err());
@@ -196,6 +260,9 @@ mod tests {
         let ini = Ini::parse("[image_format]\ndisk_formats = raw, qcow2\n").expect("parses");
         let config = Config::from_ini(&ini, Path::new("/d")).expect("loads");
         assert_eq!(config.formats.disk_formats, ["raw", "qcow2"]);
-        assert_eq!(config.formats.container_formats, Formats::default().container_formats);
+        assert_eq!(
+            config.formats.container_formats,
+            Formats::default().container_formats
+        );
     }
 }

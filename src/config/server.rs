@@ -19,7 +19,11 @@ impl ServerConfig {
     pub fn from_ini(ini: &Ini) -> Result<ServerConfig, ConfigError> {
         let workers = parse_int(ini, "DEFAULT", "workers", 0, 0, 1024)?;
         Ok(ServerConfig {
-            bind_host: ini.get("DEFAULT", "bind_host").filter(|h| !h.is_empty()).unwrap_or("127.0.0.1").to_owned(),
+            bind_host: ini
+                .get("DEFAULT", "bind_host")
+                .filter(|h| !h.is_empty())
+                .unwrap_or("127.0.0.1")
+                .to_owned(),
             bind_port: parse_int(ini, "DEFAULT", "bind_port", 9292, 0, 65535)? as u16,
             workers: (workers > 0).then_some(workers as usize),
         })

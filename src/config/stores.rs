@@ -18,6 +18,8 @@ impl StoresConfig {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("images"));
-        Ok(StoresConfig { filesystem_store_datadir: datadir })
+        Ok(StoresConfig {
+            filesystem_store_datadir: datadir,
+        })
     }
 }

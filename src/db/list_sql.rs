@@ -6,7 +6,9 @@ use chrono::NaiveDateTime;
 use super::repo::{to_db_time, IMAGE_COLUMNS};
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, Visibility};
-use crate::domain::listing::{Column, Comparison, Filter, ListQuery, SortDir, SortKey, Viewer, VisibilityFilter};
+use crate::domain::listing::{
+    Column, Comparison, Filter, ListQuery, SortDir, SortKey, Viewer, VisibilityFilter,
+};
 
 /// A marker's value in one sort column.
 #[derive(Debug, Clone)]
@@ -32,12 +34,21 @@ fn sort_value(image: &Image, column: Column) -> SortValue {
 }
 
 fn nullable(column: Column) -> bool {
-    !matches!(column, Column::Id | Column::Status | Column::CreatedAt | Column::UpdatedAt)
+    !matches!(
+        column,
+        Column::Id | Column::Status | Column::CreatedAt | Column::UpdatedAt
+    )
 }
 
-pub(super) fn build(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer, marker: Option<&Image>)
-{
-    q.push(format_args!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.deleted = "));
+pub(super) fn build(
+    q: &mut SqlBuilder,
+    query: &ListQuery,
+    viewer: &Viewer,
+    marker: Option<&Image>,
+) {
+    q.push(format_args!(
+        "SELECT {IMAGE_COLUMNS} FROM images i WHERE i.deleted = "
+    ));
     q.push_bind(false);
     // Killed images are never listed, though they can be shown by id.
     q.push(" AND i.status <> 'killed' AND ");
@@ -69,8 +80,7 @@ pub(super) fn build(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer, mark
 }
 
 /// `EXISTS` over the viewer's membership of `i`; `status` None means any member status.
-fn push_member(q: &mut SqlBuilder, project: &str, status: Option<&str>)
-{
+fn push_member(q: &mut SqlBuilder, project: &str, status: Option<&str>) {
     q.push("EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ");
     q.push_bind(project.to_owned());
     if let Some(status) = status {
@@ -80,8 +90,7 @@ fn push_member(q: &mut SqlBuilder, project: &str, status: Option<&str>)
 }
 
 /// Which rows the viewer may list, per Glance's `_select_images_query`.
-fn push_visibility(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer)
-{
+fn push_visibility(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer) {
     let member_status = query.member_status.as_str();
     let project = viewer.project.as_deref();
     let owned = |q: &mut SqlBuilder| match project {
@@ -137,7 +146,9 @@ fn push_visibility(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer)
             owned(q);
             q.push(")");
         }
-        Some(VisibilityFilter::Only(Visibility::Shared)) if viewer.is_admin && project.is_none() => {
+        Some(VisibilityFilter::Only(Visibility::Shared))
+            if viewer.is_admin && project.is_none() =>
+        {
             q.push("i.visibility = 'shared'");
         }
         Some(VisibilityFilter::Only(Visibility::Shared)) => {
@@ -150,8 +161,7 @@ fn push_visibility(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer)
     }
 }
 
-fn push_filter(q: &mut SqlBuilder, filter: &Filter)
-{
+fn push_filter(q: &mut SqlBuilder, filter: &Filter) {
     match filter {
         Filter::TextIn { column, values } => {
             q.push(format_args!("i.{} IN (", column.sql_name()));
@@ -164,17 +174,25 @@ fn push_filter(q: &mut SqlBuilder, filter: &Filter)
             q.push(")");
         }
         Filter::Integer { column, cmp, value } => {
-            q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql())).push_bind(*value);
+            q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql()))
+                .push_bind(*value);
         }
         Filter::Boolean { column, value } => {
-            q.push(format_args!("i.{} = ", column.sql_name())).push_bind(*value);
+            q.push(format_args!("i.{} = ", column.sql_name()))
+                .push_bind(*value);
         }
         Filter::Time { column, cmp, value } => {
-            q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql())).push_bind(to_db_time(*value));
+            q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql()))
+                .push_bind(to_db_time(*value));
         }
         Filter::Property { key, value } => {
-            q.push("EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = i.id AND p.name = ");
-            q.push_bind(key.clone()).push(" AND p.value = ").push_bind(value.clone()).push(")");
+            q.push(
+                "EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = i.id AND p.name = ",
+            );
+            q.push_bind(key.clone())
+                .push(" AND p.value = ")
+                .push_bind(value.clone())
+                .push(")");
         }
         Filter::Tag(tag) => {
             q.push("EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.value = ");
@@ -185,8 +203,7 @@ fn push_filter(q: &mut SqlBuilder, filter: &Filter)
 
 /// Rows strictly after `marker` in sort order: for keys k1..kn,
 /// `(k1 after m1) OR (k1 = m1 AND k2 after m2) OR …`, with NULL the smallest value.
-fn push_after_marker(q: &mut SqlBuilder, sort: &[SortKey], marker: &Image)
-{
+fn push_after_marker(q: &mut SqlBuilder, sort: &[SortKey], marker: &Image) {
     q.push("(");
     for (n, key) in sort.iter().enumerate() {
         if n > 0 {
@@ -194,10 +211,19 @@ fn push_after_marker(q: &mut SqlBuilder, sort: &[SortKey], marker: &Image)
         }
         q.push("(");
         for earlier in &sort[..n] {
-            push_compare(q, earlier.column, Comparison::Eq, sort_value(marker, earlier.column));
+            push_compare(
+                q,
+                earlier.column,
+                Comparison::Eq,
+                sort_value(marker, earlier.column),
+            );
             q.push(" AND ");
         }
-        let cmp = if key.dir == SortDir::Asc { Comparison::Gt } else { Comparison::Lt };
+        let cmp = if key.dir == SortDir::Asc {
+            Comparison::Gt
+        } else {
+            Comparison::Lt
+        };
         push_compare(q, key.column, cmp, sort_value(marker, key.column));
         q.push(")");
     }
@@ -205,8 +231,7 @@ fn push_after_marker(q: &mut SqlBuilder, sort: &[SortKey], marker: &Image)
 }
 
 /// `column cmp value` where `value` may be NULL (the smallest value).
-fn push_compare(q: &mut SqlBuilder, column: Column, cmp: Comparison, value: SortValue)
-{
+fn push_compare(q: &mut SqlBuilder, column: Column, cmp: Comparison, value: SortValue) {
     let name = column.sql_name();
     let is_null = matches!(value, SortValue::Text(None) | SortValue::Integer(None));
     match (cmp, is_null) {

@@ -54,7 +54,10 @@ pub enum Database {
     /// SQLite allows one writer at a time: all writes go through a single-connection pool, so
     /// writers queue in the pool instead of failing with `database is locked`; readers use
     /// their own pool and, in WAL mode, never wait for the writer.
-    Sqlite { read: Pool<Sqlite>, write: Pool<Sqlite> },
+    Sqlite {
+        read: Pool<Sqlite>,
+        write: Pool<Sqlite>,
+    },
 }
 
 impl Database {
@@ -95,7 +98,10 @@ impl Database {
                     .acquire_timeout(timeout)
                     .connect_with(options.clone())
                     .await
-                    .map_err(|source| DbError::Connect { url: config.url.redacted(), source })?;
+                    .map_err(|source| DbError::Connect {
+                        url: config.url.redacted(),
+                        source,
+                    })?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(config.max_pool_size)
                     .acquire_timeout(timeout)
@@ -161,7 +167,10 @@ where
 {
     let known: Vec<i64> = DB::migrator().iter().map(|m| m.version).collect();
     let latest = known.iter().copied().max().unwrap_or(0);
-    let has_table = sqlx::query(DB::MIGRATIONS_TABLE_EXISTS).fetch_optional(pool).await?.is_some();
+    let has_table = sqlx::query(DB::MIGRATIONS_TABLE_EXISTS)
+        .fetch_optional(pool)
+        .await?
+        .is_some();
     let applied: Vec<i64> = if has_table {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
@@ -172,7 +181,15 @@ where
     Ok(SchemaStatus {
         applied: applied.iter().copied().max(),
         latest,
-        pending: known.iter().copied().filter(|v| !applied.contains(v)).collect(),
-        unknown: applied.iter().copied().filter(|v| !known.contains(v)).collect(),
+        pending: known
+            .iter()
+            .copied()
+            .filter(|v| !applied.contains(v))
+            .collect(),
+        unknown: applied
+            .iter()
+            .copied()
+            .filter(|v| !known.contains(v))
+            .collect(),
     })
 }

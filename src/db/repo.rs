@@ -17,7 +17,8 @@ use crate::domain::repository::{ImageRepo, RepoError, SaveOutcome};
 use crate::domain::ImageStatus;
 
 /// The columns of `images` every read selects, in the order `decode_image` reads them.
-pub(super) const IMAGE_COLUMNS: &str = "i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, \
+pub(super) const IMAGE_COLUMNS: &str =
+    "i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, \
      i.checksum, i.os_hash_algo, i.os_hash_value, i.owner, i.size, i.virtual_size, \
      i.container_format, i.disk_format, i.min_disk, i.min_ram, i.created_at, i.updated_at";
 
@@ -56,9 +57,10 @@ fn value_rows(rows: usize, columns: usize) -> String {
 fn map_err(e: sqlx::Error) -> RepoError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            RepoError::Unavailable(e.to_string())
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => RepoError::Unavailable(e.to_string()),
         other => RepoError::Other(other.to_string()),
     }
 }
@@ -83,11 +85,14 @@ where
         let visibility: String = row.try_get(3).map_err(get_err)?;
         let id: String = row.try_get(0).map_err(get_err)?;
         Ok(Image {
-            status: ImageStatus::parse(&status)
-                .ok_or_else(|| RepoError::Other(format!("image {id} has unknown status {status}")))?,
-            visibility: Visibility::parse(&visibility)
-                .ok_or_else(|| RepoError::Other(format!("image {id} has unknown visibility {visibility}")))?,
-            id: ImageId::parse(&id).ok_or_else(|| RepoError::Other(format!("malformed image id {id}")))?,
+            status: ImageStatus::parse(&status).ok_or_else(|| {
+                RepoError::Other(format!("image {id} has unknown status {status}"))
+            })?,
+            visibility: Visibility::parse(&visibility).ok_or_else(|| {
+                RepoError::Other(format!("image {id} has unknown visibility {visibility}"))
+            })?,
+            id: ImageId::parse(&id)
+                .ok_or_else(|| RepoError::Other(format!("malformed image id {id}")))?,
             name: row.try_get(1).map_err(get_err)?,
             protected: row.try_get(4).map_err(get_err)?,
             os_hidden: row.try_get(5).map_err(get_err)?,
@@ -101,8 +106,14 @@ where
             disk_format: row.try_get(13).map_err(get_err)?,
             min_disk: row.try_get(14).map_err(get_err)?,
             min_ram: row.try_get(15).map_err(get_err)?,
-            created_at: row.try_get::<NaiveDateTime, _>(16).map_err(get_err)?.and_utc(),
-            updated_at: row.try_get::<NaiveDateTime, _>(17).map_err(get_err)?.and_utc(),
+            created_at: row
+                .try_get::<NaiveDateTime, _>(16)
+                .map_err(get_err)?
+                .and_utc(),
+            updated_at: row
+                .try_get::<NaiveDateTime, _>(17)
+                .map_err(get_err)?
+                .and_utc(),
             properties: Default::default(),
             tags: Vec::new(),
         })
@@ -120,17 +131,28 @@ where
             "SELECT image_id, 0, name, value FROM image_properties WHERE image_id IN ({in_ids}) \
              UNION ALL SELECT image_id, 1, value, value FROM image_tags WHERE image_id IN ({in_ids})"
         );
-        let rows = sqlx::query::<DB>(&sql).bind(ids_json).fetch_all(&self.read).await.map_err(map_err)?;
-        let index: HashMap<String, usize> =
-            images.iter().enumerate().map(|(n, i)| (i.id.as_str().to_owned(), n)).collect();
+        let rows = sqlx::query::<DB>(&sql)
+            .bind(ids_json)
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)?;
+        let index: HashMap<String, usize> = images
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.id.as_str().to_owned(), n))
+            .collect();
         let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
         for row in &rows {
             let image_id: String = row.try_get(0).map_err(get_err)?;
-            let Some(&n) = index.get(&image_id) else { continue };
+            let Some(&n) = index.get(&image_id) else {
+                continue;
+            };
             let kind: i32 = row.try_get(1).map_err(get_err)?;
             let name: String = row.try_get(2).map_err(get_err)?;
             if kind == 0 {
-                images[n].properties.insert(name, row.try_get(3).map_err(get_err)?);
+                images[n]
+                    .properties
+                    .insert(name, row.try_get(3).map_err(get_err)?);
             } else {
                 images[n].tags.push(name);
             }
@@ -159,26 +181,43 @@ where
                 }
             )*};
         }
-        changed!(name, owner, container_format, disk_format, checksum, os_hash_algo, os_hash_value);
+        changed!(
+            name,
+            owner,
+            container_format,
+            disk_format,
+            checksum,
+            os_hash_algo,
+            os_hash_value
+        );
         changed!(size, virtual_size, min_disk, min_ram, protected, os_hidden);
         if before.status != after.status {
-            update.push(", status = ").push_bind(after.status.as_str().to_owned());
+            update
+                .push(", status = ")
+                .push_bind(after.status.as_str().to_owned());
         }
         if before.visibility != after.visibility {
-            update.push(", visibility = ").push_bind(after.visibility.as_str().to_owned());
+            update
+                .push(", visibility = ")
+                .push_bind(after.visibility.as_str().to_owned());
         }
     }
 
     /// Sets `updated_at`; false if the image is gone.
-    async fn touch(conn: &mut DB::Connection, id: &ImageId, now: NaiveDateTime) -> Result<bool, RepoError> {
-        let touched = sqlx::query::<DB>("UPDATE images SET updated_at = $1 WHERE id = $2 AND deleted = $3")
-            .bind(now)
-            .bind(id.to_string())
-            .bind(false)
-            .execute(conn)
-            .await
-            .map_err(map_err)
-            .map(|r| DB::rows_affected(&r))?;
+    async fn touch(
+        conn: &mut DB::Connection,
+        id: &ImageId,
+        now: NaiveDateTime,
+    ) -> Result<bool, RepoError> {
+        let touched =
+            sqlx::query::<DB>("UPDATE images SET updated_at = $1 WHERE id = $2 AND deleted = $3")
+                .bind(now)
+                .bind(id.to_string())
+                .bind(false)
+                .execute(conn)
+                .await
+                .map_err(map_err)
+                .map(|r| DB::rows_affected(&r))?;
         Ok(touched == 1)
     }
 
@@ -200,7 +239,12 @@ where
         );
         let mut insert = sqlx::query::<DB>(&sql);
         for (name, value) in rows {
-            insert = insert.bind(id.to_string()).bind(name.clone()).bind(value.clone()).bind(now).bind(now);
+            insert = insert
+                .bind(id.to_string())
+                .bind(name.clone())
+                .bind(value.clone())
+                .bind(now)
+                .bind(now);
         }
         insert.execute(conn).await.map_err(map_err)?;
         Ok(())
@@ -224,7 +268,11 @@ where
         );
         let mut insert = sqlx::query::<DB>(&sql);
         for tag in tags {
-            insert = insert.bind(id.to_string()).bind(tag.clone()).bind(now).bind(now);
+            insert = insert
+                .bind(id.to_string())
+                .bind(tag.clone())
+                .bind(now)
+                .bind(now);
         }
         insert.execute(conn).await.map_err(map_err)?;
         Ok(())
@@ -284,7 +332,8 @@ where
     }
 
     async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError> {
-        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1 AND i.deleted = $2");
+        let sql =
+            format!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1 AND i.deleted = $2");
         let row = sqlx::query::<DB>(&sql)
             .bind(id.to_string())
             .bind(false)
@@ -298,25 +347,38 @@ where
         Ok(Some(image))
     }
 
-    async fn list(&self, query: &ListQuery, viewer: &Viewer, marker: Option<&Image>) -> Result<Vec<Image>, RepoError> {
+    async fn list(
+        &self,
+        query: &ListQuery,
+        viewer: &Viewer,
+        marker: Option<&Image>,
+    ) -> Result<Vec<Image>, RepoError> {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
         let mut select = SqlBuilder::default();
         list_sql::build(&mut select, query, viewer, marker);
-        let rows = select.query::<DB>().fetch_all(&self.read).await.map_err(map_err)?;
-        let mut images = rows.iter().map(Self::decode_image).collect::<Result<Vec<_>, _>>()?;
+        let rows = select
+            .query::<DB>()
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)?;
+        let mut images = rows
+            .iter()
+            .map(Self::decode_image)
+            .collect::<Result<Vec<_>, _>>()?;
         self.load_children(&mut images).await?;
         Ok(images)
     }
 
     async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError> {
-        let row = sqlx::query::<DB>("SELECT 1 FROM image_members WHERE image_id = $1 AND member = $2")
-            .bind(id.to_string())
-            .bind(project.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
+        let row =
+            sqlx::query::<DB>("SELECT 1 FROM image_members WHERE image_id = $1 AND member = $2")
+                .bind(id.to_string())
+                .bind(project.to_owned())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(map_err)?;
         Ok(row.is_some())
     }
 
@@ -328,8 +390,15 @@ where
         Self::push_changed_columns(&mut update, before, after);
         update.push(" WHERE id = ").push_bind(after.id.to_string());
         update.push(" AND deleted = ").push_bind(false);
-        update.push(" AND status = ").push_bind(before.status.as_str().to_owned());
-        let updated = update.query::<DB>().execute(&mut *tx).await.map_err(map_err).map(|r| DB::rows_affected(&r))?;
+        update
+            .push(" AND status = ")
+            .push_bind(before.status.as_str().to_owned());
+        let updated = update
+            .query::<DB>()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))?;
         if updated == 0 {
             drop(tx);
             return Ok(if self.image_exists(&after.id).await? {
@@ -339,7 +408,11 @@ where
             });
         }
 
-        let removed: Vec<&String> = before.properties.keys().filter(|k| !after.properties.contains_key(*k)).collect();
+        let removed: Vec<&String> = before
+            .properties
+            .keys()
+            .filter(|k| !after.properties.contains_key(*k))
+            .collect();
         for key in removed {
             sqlx::query::<DB>("DELETE FROM image_properties WHERE image_id = $1 AND name = $2")
                 .bind(after.id.to_string())
@@ -348,7 +421,10 @@ where
                 .await
                 .map_err(map_err)?;
         }
-        let changed = after.properties.iter().filter(|(k, v)| before.properties.get(*k) != Some(*v));
+        let changed = after
+            .properties
+            .iter()
+            .filter(|(k, v)| before.properties.get(*k) != Some(*v));
         Self::upsert_properties(&mut *tx, &after.id, changed, now).await?;
 
         for tag in before.tags.iter().filter(|t| !after.tags.contains(t)) {
@@ -365,7 +441,12 @@ where
         Ok(SaveOutcome::Saved)
     }
 
-    async fn add_tag(&self, id: &ImageId, tag: &str, now: DateTime<Utc>) -> Result<bool, RepoError> {
+    async fn add_tag(
+        &self,
+        id: &ImageId,
+        tag: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
         let now = to_db_time(now);
         let mut tx = self.write.begin().await.map_err(map_err)?;
         if !Self::touch(&mut *tx, id, now).await? {
@@ -376,15 +457,21 @@ where
         Ok(true)
     }
 
-    async fn remove_tag(&self, id: &ImageId, tag: &str, now: DateTime<Utc>) -> Result<bool, RepoError> {
+    async fn remove_tag(
+        &self,
+        id: &ImageId,
+        tag: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let removed = sqlx::query::<DB>("DELETE FROM image_tags WHERE image_id = $1 AND value = $2")
-            .bind(id.to_string())
-            .bind(tag.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)
-            .map(|r| DB::rows_affected(&r))?;
+        let removed =
+            sqlx::query::<DB>("DELETE FROM image_tags WHERE image_id = $1 AND value = $2")
+                .bind(id.to_string())
+                .bind(tag.to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)
+                .map(|r| DB::rows_affected(&r))?;
         if removed == 0 || !Self::touch(&mut *tx, id, to_db_time(now)).await? {
             return Ok(false);
         }
@@ -410,4 +497,3 @@ where
         Ok(deleted == 1)
     }
 }
-

@@ -65,7 +65,10 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(sql: impl Into<String>) -> SqlBuilder {
-        SqlBuilder { sql: sql.into(), binds: Vec::new() }
+        SqlBuilder {
+            sql: sql.into(),
+            binds: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, sql: impl std::fmt::Display) -> &mut SqlBuilder {
@@ -118,7 +121,12 @@ mod tests {
     #[test]
     fn numbers_placeholders_in_order() {
         let mut b = SqlBuilder::new("SELECT 1 WHERE a = ");
-        b.push_bind("x").push(" AND b IN (").push_bind(1i64).push(", ").push_bind(2i64).push(")");
+        b.push_bind("x")
+            .push(" AND b IN (")
+            .push_bind(1i64)
+            .push(", ")
+            .push_bind(2i64)
+            .push(")");
         assert_eq!(b.sql(), "SELECT 1 WHERE a = $1 AND b IN ($2, $3)");
     }
 }

@@ -42,7 +42,10 @@ pub struct ImagePage {
 }
 
 fn target(image: &Image) -> Target<'_> {
-    Target { owner: image.owner.as_deref(), visibility: Some(image.visibility) }
+    Target {
+        owner: image.owner.as_deref(),
+        visibility: Some(image.visibility),
+    }
 }
 
 impl ImageService {
@@ -52,14 +55,24 @@ impl ImageService {
         schemas: Arc<Schemas>,
         limits: ImageLimits,
     ) -> ImageService {
-        ImageService { repo, policy, schemas, limits }
+        ImageService {
+            repo,
+            policy,
+            schemas,
+            limits,
+        }
     }
 
     pub fn schemas(&self) -> &Schemas {
         &self.schemas
     }
 
-    fn authorize(&self, ctx: &RequestContext, action: Action, target: &Target<'_>) -> DomainResult<()> {
+    fn authorize(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        target: &Target<'_>,
+    ) -> DomainResult<()> {
         if self.policy.allows(ctx, action, target) {
             Ok(())
         } else {
@@ -68,7 +81,11 @@ impl ImageService {
     }
 
     /// `POST /v2/images`.
-    pub async fn create(&self, ctx: &RequestContext, body: &Map<String, Value>) -> DomainResult<Image> {
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        body: &Map<String, Value>,
+    ) -> DomainResult<Image> {
         for key in body.keys() {
             check_writable(key, true)?;
         }
@@ -78,7 +95,8 @@ impl ImageService {
             .map_err(invalid_object)?;
 
         let id = match body.get("id").and_then(Value::as_str) {
-            Some(id) => ImageId::parse(id).ok_or_else(|| invalid_object(format!("'{id}' is not a valid id")))?,
+            Some(id) => ImageId::parse(id)
+                .ok_or_else(|| invalid_object(format!("'{id}' is not a valid id")))?,
             None => ImageId::generate(),
         };
         let mut new = Image::new(id, ctx.project_id.clone(), image::now());
@@ -114,7 +132,14 @@ impl ImageService {
 
     /// An image the caller may see, or 404 (never 403: existence is not revealed).
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
-        self.authorize(ctx, Action::GetImage, &Target { owner: ctx.project_id.as_deref(), visibility: None })?;
+        self.authorize(
+            ctx,
+            Action::GetImage,
+            &Target {
+                owner: ctx.project_id.as_deref(),
+                visibility: None,
+            },
+        )?;
         self.get_visible(ctx, id).await
     }
 
@@ -146,10 +171,24 @@ impl ImageService {
     }
 
     /// `GET /v2/images`.
-    pub async fn list(&self, ctx: &RequestContext, params: &[(String, String)]) -> DomainResult<ImagePage> {
-        self.authorize(ctx, Action::GetImages, &Target { owner: ctx.project_id.as_deref(), visibility: None })?;
+    pub async fn list(
+        &self,
+        ctx: &RequestContext,
+        params: &[(String, String)],
+    ) -> DomainResult<ImagePage> {
+        self.authorize(
+            ctx,
+            Action::GetImages,
+            &Target {
+                owner: ctx.project_id.as_deref(),
+                visibility: None,
+            },
+        )?;
         let query = ListQuery::parse(params, self.limits.page)?;
-        let viewer = Viewer { project: ctx.project_id.clone(), is_admin: ctx.is_admin };
+        let viewer = Viewer {
+            project: ctx.project_id.clone(),
+            is_admin: ctx.is_admin,
+        };
         // The marker must be an image the caller may see (Glance answers 400 otherwise).
         let marker = match &query.marker {
             Some(id) => Some(self.get_visible(ctx, id).await.map_err(|e| match e {
@@ -160,8 +199,15 @@ impl ImageService {
         };
         let images = self.repo.list(&query, &viewer, marker.as_ref()).await?;
         let full = query.limit > 0 && images.len() == query.limit as usize;
-        let next_marker = if full { images.last().map(|i| i.id.to_string()) } else { None };
-        Ok(ImagePage { images, next_marker })
+        let next_marker = if full {
+            images.last().map(|i| i.id.to_string())
+        } else {
+            None
+        };
+        Ok(ImagePage {
+            images,
+            next_marker,
+        })
     }
 
     /// `PATCH /v2/images/{id}`.
@@ -225,7 +271,12 @@ impl ImageService {
     }
 
     /// `publicize_image` and `communitize_image` when the visibility becomes public/community.
-    fn check_visibility_change(&self, ctx: &RequestContext, after: &Image, before: Option<&Image>) -> DomainResult<()> {
+    fn check_visibility_change(
+        &self,
+        ctx: &RequestContext,
+        after: &Image,
+        before: Option<&Image>,
+    ) -> DomainResult<()> {
         if before.map(|b| b.visibility) == Some(after.visibility) {
             return Ok(());
         }
@@ -277,16 +328,33 @@ impl ImageService {
         if self.repo.delete(&image.id, image::now()).await? {
             Ok(())
         } else {
-            Err(DomainError::NotFound(format!("Failed to find image {id} to delete")))
+            Err(DomainError::NotFound(format!(
+                "Failed to find image {id} to delete"
+            )))
         }
     }
 
     /// `POST …/actions/deactivate` (`reactivate: false`) and `…/reactivate` (`true`).
-    pub async fn set_active(&self, ctx: &RequestContext, id: &str, reactivate: bool) -> DomainResult<()> {
+    pub async fn set_active(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        reactivate: bool,
+    ) -> DomainResult<()> {
         let (action, from, to, verb) = if reactivate {
-            (Action::Reactivate, ImageStatus::Deactivated, ImageStatus::Active, "reactivate")
+            (
+                Action::Reactivate,
+                ImageStatus::Deactivated,
+                ImageStatus::Active,
+                "reactivate",
+            )
         } else {
-            (Action::Deactivate, ImageStatus::Active, ImageStatus::Deactivated, "deactivate")
+            (
+                Action::Deactivate,
+                ImageStatus::Active,
+                ImageStatus::Deactivated,
+                "deactivate",
+            )
         };
         for _ in 0..SAVE_ATTEMPTS {
             let before = self.get_visible(ctx, id).await?;
@@ -309,7 +377,9 @@ impl ImageService {
                 SaveOutcome::StatusChanged => continue,
             }
         }
-        Err(DomainError::Conflict(format!("Image {id} changed status concurrently; retry the request.")))
+        Err(DomainError::Conflict(format!(
+            "Image {id} changed status concurrently; retry the request."
+        )))
     }
 
     /// `PUT /v2/images/{id}/tags/{tag}`.
@@ -345,16 +415,22 @@ impl ImageService {
 }
 
 fn invalid_object(reason: String) -> DomainError {
-    DomainError::BadRequest(format!("Provided object does not match schema 'image': {reason}"))
+    DomainError::BadRequest(format!(
+        "Provided object does not match schema 'image': {reason}"
+    ))
 }
 
 /// 403 for attributes no client may write; `id` may be chosen only when creating.
 fn check_writable(key: &str, creating: bool) -> DomainResult<()> {
     if READ_ONLY.contains(&key) && !(creating && key == "id") {
-        return Err(DomainError::Forbidden(format!("Attribute '{key}' is read-only.")));
+        return Err(DomainError::Forbidden(format!(
+            "Attribute '{key}' is read-only."
+        )));
     }
     if RESERVED.contains(&key) || key.starts_with(RESERVED_PREFIX) || key == "locations" {
-        return Err(DomainError::Forbidden(format!("Attribute '{key}' is reserved.")));
+        return Err(DomainError::Forbidden(format!(
+            "Attribute '{key}' is reserved."
+        )));
     }
     Ok(())
 }
@@ -362,7 +438,12 @@ fn check_writable(key: &str, creating: bool) -> DomainResult<()> {
 /// Sets a base attribute or extra property from an already schema-validated value.
 fn set_attribute(image: &mut Image, key: &str, value: &Value) {
     let text = || value.as_str().map(str::to_owned);
-    let int = || value.as_i64().and_then(|v| i32::try_from(v).ok()).unwrap_or(0);
+    let int = || {
+        value
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(0)
+    };
     match key {
         "name" => image.name = text(),
         "visibility" => {
@@ -378,7 +459,12 @@ fn set_attribute(image: &mut Image, key: &str, value: &Value) {
         "min_disk" => image.min_disk = int(),
         "min_ram" => image.min_ram = int(),
         "tags" => image.set_tags(
-            value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned),
+            value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned),
         ),
         _ => {
             if let Some(v) = value.as_str() {
@@ -389,7 +475,12 @@ fn set_attribute(image: &mut Image, key: &str, value: &Value) {
 }
 
 /// Applies one validated change to `image`, with Glance's PATCH semantics.
-fn apply_change(ctx: &RequestContext, image: &mut Image, dialect: PatchDialect, change: &Change) -> DomainResult<()> {
+fn apply_change(
+    ctx: &RequestContext,
+    image: &mut Image,
+    dialect: PatchDialect,
+    change: &Change,
+) -> DomainResult<()> {
     let key = change.path[0].as_str();
     let is_base = BASE_ATTRIBUTES.contains(&key);
     match (change.op, &change.value) {
@@ -400,17 +491,23 @@ fn apply_change(ctx: &RequestContext, image: &mut Image, dialect: PatchDialect, 
                 )));
             }
             if image.properties.remove(key).is_none() {
-                return Err(DomainError::Conflict(format!("Property {key} does not exist.")));
+                return Err(DomainError::Conflict(format!(
+                    "Property {key} does not exist."
+                )));
             }
         }
         (op, Some(value)) => {
             if !is_base {
                 let exists = image.properties.contains_key(key);
                 if op == Op::Replace && !exists {
-                    return Err(DomainError::Conflict(format!("Property {key} does not exist.")));
+                    return Err(DomainError::Conflict(format!(
+                        "Property {key} does not exist."
+                    )));
                 }
                 if op == Op::Add && exists && dialect == PatchDialect::V2_0 {
-                    return Err(DomainError::Conflict(format!("Property {key} already present.")));
+                    return Err(DomainError::Conflict(format!(
+                        "Property {key} already present."
+                    )));
                 }
             }
             if (key == "disk_format" || key == "container_format")
@@ -422,7 +519,9 @@ fn apply_change(ctx: &RequestContext, image: &mut Image, dialect: PatchDialect, 
                 )));
             }
             if key == "owner" && !ctx.is_admin && value.as_str() != image.owner.as_deref() {
-                return Err(DomainError::Forbidden("Owner can't be updated by non admin.".to_owned()));
+                return Err(DomainError::Forbidden(
+                    "Owner can't be updated by non admin.".to_owned(),
+                ));
             }
             set_attribute(image, key, value);
         }

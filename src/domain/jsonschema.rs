@@ -57,7 +57,9 @@ impl Validator {
     }
 
     fn check(&self, schema: &Value, instance: &Value) -> Result<(), String> {
-        let Value::Object(schema) = schema else { return Ok(()) };
+        let Value::Object(schema) = schema else {
+            return Ok(());
+        };
         if let Some(types) = schema.get("type") {
             let allowed: Vec<&str> = match types {
                 Value::String(t) => vec![t.as_str()],
@@ -66,7 +68,11 @@ impl Validator {
             };
             if !allowed.iter().any(|t| has_type(instance, t)) {
                 let names: Vec<String> = allowed.iter().map(|t| format!("'{t}'")).collect();
-                return Err(format!("{} is not of type {}", py_repr(instance), names.join(", ")));
+                return Err(format!(
+                    "{} is not of type {}",
+                    py_repr(instance),
+                    names.join(", ")
+                ));
             }
         }
         if let Some(Value::Array(options)) = schema.get("enum") {
@@ -156,7 +162,8 @@ fn collect_patterns(schema: &Value, into: &mut HashMap<String, Regex>) -> Result
     match schema {
         Value::Object(map) => {
             if let Some(Value::String(pattern)) = map.get("pattern") {
-                let regex = Regex::new(pattern).map_err(|e| format!("invalid pattern {pattern}: {e}"))?;
+                let regex =
+                    Regex::new(pattern).map_err(|e| format!("invalid pattern {pattern}: {e}"))?;
                 into.insert(pattern.clone(), regex);
             }
             map.values().try_for_each(|v| collect_patterns(v, into))
@@ -187,7 +194,11 @@ pub fn py_repr(value: &Value) -> String {
         Value::Bool(false) => "False".to_owned(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => {
-            let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
             let mut out = String::with_capacity(s.len() + 2);
             out.push(quote);
             for c in s.chars() {
@@ -250,14 +261,41 @@ mod tests {
     #[test]
     fn words_failures_like_python_jsonschema() {
         let v = validator();
-        assert_eq!(v.validate(&json!({"id": "00af", "fmt": "vhd"})).unwrap_err(), "'vhd' is not one of [None, 'raw', 'qcow2']");
-        assert_eq!(v.validate(&json!({"id": "00af", "name": "toolong"})).unwrap_err(), "'toolong' is too long");
-        assert_eq!(v.validate(&json!({"id": "00af", "min": -1})).unwrap_err(), "-1 is less than the minimum of 0");
-        assert_eq!(v.validate(&json!({"id": "zz"})).unwrap_err(), "'zz' does not match '^[0-9a-f]{4}$'");
-        assert_eq!(v.validate(&json!({"id": "00af", "x": 5})).unwrap_err(), "5 is not of type 'string'");
-        assert_eq!(v.validate(&json!({"id": "00af", "min": "5"})).unwrap_err(), "'5' is not of type 'integer'");
-        assert_eq!(v.validate(&json!({})).unwrap_err(), "'id' is a required property");
-        assert_eq!(v.validate(&json!({"id": "00af", "tags": ["long"]})).unwrap_err(), "'long' is too long");
+        assert_eq!(
+            v.validate(&json!({"id": "00af", "fmt": "vhd"}))
+                .unwrap_err(),
+            "'vhd' is not one of [None, 'raw', 'qcow2']"
+        );
+        assert_eq!(
+            v.validate(&json!({"id": "00af", "name": "toolong"}))
+                .unwrap_err(),
+            "'toolong' is too long"
+        );
+        assert_eq!(
+            v.validate(&json!({"id": "00af", "min": -1})).unwrap_err(),
+            "-1 is less than the minimum of 0"
+        );
+        assert_eq!(
+            v.validate(&json!({"id": "zz"})).unwrap_err(),
+            "'zz' does not match '^[0-9a-f]{4}$'"
+        );
+        assert_eq!(
+            v.validate(&json!({"id": "00af", "x": 5})).unwrap_err(),
+            "5 is not of type 'string'"
+        );
+        assert_eq!(
+            v.validate(&json!({"id": "00af", "min": "5"})).unwrap_err(),
+            "'5' is not of type 'integer'"
+        );
+        assert_eq!(
+            v.validate(&json!({})).unwrap_err(),
+            "'id' is a required property"
+        );
+        assert_eq!(
+            v.validate(&json!({"id": "00af", "tags": ["long"]}))
+                .unwrap_err(),
+            "'long' is too long"
+        );
     }
 
     #[test]

@@ -113,14 +113,31 @@ impl Comparison {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// A text column equal to one of the values (`name=x`, `status=in:a,b`).
-    TextIn { column: Column, values: Vec<String> },
+    TextIn {
+        column: Column,
+        values: Vec<String>,
+    },
     /// An integer column compared with a value (`size_min`, `min_ram=512`).
-    Integer { column: Column, cmp: Comparison, value: i64 },
-    Boolean { column: Column, value: bool },
+    Integer {
+        column: Column,
+        cmp: Comparison,
+        value: i64,
+    },
+    Boolean {
+        column: Column,
+        value: bool,
+    },
     /// `created_at=gte:2026-01-01T00:00:00Z`.
-    Time { column: Column, cmp: Comparison, value: DateTime<Utc> },
+    Time {
+        column: Column,
+        cmp: Comparison,
+        value: DateTime<Utc>,
+    },
     /// An extra property equal to a value (`os_distro=debian`).
-    Property { key: String, value: String },
+    Property {
+        key: String,
+        value: String,
+    },
     /// Has this tag (`tag=x`, repeatable, all must match).
     Tag(String),
 }
@@ -241,7 +258,11 @@ impl ListQuery {
                     ))
                 }
                 "created_at" | "updated_at" => {
-                    let column = if key == "created_at" { Column::CreatedAt } else { Column::UpdatedAt };
+                    let column = if key == "created_at" {
+                        Column::CreatedAt
+                    } else {
+                        Column::UpdatedAt
+                    };
                     let (cmp, value) = parse_time_filter(value)?;
                     query.filters.push(Filter::Time { column, cmp, value });
                 }
@@ -258,7 +279,9 @@ fn parse_limit(value: &str) -> DomainResult<u32> {
         .parse()
         .map_err(|_| DomainError::BadRequest("limit param must be an integer".to_owned()))?;
     if limit < 0 {
-        return Err(DomainError::BadRequest("limit param must be positive".to_owned()));
+        return Err(DomainError::BadRequest(
+            "limit param must be positive".to_owned(),
+        ));
     }
     Ok(u32::try_from(limit).unwrap_or(u32::MAX))
 }
@@ -267,11 +290,9 @@ fn parse_visibility(value: &str) -> DomainResult<VisibilityFilter> {
     if value == "all" {
         return Ok(VisibilityFilter::All);
     }
-    Visibility::parse(value).map(VisibilityFilter::Only).ok_or_else(|| {
-        DomainError::BadRequest(format!(
-            "Invalid visibility value: {value}"
-        ))
-    })
+    Visibility::parse(value)
+        .map(VisibilityFilter::Only)
+        .ok_or_else(|| DomainError::BadRequest(format!("Invalid visibility value: {value}")))
 }
 
 fn parse_member_status(value: &str) -> DomainResult<MemberStatusFilter> {
@@ -323,9 +344,8 @@ fn parse_time_filter(value: &str) -> DomainResult<(Comparison, DateTime<Utc>)> {
             )))
         }
     };
-    let time = parse_iso8601(raw).ok_or_else(|| {
-        DomainError::BadRequest(format!("Unable to parse datetime '{raw}'."))
-    })?;
+    let time = parse_iso8601(raw)
+        .ok_or_else(|| DomainError::BadRequest(format!("Unable to parse datetime '{raw}'.")))?;
     Ok((cmp, time))
 }
 
@@ -335,7 +355,11 @@ pub fn parse_iso8601(raw: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(raw, format) {
             return Some(t.and_utc());
         }
@@ -401,17 +425,30 @@ fn parse_other_filter(key: &str, value: &str) -> DomainResult<Filter> {
         .map(|c| (c, Comparison::Gte))
         .or_else(|| key.strip_suffix("_max").map(|c| (c, Comparison::Lte)));
     if let Some((column, cmp)) = bound.and_then(|(c, cmp)| Column::integer(c).map(|c| (c, cmp))) {
-        return Ok(Filter::Integer { column, cmp, value: parse_integer(key, value)? });
+        return Ok(Filter::Integer {
+            column,
+            cmp,
+            value: parse_integer(key, value)?,
+        });
     }
     if let Some(column) = Column::integer(key) {
-        return Ok(Filter::Integer { column, cmp: Comparison::Eq, value: parse_integer(key, value)? });
+        return Ok(Filter::Integer {
+            column,
+            cmp: Comparison::Eq,
+            value: parse_integer(key, value)?,
+        });
     }
-    Ok(Filter::Property { key: key.to_owned(), value: value.to_owned() })
+    Ok(Filter::Property {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
 }
 
 fn parse_integer(key: &str, value: &str) -> DomainResult<i64> {
     value.parse().map_err(|_| {
-        DomainError::BadRequest(format!("Unable to filter on a range with a non-numeric value: {key}={value}"))
+        DomainError::BadRequest(format!(
+            "Unable to filter on a range with a non-numeric value: {key}={value}"
+        ))
     })
 }
 
@@ -424,7 +461,11 @@ fn sort_column(key: &str) -> DomainResult<Column> {
     }
     Ok(Column::text(key)
         .or_else(|| Column::integer(key))
-        .unwrap_or(if key == "created_at" { Column::CreatedAt } else { Column::UpdatedAt }))
+        .unwrap_or(if key == "created_at" {
+            Column::CreatedAt
+        } else {
+            Column::UpdatedAt
+        }))
 }
 
 fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<Vec<SortKey>> {
@@ -440,7 +481,10 @@ fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<
                 Some((key, dir)) => (key.trim(), SortDir::parse(dir.trim())?),
                 None => (item, SortDir::Desc),
             };
-            sort_keys.push(SortKey { column: sort_column(key)?, dir });
+            sort_keys.push(SortKey {
+                column: sort_column(key)?,
+                dir,
+            });
         }
     } else {
         // One direction for all keys, or one per key.
@@ -449,21 +493,37 @@ fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<
                 "Number of sort dirs does not match the number of sort keys".to_owned(),
             ));
         }
-        let dirs: Vec<SortDir> = dirs.iter().map(|d| SortDir::parse(d)).collect::<DomainResult<_>>()?;
+        let dirs: Vec<SortDir> = dirs
+            .iter()
+            .map(|d| SortDir::parse(d))
+            .collect::<DomainResult<_>>()?;
         for (i, key) in keys.iter().enumerate() {
-            let dir = dirs.get(i).or(dirs.first()).copied().unwrap_or(SortDir::Desc);
-            sort_keys.push(SortKey { column: sort_column(key)?, dir });
+            let dir = dirs
+                .get(i)
+                .or(dirs.first())
+                .copied()
+                .unwrap_or(SortDir::Desc);
+            sort_keys.push(SortKey {
+                column: sort_column(key)?,
+                dir,
+            });
         }
         if keys.is_empty() {
             if let Some(&dir) = dirs.first() {
-                sort_keys.push(SortKey { column: Column::CreatedAt, dir });
+                sort_keys.push(SortKey {
+                    column: Column::CreatedAt,
+                    dir,
+                });
             }
         }
     }
     // Tie-breakers so that markers are exact, as Glance appends them.
     for column in [Column::CreatedAt, Column::Id] {
         if !sort_keys.iter().any(|k| k.column == column) {
-            sort_keys.push(SortKey { column, dir: SortDir::Desc });
+            sort_keys.push(SortKey {
+                column,
+                dir: SortDir::Desc,
+            });
         }
     }
     Ok(sort_keys)
@@ -473,10 +533,15 @@ fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<
 mod tests {
     use super::*;
 
-    const LIMITS: PageLimits = PageLimits { default: 25, max: 1000 };
+    const LIMITS: PageLimits = PageLimits {
+        default: 25,
+        max: 1000,
+    };
 
     fn parse(query: &str) -> DomainResult<ListQuery> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         ListQuery::parse(&pairs, LIMITS)
     }
 
@@ -494,8 +559,14 @@ mod tests {
         assert_eq!(
             q.sort,
             [
-                SortKey { column: Column::CreatedAt, dir: SortDir::Desc },
-                SortKey { column: Column::Id, dir: SortDir::Desc }
+                SortKey {
+                    column: Column::CreatedAt,
+                    dir: SortDir::Desc
+                },
+                SortKey {
+                    column: Column::Id,
+                    dir: SortDir::Desc
+                }
             ]
         );
         assert!(!q.os_hidden);
@@ -513,14 +584,34 @@ mod tests {
     #[test]
     fn sort_forms() {
         let q = parse("sort=name:asc,size").expect("parses");
-        assert_eq!(q.sort[0], SortKey { column: Column::Name, dir: SortDir::Asc });
-        assert_eq!(q.sort[1], SortKey { column: Column::Size, dir: SortDir::Desc });
+        assert_eq!(
+            q.sort[0],
+            SortKey {
+                column: Column::Name,
+                dir: SortDir::Asc
+            }
+        );
+        assert_eq!(
+            q.sort[1],
+            SortKey {
+                column: Column::Size,
+                dir: SortDir::Desc
+            }
+        );
         let q = parse("sort_key=name&sort_key=status&sort_dir=asc").expect("parses");
-        assert_eq!(q.sort[1], SortKey { column: Column::Status, dir: SortDir::Asc });
+        assert_eq!(
+            q.sort[1],
+            SortKey {
+                column: Column::Status,
+                dir: SortDir::Asc
+            }
+        );
         assert!(bad("sort_key=bogus").starts_with("Invalid sort key: bogus."));
         assert!(bad("sort=name&sort_key=id").contains("cannot be combined"));
-        assert!(bad("sort_key=name&sort_key=id&sort_key=size&sort_dir=asc&sort_dir=desc")
-            .contains("does not match"));
+        assert!(
+            bad("sort_key=name&sort_key=id&sort_key=size&sort_dir=asc&sort_dir=desc")
+                .contains("does not match")
+        );
         assert_eq!(bad("sort_dir=up"), "Invalid sort direction: up");
     }
 
@@ -529,7 +620,10 @@ mod tests {
         let q = parse("name=in:a,%22b,c%22,d").expect("parses");
         assert_eq!(
             q.filters,
-            [Filter::TextIn { column: Column::Name, values: vec!["a".into(), "b,c".into(), "d".into()] }]
+            [Filter::TextIn {
+                column: Column::Name,
+                values: vec!["a".into(), "b,c".into(), "d".into()]
+            }]
         );
         assert!(bad("name=gt:a").contains("unknown operator"));
     }
@@ -537,7 +631,9 @@ mod tests {
     #[test]
     fn time_filters_take_operators() {
         let q = parse("created_at=gte:2026-01-02T03:04:05Z").expect("parses");
-        let Filter::Time { cmp, value, .. } = &q.filters[0] else { panic!("time filter") };
+        let Filter::Time { cmp, value, .. } = &q.filters[0] else {
+            panic!("time filter")
+        };
         assert_eq!(*cmp, Comparison::Gte);
         assert_eq!(value.to_rfc3339(), "2026-01-02T03:04:05+00:00");
         assert!(bad("updated_at=lt:yesterday").contains("Unable to parse datetime"));
@@ -549,10 +645,25 @@ mod tests {
         assert_eq!(
             q.filters,
             [
-                Filter::Integer { column: Column::Size, cmp: Comparison::Gte, value: 10 },
-                Filter::Integer { column: Column::Size, cmp: Comparison::Lte, value: 20 },
-                Filter::Property { key: "os_distro".into(), value: "debian".into() },
-                Filter::Integer { column: Column::MinRam, cmp: Comparison::Eq, value: 512 },
+                Filter::Integer {
+                    column: Column::Size,
+                    cmp: Comparison::Gte,
+                    value: 10
+                },
+                Filter::Integer {
+                    column: Column::Size,
+                    cmp: Comparison::Lte,
+                    value: 20
+                },
+                Filter::Property {
+                    key: "os_distro".into(),
+                    value: "debian".into()
+                },
+                Filter::Integer {
+                    column: Column::MinRam,
+                    cmp: Comparison::Eq,
+                    value: 512
+                },
             ]
         );
         assert!(bad("size_min=big").contains("non-numeric"));
@@ -565,7 +676,10 @@ mod tests {
         assert!(bad("protected=perhaps").contains("protected"));
         assert!(bad("os_hidden=perhaps").contains("os_hidden"));
         assert!(bad("changes-since=2026-01-01").contains("changes-since"));
-        assert_eq!(parse("visibility=all").expect("parses").visibility, Some(VisibilityFilter::All));
+        assert_eq!(
+            parse("visibility=all").expect("parses").visibility,
+            Some(VisibilityFilter::All)
+        );
         assert!(parse("os_hidden=true").expect("parses").os_hidden);
     }
 }

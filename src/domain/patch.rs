@@ -63,7 +63,9 @@ fn bad(message: impl Into<String>) -> DomainError {
 /// Parses a patch document.
 pub fn parse_patch(body: &Value, dialect: PatchDialect) -> DomainResult<Vec<Change>> {
     let Value::Array(items) = body else {
-        return Err(bad("Request body must be a JSON array of operation objects."));
+        return Err(bad(
+            "Request body must be a JSON array of operation objects.",
+        ));
     };
     items
         .iter()
@@ -139,7 +141,9 @@ fn display(value: Option<&Value>) -> String {
 /// Decodes an RFC 6901 pointer with Glance's stricter rules (no `//`, no trailing `/`).
 pub fn decode_pointer(pointer: &str) -> DomainResult<Vec<String>> {
     let Some(rest) = pointer.strip_prefix('/') else {
-        return Err(bad(format!("Pointer `{pointer}` does not start with \"/\".")));
+        return Err(bad(format!(
+            "Pointer `{pointer}` does not start with \"/\"."
+        )));
     };
     if rest.ends_with('/') {
         return Err(bad(format!("Pointer `{pointer}` end with \"/\".")));
@@ -187,17 +191,45 @@ mod tests {
             PatchDialect::V2_1,
         )
         .expect("valid patch");
-        assert_eq!(changes[0], Change { op: Op::Replace, path: vec!["name".into()], value: Some(json!("n")) });
+        assert_eq!(
+            changes[0],
+            Change {
+                op: Op::Replace,
+                path: vec!["name".into()],
+                value: Some(json!("n"))
+            }
+        );
         assert_eq!(changes[1].path, ["a/b~c"]);
-        assert_eq!(changes[2], Change { op: Op::Remove, path: vec!["x".into()], value: None });
+        assert_eq!(
+            changes[2],
+            Change {
+                op: Op::Remove,
+                path: vec!["x".into()],
+                value: None
+            }
+        );
     }
 
     #[test]
     fn parses_v2_0_operations() {
-        let changes = parse_patch(&json!([{"replace": "/foo", "value": "bar"}]), PatchDialect::V2_0)
-            .expect("valid patch");
-        assert_eq!(changes[0], Change { op: Op::Replace, path: vec!["foo".into()], value: Some(json!("bar")) });
-        assert!(parse_patch(&json!([{"replace": "/foo", "add": "/bar", "value": 1}]), PatchDialect::V2_0).is_err());
+        let changes = parse_patch(
+            &json!([{"replace": "/foo", "value": "bar"}]),
+            PatchDialect::V2_0,
+        )
+        .expect("valid patch");
+        assert_eq!(
+            changes[0],
+            Change {
+                op: Op::Replace,
+                path: vec!["foo".into()],
+                value: Some(json!("bar"))
+            }
+        );
+        assert!(parse_patch(
+            &json!([{"replace": "/foo", "add": "/bar", "value": 1}]),
+            PatchDialect::V2_0
+        )
+        .is_err());
     }
 
     #[test]
@@ -208,9 +240,14 @@ mod tests {
         };
         assert!(err(json!({"op": "add"})).contains("JSON array"));
         assert!(err(json!(["add"])).contains("JSON objects"));
-        assert!(err(json!([{"op": "move", "path": "/a", "from": "/b"}])).contains("Invalid operation: `move`"));
-        assert!(err(json!([{"op": "add", "path": "/a"}])).contains("requires a member named \"value\""));
-        assert!(err(json!([{"op": "add", "path": "a", "value": 1}])).contains("does not start with"));
+        assert!(err(json!([{"op": "move", "path": "/a", "from": "/b"}]))
+            .contains("Invalid operation: `move`"));
+        assert!(
+            err(json!([{"op": "add", "path": "/a"}])).contains("requires a member named \"value\"")
+        );
+        assert!(
+            err(json!([{"op": "add", "path": "a", "value": 1}])).contains("does not start with")
+        );
         assert!(err(json!([{"op": "add", "path": "/a//b", "value": 1}])).contains("adjacent"));
         assert!(err(json!([{"op": "add", "path": "/a/", "value": 1}])).contains("end with"));
         assert!(err(json!([{"op": "add", "path": "/a~2", "value": 1}])).contains("escape"));
@@ -218,8 +255,16 @@ mod tests {
 
     #[test]
     fn media_types_are_recognised_with_parameters() {
-        assert_eq!(PatchDialect::from_content_type("application/openstack-images-v2.1-json-patch; charset=UTF-8"), Some(PatchDialect::V2_1));
-        assert_eq!(PatchDialect::from_content_type(MEDIA_TYPE_V2_0), Some(PatchDialect::V2_0));
+        assert_eq!(
+            PatchDialect::from_content_type(
+                "application/openstack-images-v2.1-json-patch; charset=UTF-8"
+            ),
+            Some(PatchDialect::V2_1)
+        );
+        assert_eq!(
+            PatchDialect::from_content_type(MEDIA_TYPE_V2_0),
+            Some(PatchDialect::V2_0)
+        );
         assert_eq!(PatchDialect::from_content_type("application/json"), None);
     }
 }

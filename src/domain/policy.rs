@@ -101,8 +101,14 @@ mod tests {
 
     #[test]
     fn members_modify_only_their_projects_images() {
-        let own = Target { owner: Some("p1"), visibility: None };
-        let other = Target { owner: Some("p2"), visibility: None };
+        let own = Target {
+            owner: Some("p1"),
+            visibility: None,
+        };
+        let other = Target {
+            owner: Some("p2"),
+            visibility: None,
+        };
         let member = ctx("p1", &["member"]);
         assert!(DefaultPolicy.allows(&member, Action::ModifyImage, &own));
         assert!(!DefaultPolicy.allows(&member, Action::ModifyImage, &other));
@@ -112,7 +118,10 @@ mod tests {
 
     #[test]
     fn readers_read_but_never_write() {
-        let own = Target { owner: Some("p1"), visibility: None };
+        let own = Target {
+            owner: Some("p1"),
+            visibility: None,
+        };
         let reader = ctx("p1", &["reader"]);
         assert!(DefaultPolicy.allows(&reader, Action::GetImages, &own));
         assert!(!DefaultPolicy.allows(&reader, Action::AddImage, &own));
@@ -120,7 +129,10 @@ mod tests {
 
     #[test]
     fn admins_may_do_anything() {
-        let other = Target { owner: Some("p2"), visibility: None };
+        let other = Target {
+            owner: Some("p2"),
+            visibility: None,
+        };
         let admin = ctx("p1", &["admin"]);
         assert!(DefaultPolicy.allows(&admin, Action::PublicizeImage, &other));
     }

@@ -41,8 +41,12 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
 
     /// One page of the images `viewer` may list, filtered and sorted as `query` says, starting
     /// after `marker` (an image the caller was allowed to see).
-    async fn list(&self, query: &ListQuery, viewer: &Viewer, marker: Option<&Image>)
-        -> Result<Vec<Image>, RepoError>;
+    async fn list(
+        &self,
+        query: &ListQuery,
+        viewer: &Viewer,
+        marker: Option<&Image>,
+    ) -> Result<Vec<Image>, RepoError>;
 
     /// Whether `project` is a member of the image (in any member status).
     async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError>;
@@ -56,8 +60,12 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
         -> Result<bool, RepoError>;
 
     /// Removes a tag. False if the image had no such tag.
-    async fn remove_tag(&self, id: &ImageId, tag: &str, now: DateTime<Utc>)
-        -> Result<bool, RepoError>;
+    async fn remove_tag(
+        &self,
+        id: &ImageId,
+        tag: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
 
     /// Soft-deletes the image (the row keeps `deleted_at` and its id stays taken).
     /// False if it was already gone.

@@ -59,8 +59,19 @@ impl Default for Formats {
     fn default() -> Formats {
         let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         Formats {
-            disk_formats: list(&["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]),
-            container_formats: list(&["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]),
+            disk_formats: list(&[
+                "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+            ]),
+            container_formats: list(&[
+                "ami",
+                "ari",
+                "aki",
+                "bare",
+                "ovf",
+                "ova",
+                "docker",
+                "compressed",
+            ]),
         }
     }
 }
@@ -144,28 +155,28 @@ fn image_schema(formats: &Formats) -> Value {
 /// Image locations (shown only with `show_multiple_locations`).
 fn locations_schema() -> Value {
     json!({
-                "type": "array",
-                "description": "Where the image data is stored.",
-                "items": {
+        "type": "array",
+        "description": "Where the image data is stored.",
+        "items": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "maxLength": 255},
+                "metadata": {"type": "object"},
+                "validation_data": {
                     "type": "object",
+                    "description": "Checksums of the data at this location, accepted only while the image is queued.",
                     "properties": {
-                        "url": {"type": "string", "maxLength": 255},
-                        "metadata": {"type": "object"},
-                        "validation_data": {
-                            "type": "object",
-                            "description": "Checksums of the data at this location, accepted only while the image is queued.",
-                            "properties": {
-                                "checksum": {"type": "string", "minLength": 32, "maxLength": 32},
-                                "os_hash_algo": {"type": "string", "maxLength": 64},
-                                "os_hash_value": {"type": "string", "maxLength": 128}
-                            },
-                            "required": ["os_hash_algo", "os_hash_value"],
-                            "additionalProperties": false
-                        }
+                        "checksum": {"type": "string", "minLength": 32, "maxLength": 32},
+                        "os_hash_algo": {"type": "string", "maxLength": 64},
+                        "os_hash_value": {"type": "string", "maxLength": 128}
                     },
-                    "required": ["url", "metadata"]
+                    "required": ["os_hash_algo", "os_hash_value"],
+                    "additionalProperties": false
                 }
-            })
+            },
+            "required": ["url", "metadata"]
+        }
+    })
 }
 
 fn collection_schema(name: &str, item: &Value) -> Value {
@@ -206,10 +217,22 @@ mod tests {
     #[test]
     fn image_schema_enforces_configured_formats() {
         let schemas = Schemas::new(&Formats::default()).expect("schemas build");
-        assert!(schemas.image.validate(&json!({"disk_format": "qcow2", "container_format": "bare"})).is_ok());
-        assert!(schemas.image.validate(&json!({"disk_format": null})).is_ok());
-        assert!(schemas.image.validate(&json!({"disk_format": "floppy"})).is_err());
+        assert!(schemas
+            .image
+            .validate(&json!({"disk_format": "qcow2", "container_format": "bare"}))
+            .is_ok());
+        assert!(schemas
+            .image
+            .validate(&json!({"disk_format": null}))
+            .is_ok());
+        assert!(schemas
+            .image
+            .validate(&json!({"disk_format": "floppy"}))
+            .is_err());
         assert!(schemas.image.validate(&json!({"hw_disk_bus": 1})).is_err());
-        assert!(schemas.image.validate(&json!({"id": "not-a-uuid"})).is_err());
+        assert!(schemas
+            .image
+            .validate(&json!({"id": "not-a-uuid"}))
+            .is_err());
     }
 }

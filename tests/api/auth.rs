@@ -1,0 +1,178 @@
+//! Identity from trusted headers, ownership and visibility.
+
+use crate::both_databases;
+use crate::helpers::{TestApp, TestResponse, PATCH_V21};
+use axum::body::Body;
+use axum::http::Method;
+use serde_json::{json, Value};
+
+const TRUSTED: &str = "[paste_deploy]\nflavor = trusted-auth\n";
+
+/// A caller of project `project` with `roles`.
+struct Caller<'a> {
+    app: &'a TestApp,
+    project: &'static str,
+    roles: &'static str,
+}
+
+impl Caller<'_> {
+    fn headers(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("x-identity-status", "Confirmed"),
+            ("x-project-id", self.project),
+            ("x-user-id", "user"),
+            ("x-roles", self.roles),
+            ("accept", "application/json"),
+        ]
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        content_type: &str,
+    ) -> TestResponse {
+        let mut headers = self.headers();
+        headers.push(("content-type", content_type));
+        let body = body
+            .map(|b| Body::from(b.to_string()))
+            .unwrap_or_else(Body::empty);
+        self.app.request(method, path, &headers, body).await
+    }
+
+    async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, None, "application/json").await
+    }
+
+    async fn create(&self, body: Value) -> TestResponse {
+        self.send(Method::POST, "/v2/images", Some(body), "application/json")
+            .await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> TestResponse {
+        self.send(Method::PATCH, path, Some(body), PATCH_V21).await
+    }
+
+    async fn list_ids(&self, query: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.get(&format!("/v2/images{query}")).await.json()["images"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+fn id_of(response: &TestResponse) -> String {
+    response.assert_status(201);
+    response.json()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+both_databases!(fn requests_without_confirmed_identity_are_401(app, TRUSTED) {
+    let response = app.request(Method::GET, "/v2/images", &[("accept", "application/json")], Body::empty()).await;
+    response.assert_status(401);
+    assert!(response.header("x-openstack-request-id").is_some());
+    let unconfirmed = app
+        .request(Method::GET, "/v2/images", &[("x-identity-status", "Invalid"), ("x-project-id", "p")], Body::empty())
+        .await;
+    unconfirmed.assert_status(401);
+    // Versions and the health check need no identity.
+    app.request(Method::GET, "/versions", &[], Body::empty()).await.assert_status(200);
+    app.request(Method::GET, "/healthcheck", &[], Body::empty()).await.assert_status(200);
+});
+
+both_databases!(fn images_belong_to_the_callers_project(app, TRUSTED) {
+    let alice = Caller { app: &app, project: "alice", roles: "member,reader" };
+    let image = alice.create(json!({"name": "mine"})).await;
+    image.assert_status(201);
+    assert_eq!(image.json()["owner"], "alice");
+    let foreign = alice.create(json!({"owner": "bob"})).await;
+    foreign.assert_status(403);
+    let reader = Caller { app: &app, project: "alice", roles: "reader" };
+    reader.create(json!({})).await.assert_status(403);
+    let admin = Caller { app: &app, project: "ops", roles: "admin" };
+    let for_bob = admin.create(json!({"owner": "bob"})).await;
+    for_bob.assert_status(201);
+    assert_eq!(for_bob.json()["owner"], "bob");
+});
+
+both_databases!(fn visibility_decides_who_sees_what(app, TRUSTED) {
+    let alice = Caller { app: &app, project: "alice", roles: "member" };
+    let bob = Caller { app: &app, project: "bob", roles: "member" };
+    let admin = Caller { app: &app, project: "ops", roles: "admin" };
+
+    let private = id_of(&alice.create(json!({"visibility": "private"})).await);
+    let shared = id_of(&alice.create(json!({})).await);
+    let community = id_of(&alice.create(json!({"visibility": "community"})).await);
+    let public = id_of(&admin.create(json!({"visibility": "public"})).await);
+    let shared_with_bob = id_of(&alice.create(json!({"name": "for bob"})).await);
+    app.execute(&format!(
+        "INSERT INTO image_members (image_id, member, status, created_at, updated_at) \
+         VALUES ('{shared_with_bob}', 'bob', 'pending', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+    ))
+    .await;
+
+    for id in [&private, &shared, &community, &shared_with_bob] {
+        alice.get(&format!("/v2/images/{id}")).await.assert_status(200);
+    }
+    bob.get(&format!("/v2/images/{private}")).await.assert_status(404);
+    bob.get(&format!("/v2/images/{shared}")).await.assert_status(404);
+    bob.get(&format!("/v2/images/{community}")).await.assert_status(200);
+    bob.get(&format!("/v2/images/{public}")).await.assert_status(200);
+    // A pending member may see the image by id, but lists show it only once accepted.
+    bob.get(&format!("/v2/images/{shared_with_bob}")).await.assert_status(200);
+    assert_eq!(bob.list_ids("").await, vec![public.clone()]);
+    assert_eq!(bob.list_ids("?member_status=pending").await, {
+        let mut v = vec![public.clone(), shared_with_bob.clone()];
+        v.sort();
+        v
+    });
+    app.execute(&format!("UPDATE image_members SET status = 'accepted' WHERE image_id = '{shared_with_bob}'")).await;
+    assert!(bob.list_ids("").await.contains(&shared_with_bob));
+    assert_eq!(bob.list_ids("?visibility=community").await, vec![community.clone()]);
+    assert!(bob.list_ids("?visibility=all").await.contains(&community));
+    assert_eq!(bob.list_ids("?visibility=private").await, Vec::<String>::new());
+
+    let mut alice_sees = vec![private.clone(), shared.clone(), community.clone(), public.clone(), shared_with_bob.clone()];
+    alice_sees.sort();
+    assert_eq!(alice.list_ids("").await, alice_sees);
+
+    // Admins list everything except other projects' community images.
+    let admin_list = admin.list_ids("").await;
+    assert!(!admin_list.contains(&community));
+    assert!(admin_list.contains(&private));
+    assert!(admin.list_ids("?visibility=all").await.contains(&community));
+
+    // A marker the caller cannot see is a 400.
+    bob.get(&format!("/v2/images?marker={private}")).await.assert_status(400);
+});
+
+both_databases!(fn only_owners_and_admins_change_images(app, TRUSTED) {
+    let alice = Caller { app: &app, project: "alice", roles: "member" };
+    let bob = Caller { app: &app, project: "bob", roles: "member" };
+    let admin = Caller { app: &app, project: "ops", roles: "admin" };
+    let id = id_of(&alice.create(json!({"visibility": "community"})).await);
+    let path = format!("/v2/images/{id}");
+    let rename = json!([{"op": "replace", "path": "/name", "value": "x"}]);
+
+    bob.patch(&path, rename.clone()).await.assert_status(403);
+    bob.send(Method::DELETE, &path, None, "application/json").await.assert_status(403);
+    bob.send(Method::PUT, &format!("{path}/tags/t"), None, "application/json").await.assert_status(403);
+    alice.patch(&path, rename.clone()).await.assert_status(200);
+    admin.patch(&path, rename).await.assert_status(200);
+
+    let publicize = alice.patch(&path, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await;
+    publicize.assert_status(403);
+    assert_eq!(publicize.error_message(), "You are not authorized to complete publicize_image action.");
+    alice.create(json!({"visibility": "public"})).await.assert_status(403);
+    admin.patch(&path, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await.assert_status(200);
+    let owner = alice.patch(&path, json!([{"op": "replace", "path": "/owner", "value": "bob"}])).await;
+    owner.assert_status(403);
+    alice.send(Method::DELETE, &path, None, "application/json").await.assert_status(204);
+});

@@ -1,0 +1,43 @@
+//! The three error body forms and routing errors.
+
+use crate::both_databases;
+use axum::body::Body;
+use axum::http::Method;
+
+both_databases!(fn error_body_form_follows_accept(app) {
+    let path = "/v2/images/00000000-0000-0000-0000-000000000000";
+    let json = app.request(Method::GET, path, &[("accept", "application/json")], Body::empty()).await;
+    json.assert_status(404);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let body = json.json();
+    assert_eq!(body["code"], "404 Not Found");
+    assert_eq!(body["title"], "Not Found");
+    assert_eq!(body["message"], "No image found with ID 00000000-0000-0000-0000-000000000000<br /><br />\n\n\n");
+
+    let plain = app.request(Method::GET, path, &[], Body::empty()).await;
+    assert!(plain.header("content-type").unwrap_or_default().starts_with("text/plain"));
+    assert!(plain.text().starts_with("404 Not Found\n\nNo image found with ID"), "{}", plain.text());
+
+    let html = app.request(Method::GET, path, &[("accept", "*/*")], Body::empty()).await;
+    assert!(html.header("content-type").unwrap_or_default().starts_with("text/html"));
+    assert!(html.text().contains("<h1>404 Not Found</h1>"));
+});
+
+both_databases!(fn unknown_or_malformed_ids_are_404(app) {
+    let response = app.get("/v2/images/not-a-uuid").await;
+    response.assert_status(404);
+    assert_eq!(response.error_message(), "No image found with ID not-a-uuid");
+    app.get("/v2/images/0b9e5f5e-7c8a-4c4f-9e36-2b7d1c0c9a11").await.assert_status(404);
+});
+
+both_databases!(fn wrong_methods_get_405_with_allow(app) {
+    let image = app.create_image(serde_json::json!({"name": "m"})).await;
+    let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
+    let head = app.request(Method::HEAD, &path, &[], Body::empty()).await;
+    head.assert_status(405);
+    assert_eq!(head.header("allow"), Some("GET, PATCH, DELETE"));
+    let put = app.request(Method::PUT, "/v2/images", &[("accept", "application/json")], Body::empty()).await;
+    put.assert_status(405);
+    assert_eq!(put.header("allow"), Some("GET, POST"));
+    assert_eq!(put.json()["code"], "405 Method Not Allowed");
+});

@@ -1,0 +1,325 @@
+//! `TestApp`: the real router over a real database (a temporary SQLite file, or a fresh
+//! PostgreSQL schema), driven in-process. `both_databases!` runs a test body on each.
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use glint::config::ini::Ini;
+use glint::config::Config;
+use glint::db::Database;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
+pub const PATCH_V20: &str = "application/openstack-images-v2.0-json-patch";
+
+/// Where the PostgreSQL tests connect (the CI and development machines run one here).
+fn postgres_url() -> String {
+    std::env::var("GLINT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub database: Database,
+    /// Headers added to every request (identity in trusted-auth tests).
+    pub default_headers: HeaderMap,
+    _dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The explanation of a JSON error body (without webob's `<br />` tail).
+    pub fn error_message(&self) -> String {
+        let message = self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        message
+            .split("<br />")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &TestResponse {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        self
+    }
+}
+
+fn shared_runtime_note() {
+    // One line in the test log saying where PostgreSQL tests go.
+    static NOTE: OnceLock<()> = OnceLock::new();
+    NOTE.get_or_init(|| eprintln!("PostgreSQL tests use {}", postgres_url()));
+}
+
+impl TestApp {
+    /// An app with extra config lines (INI text appended to the database settings).
+    pub async fn start(backend: Backend, extra_config: &str) -> TestApp {
+        glint::telemetry::init();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (connection, schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite:///{}", dir.path().join("glint.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                shared_runtime_note();
+                let schema = format!("glint_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&postgres_url())
+                    .await
+                    .expect("PostgreSQL at GLINT_TEST_POSTGRES_URL (default 127.0.0.1:5432/test) must be running");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+                let sep = if postgres_url().contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                (
+                    format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url()),
+                    Some(schema),
+                )
+            }
+        };
+        let text = format!("[database]\nconnection = {connection}\n{extra_config}\n");
+        let ini = Ini::parse(&text).expect("test config parses");
+        let config = Config::from_ini(&ini, dir.path()).expect("test config loads");
+        let database = Database::connect(&config.database)
+            .await
+            .expect("database opens");
+        database.sync().await.expect("migrations apply");
+        let router = glint::app(&config, &database).expect("app builds");
+        TestApp {
+            router,
+            database,
+            default_headers: HeaderMap::new(),
+            _dir: dir,
+            schema,
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "glint.test:9292");
+        for (name, value) in self.default_headers.iter() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(builder.body(body).expect("request builds"))
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body reads")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(
+            Method::GET,
+            path,
+            &[("accept", "application/json")],
+            Body::empty(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.request(
+            Method::DELETE,
+            path,
+            &[("accept", "application/json")],
+            Body::empty(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> TestResponse {
+        self.request(
+            Method::POST,
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            Body::from(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str) -> TestResponse {
+        self.request(
+            Method::PUT,
+            path,
+            &[("accept", "application/json")],
+            Body::empty(),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, media_type: &str, body: &Value) -> TestResponse {
+        self.request(
+            Method::PATCH,
+            path,
+            &[("content-type", media_type), ("accept", "application/json")],
+            Body::from(body.to_string()),
+        )
+        .await
+    }
+
+    /// Creates an image and returns its JSON.
+    pub async fn create_image(&self, body: Value) -> Value {
+        let response = self.post("/v2/images", &body).await;
+        response.assert_status(201);
+        response.json()
+    }
+
+    /// Sets an image's status directly in the database (the data path that moves images to
+    /// `active` is exercised by its own tests).
+    pub async fn force_status(&self, id: &str, status: &str) {
+        self.execute(&format!(
+            "UPDATE images SET status = '{status}' WHERE id = '{id}'"
+        ))
+        .await;
+    }
+
+    /// Runs raw SQL against the app's database, for test set-up the API cannot do yet.
+    pub async fn execute(&self, sql: &str) {
+        match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query(sql)
+                    .execute(pool)
+                    .await
+                    .expect("set-up SQL runs");
+            }
+            Database::Sqlite { write, .. } => {
+                sqlx::query(sql)
+                    .execute(write)
+                    .await
+                    .expect("set-up SQL runs");
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Some(schema) = self.schema.take() else {
+            return;
+        };
+        // Drop the test's schema on a separate thread: Drop cannot await.
+        let url = postgres_url();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Declares `async fn $name(app: TestApp)`-style tests run once on SQLite and once on
+/// PostgreSQL: `both_databases!(fn name(app) { … });` or with extra config text.
+#[macro_export]
+macro_rules! both_databases {
+    ($(#[$meta:meta])* fn $name:ident($app:ident) $body:block) => {
+        $crate::both_databases!($(#[$meta])* fn $name($app, "") $body);
+    };
+    ($(#[$meta:meta])* fn $name:ident($app:ident, $config:expr) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::helpers::TestApp::start($crate::helpers::Backend::Sqlite, $config).await;
+                $body
+            }
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::helpers::TestApp::start($crate::helpers::Backend::Postgres, $config).await;
+                $body
+            }
+        }
+    };
+}

@@ -1,0 +1,14 @@
+//! HTTP-level tests of the Image API, each run on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod concurrency;
+mod errors;
+mod images_create;
+mod images_delete;
+mod images_list;
+mod images_update;
+mod schemas;
+mod tags;
+mod versions;
