@@ -28,8 +28,9 @@ struct Cli {
     )]
     config: Option<PathBuf>,
 
+    /// What to do; `serve` when none is given, so a bare `glint` serves images.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
