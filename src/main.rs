@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(&config).await,
             Command::Db {
                 command: DbCommand::Sync,
