@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::repo::{to_db_time, IMAGE_COLUMNS};
+use super::repo::to_db_time;
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, Visibility};
 use crate::domain::listing::{
@@ -42,12 +42,13 @@ fn nullable(column: Column) -> bool {
 
 pub(super) fn build(
     q: &mut SqlBuilder,
+    columns: &str,
     query: &ListQuery,
     viewer: &Viewer,
     marker: Option<&Image>,
 ) {
     q.push(format_args!(
-        "SELECT {IMAGE_COLUMNS} FROM images i WHERE i.deleted = "
+        "SELECT {columns} FROM images i WHERE i.deleted = "
     ));
     q.push_bind(false);
     // Killed images are never listed, though they can be shown by id.

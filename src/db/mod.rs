@@ -70,8 +70,11 @@ impl Database {
                     url: config.url.redacted(),
                     source,
                 })?;
+                // No ping before each checkout: it would double the round trips of every
+                // request; a connection found broken fails that one query (503) and is dropped.
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_pool_size)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
                     .idle_timeout(Duration::from_secs(600))
                     .connect_lazy_with(options.application_name("glint"));
@@ -95,6 +98,7 @@ impl Database {
                 let timeout = Duration::from_secs(config.pool_timeout_secs);
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .acquire_timeout(timeout)
                     .connect_with(options.clone())
                     .await
@@ -104,6 +108,7 @@ impl Database {
                     })?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(config.max_pool_size)
+                    .test_before_acquire(false)
                     .acquire_timeout(timeout)
                     .connect_lazy_with(options.read_only(true));
                 Ok(Database::Sqlite { read, write })

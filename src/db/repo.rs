@@ -2,8 +2,6 @@
 //! the only differences come from `Dialect`. Reads use `read`, writes use `write` (the same
 //! pool on PostgreSQL; SQLite's single-writer pool, see `Database`).
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
@@ -15,12 +13,6 @@ use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
 use crate::domain::repository::{ImageRepo, RepoError, SaveOutcome};
 use crate::domain::ImageStatus;
-
-/// The columns of `images` every read selects, in the order `decode_image` reads them.
-pub(super) const IMAGE_COLUMNS: &str =
-    "i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, \
-     i.checksum, i.os_hash_algo, i.os_hash_value, i.owner, i.size, i.virtual_size, \
-     i.container_format, i.disk_format, i.min_disk, i.min_ram, i.created_at, i.updated_at";
 
 #[derive(Debug)]
 pub struct SqlRepo<DB: sqlx::Database> {
@@ -36,6 +28,18 @@ impl<DB: sqlx::Database> SqlRepo<DB> {
 
 pub(super) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
+}
+
+/// Properties or tags aggregated as JSON by the query; NULL (no rows) is empty.
+fn decode_json<T: serde::de::DeserializeOwned + Default>(
+    json: Option<String>,
+    id: &str,
+) -> Result<T, RepoError> {
+    match json {
+        None => Ok(T::default()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| RepoError::Other(format!("image {id}: malformed aggregated JSON: {e}"))),
+    }
 }
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` placeholders.
@@ -114,53 +118,13 @@ where
                 .try_get::<NaiveDateTime, _>(17)
                 .map_err(get_err)?
                 .and_utc(),
-            properties: Default::default(),
-            tags: Vec::new(),
+            properties: decode_json(row.try_get(18).map_err(get_err)?, &id)?,
+            tags: {
+                let mut tags: Vec<String> = decode_json(row.try_get(19).map_err(get_err)?, &id)?;
+                tags.sort();
+                tags
+            },
         })
-    }
-
-    /// Loads properties and tags of `images` in one query (a JSON array of ids as parameter).
-    async fn load_children(&self, images: &mut [Image]) -> Result<(), RepoError> {
-        if images.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
-        let ids_json = serde_json::to_string(&ids).map_err(|e| RepoError::Other(e.to_string()))?;
-        let in_ids = DB::json_strings("$1");
-        let sql = format!(
-            "SELECT image_id, 0, name, value FROM image_properties WHERE image_id IN ({in_ids}) \
-             UNION ALL SELECT image_id, 1, value, value FROM image_tags WHERE image_id IN ({in_ids})"
-        );
-        let rows = sqlx::query::<DB>(&sql)
-            .bind(ids_json)
-            .fetch_all(&self.read)
-            .await
-            .map_err(map_err)?;
-        let index: HashMap<String, usize> = images
-            .iter()
-            .enumerate()
-            .map(|(n, i)| (i.id.as_str().to_owned(), n))
-            .collect();
-        let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
-        for row in &rows {
-            let image_id: String = row.try_get(0).map_err(get_err)?;
-            let Some(&n) = index.get(&image_id) else {
-                continue;
-            };
-            let kind: i32 = row.try_get(1).map_err(get_err)?;
-            let name: String = row.try_get(2).map_err(get_err)?;
-            if kind == 0 {
-                images[n]
-                    .properties
-                    .insert(name, row.try_get(3).map_err(get_err)?);
-            } else {
-                images[n].tags.push(name);
-            }
-        }
-        for image in images.iter_mut() {
-            image.tags.sort();
-        }
-        Ok(())
     }
 
     async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
@@ -332,8 +296,10 @@ where
     }
 
     async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError> {
-        let sql =
-            format!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1 AND i.deleted = $2");
+        let sql = format!(
+            "SELECT {} FROM images i WHERE i.id = $1 AND i.deleted = $2",
+            DB::IMAGE_SELECT
+        );
         let row = sqlx::query::<DB>(&sql)
             .bind(id.to_string())
             .bind(false)
@@ -341,10 +307,7 @@ where
             .await
             .map_err(map_err)?;
         let Some(row) = row else { return Ok(None) };
-        let mut images = [Self::decode_image(&row)?];
-        self.load_children(&mut images).await?;
-        let [image] = images;
-        Ok(Some(image))
+        Self::decode_image(&row).map(Some)
     }
 
     async fn list(
@@ -357,18 +320,13 @@ where
             return Ok(Vec::new());
         }
         let mut select = SqlBuilder::default();
-        list_sql::build(&mut select, query, viewer, marker);
+        list_sql::build(&mut select, DB::IMAGE_SELECT, query, viewer, marker);
         let rows = select
             .query::<DB>()
             .fetch_all(&self.read)
             .await
             .map_err(map_err)?;
-        let mut images = rows
-            .iter()
-            .map(Self::decode_image)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.load_children(&mut images).await?;
-        Ok(images)
+        rows.iter().map(Self::decode_image).collect()
     }
 
     async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError> {
