@@ -3,30 +3,48 @@
 //! extension, and `render_error_bodies` (which can see the request's `Accept`) writes the
 //! body in webob's three forms: JSON, HTML or plain text.
 
-use std::borrow::Cow;
-
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::error::{Message, Refusal};
 use crate::domain::{DomainError, RepoError};
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub explanation: Cow<'static, str>,
+    pub message: Message,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, explanation: impl Into<Cow<'static, str>>) -> ApiError {
+    /// An error whose message replaces the status's default explanation.
+    pub fn new(status: StatusCode, explanation: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            explanation: explanation.into(),
+            message: Message::Explanation(explanation.into()),
             headers: Vec::new(),
         }
     }
 
-    pub fn bad_request(explanation: impl Into<Cow<'static, str>>) -> ApiError {
+    /// An error whose message follows the status's default explanation.
+    pub fn with_detail(status: StatusCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: Message::Detail(detail.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An error with only the status's default explanation.
+    pub fn plain(status: StatusCode) -> ApiError {
+        ApiError {
+            status,
+            message: Message::Default,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(explanation: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, explanation)
     }
 
@@ -36,9 +54,9 @@ impl ApiError {
     }
 }
 
-/// The explanation of an error response, rendered into a body by `render_error_bodies`.
+/// The message of an error response, rendered into a body by `render_error_bodies`.
 #[derive(Debug, Clone)]
-pub struct ErrorExplanation(pub Cow<'static, str>);
+pub struct ErrorMessage(pub Message);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -46,42 +64,43 @@ impl IntoResponse for ApiError {
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }
-        response
-            .extensions_mut()
-            .insert(ErrorExplanation(self.explanation));
+        response.extensions_mut().insert(ErrorMessage(self.message));
         response
     }
 }
 
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> ApiError {
-        let status = match &error {
-            DomainError::NotFound(_) => StatusCode::NOT_FOUND,
-            DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
-            DomainError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            DomainError::Conflict(_) => StatusCode::CONFLICT,
-            DomainError::OverLimit(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            DomainError::Repository(RepoError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            DomainError::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let explanation = match error {
+        match error {
+            DomainError::Refused { kind, message } => {
+                let status = match kind {
+                    Refusal::NotFound => StatusCode::NOT_FOUND,
+                    Refusal::Forbidden => StatusCode::FORBIDDEN,
+                    Refusal::BadRequest => StatusCode::BAD_REQUEST,
+                    Refusal::Conflict => StatusCode::CONFLICT,
+                    Refusal::OverLimit => StatusCode::PAYLOAD_TOO_LARGE,
+                };
+                ApiError {
+                    status,
+                    message,
+                    headers: Vec::new(),
+                }
+            }
             DomainError::Repository(e) => {
                 // The detail goes to the log only; clients get an operator-level summary.
                 tracing::error!(error = %e, "metadata database failure");
                 match e {
-                    RepoError::Unavailable(_) => {
-                        "The metadata database is unavailable; retry later.".into()
-                    }
-                    _ => "The server failed to read or write image metadata.".into(),
+                    RepoError::Unavailable(_) => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The metadata database is unavailable; retry later.",
+                    ),
+                    _ => ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "The server failed to read or write image metadata.",
+                    ),
                 }
             }
-            DomainError::NotFound(m)
-            | DomainError::Forbidden(m)
-            | DomainError::BadRequest(m)
-            | DomainError::Conflict(m)
-            | DomainError::OverLimit(m) => m,
-        };
-        ApiError::new(status, Cow::Owned(explanation))
+        }
     }
 }
 
@@ -89,7 +108,7 @@ impl From<DomainError> for ApiError {
 pub fn title(status: StatusCode) -> &'static str {
     match status.as_u16() {
         413 => "Request Entity Too Large",
-        416 => "Requested Range Not Satisfiable",
+        416 => "Request Range Not Satisfiable",
         _ => status.canonical_reason().unwrap_or("Error"),
     }
 }
@@ -101,10 +120,10 @@ pub fn default_explanation(status: StatusCode) -> &'static str {
         401 => "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.",
         403 => "Access was denied to this resource.",
         404 => "The resource could not be found.",
-        405 => "The method is not allowed for this resource.",
         409 => "There was a conflict when trying to complete your request.",
-        413 => "The request is larger than the server is willing or able to process.",
-        415 => "The request media type is not supported by this server.",
+        410 => "This resource is no longer available. No forwarding address is given.",
+        413 => "The body of your request was too large for this server.",
+        416 => "The Range requested is not available.",
         500 => "The server has either erred or is incapable of performing the requested operation.",
         503 => "The server is currently unavailable. Please try again at a later time.",
         _ => "",
@@ -166,20 +185,80 @@ fn escape_html(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
 }
 
-/// Renders the body and its content type, as webob's `WSGIHTTPException` does with an
-/// explanation and no detail or comment.
+/// webob's `strip_tags`: newlines become spaces, `<br />` becomes a newline, other tags go.
+fn strip_tags(text: &str) -> String {
+    let text = text.replace('\n', " ").replace('\r', "");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let tag = &rest[start..start + end + 1];
+        if tag.to_ascii_lowercase().starts_with("<br") {
+            out.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What of the request the body templates mention.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    pub method: String,
+    pub content_type: String,
+}
+
+/// Fills webob's body template for `status`: `explanation<br /><br />\ndetail\n\n`, or
+/// the 405/415 templates that name the request's method or media type.
+fn fill_template(
+    status: StatusCode,
+    message: &Message,
+    facts: &RequestFacts,
+    escape: fn(&str) -> String,
+) -> String {
+    let detail = match message {
+        Message::Detail(detail) => escape(detail),
+        _ => String::new(),
+    };
+    match status.as_u16() {
+        405 => format!(
+            "The method {} is not allowed for this resource. <br /><br />\n{detail}",
+            escape(&facts.method)
+        ),
+        415 => format!(
+            "The request media type {} is not supported by this server.\n<br /><br />\n{detail}",
+            escape(&facts.content_type)
+        ),
+        _ => {
+            let explanation = match message {
+                Message::Explanation(text) => escape(text),
+                _ => escape(default_explanation(status)),
+            };
+            format!("{explanation}<br /><br />\n{detail}\n\n")
+        }
+    }
+}
+
+/// Renders the body and its content type, as webob's `WSGIHTTPException` does.
 pub fn render_body(
     status: StatusCode,
-    explanation: &str,
+    message: &Message,
+    facts: &RequestFacts,
     form: BodyForm,
 ) -> (&'static str, String) {
     let code = format!("{} {}", status.as_u16(), title(status));
     match form {
         BodyForm::Json => {
             let body = serde_json::json!({
-                "message": format!("{explanation}<br /><br />\n\n\n"),
+                "message": fill_template(status, message, facts, str::to_owned),
                 "code": code,
                 "title": title(status),
             });
@@ -188,11 +267,14 @@ pub fn render_body(
         BodyForm::Html => (
             "text/html; charset=UTF-8",
             format!(
-                "<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
-                escape_html(explanation)
+                "<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {}\n </body>\n</html>",
+                fill_template(status, message, facts, escape_html)
             ),
         ),
-        BodyForm::Plain => ("text/plain; charset=UTF-8", format!("{code}\n\n{explanation}\n\n   ")),
+        BodyForm::Plain => (
+            "text/plain; charset=UTF-8",
+            format!("{code}\n\n{}", strip_tags(&fill_template(status, message, facts, str::to_owned))),
+        ),
     }
 }
 
@@ -221,15 +303,70 @@ mod tests {
         assert_eq!(form(Some("text/html;q=0, application/*")), BodyForm::Json);
     }
 
+    fn render(status: StatusCode, message: Message, form: BodyForm) -> String {
+        let facts = RequestFacts {
+            method: "PUT".into(),
+            content_type: "application/json".into(),
+        };
+        render_body(status, &message, &facts, form).1
+    }
+
     #[test]
-    fn json_body_keeps_webob_separators() {
-        let (ctype, body) = render_body(StatusCode::CONFLICT, "Nope", BodyForm::Json);
-        assert_eq!(ctype, "application/json");
-        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
-        assert_eq!(value["message"], "Nope<br /><br />\n\n\n");
-        assert_eq!(value["code"], "409 Conflict");
-        assert_eq!(value["title"], "Conflict");
-        let (_, plain) = render_body(StatusCode::PAYLOAD_TOO_LARGE, "Big", BodyForm::Plain);
-        assert!(plain.starts_with("413 Request Entity Too Large\n\nBig"));
+    fn bodies_match_webob_byte_for_byte() {
+        let json: serde_json::Value = serde_json::from_str(&render(
+            StatusCode::CONFLICT,
+            Message::Explanation("Nope".into()),
+            BodyForm::Json,
+        ))
+        .expect("json");
+        assert_eq!(json["message"], "Nope<br /><br />\n\n\n");
+        assert_eq!(json["code"], "409 Conflict");
+        assert_eq!(json["title"], "Conflict");
+        assert_eq!(
+            render(
+                StatusCode::NOT_FOUND,
+                Message::Explanation("No image found with ID abc".into()),
+                BodyForm::Plain
+            ),
+            "404 Not Found\n\nNo image found with ID abc\n\n   "
+        );
+        assert_eq!(
+            render(StatusCode::FORBIDDEN, Message::Detail("Property foo may not be removed.".into()), BodyForm::Plain),
+            "403 Forbidden\n\nAccess was denied to this resource.\n\n Property foo may not be removed.  "
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Message::Default,
+            BodyForm::Json,
+        ))
+        .expect("json");
+        assert_eq!(
+            json["message"],
+            "The method PUT is not allowed for this resource. <br /><br />\n"
+        );
+        assert_eq!(
+            render(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Message::Default,
+                BodyForm::Plain
+            ),
+            "405 Method Not Allowed\n\nThe method PUT is not allowed for this resource. \n\n "
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Message::Detail("Use X.".into()),
+            BodyForm::Json,
+        ))
+        .expect("json");
+        assert_eq!(
+            json["message"],
+            "The request media type application/json is not supported by this server.\n<br /><br />\nUse X."
+        );
+        assert!(render(
+            StatusCode::FORBIDDEN,
+            Message::Explanation("it's <b>".into()),
+            BodyForm::Html
+        )
+        .contains("<h1>403 Forbidden</h1>\n  it&#x27;s &lt;b&gt;<br /><br />"));
     }
 }

@@ -160,9 +160,9 @@ pub async fn update(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let dialect = PatchDialect::from_content_type(content_type).ok_or_else(|| {
-        ApiError::new(
+        ApiError::with_detail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Unsupported Content-Type {content_type:?}"),
+            format!("Image PATCH expects Content-Type one of: {ACCEPT_PATCH}"),
         )
         .with_header(HeaderName::from_static("accept-patch"), ACCEPT_PATCH)
     })?;
@@ -171,10 +171,10 @@ pub async fn update(
     Ok(Json(ImageView(&image)).into_response())
 }
 
-/// `Accept-Patch` on a 415: both media types, newest first (a test keeps it in step with the
+/// `Accept-Patch` on a 415: both media types, in Glance's order (a test keeps it in step with the
 /// constants in `domain::patch`).
 const ACCEPT_PATCH: &str =
-    "application/openstack-images-v2.1-json-patch, application/openstack-images-v2.0-json-patch";
+    "application/openstack-images-v2.0-json-patch, application/openstack-images-v2.1-json-patch";
 
 pub async fn delete(
     State(state): State<AppState>,
@@ -212,7 +212,7 @@ mod tests {
     fn accept_patch_lists_both_media_types() {
         assert_eq!(
             ACCEPT_PATCH,
-            format!("{MEDIA_TYPE_V2_1}, {MEDIA_TYPE_V2_0}")
+            format!("{MEDIA_TYPE_V2_0}, {MEDIA_TYPE_V2_1}")
         );
     }
 

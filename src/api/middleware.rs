@@ -10,9 +10,10 @@ use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{body_form, default_explanation, render_body, ApiError, ErrorExplanation};
+use super::error::{body_form, render_body, ApiError, ErrorMessage, RequestFacts};
 use super::AppState;
 use crate::config::AuthFlavor;
+use crate::domain::error::Message;
 use crate::domain::RequestContext;
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -54,11 +55,15 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     }
     let status = response.status().as_u16();
     let millis = started.elapsed().as_secs_f64() * 1000.0;
-    match response.extensions().get::<ErrorExplanation>() {
-        Some(ErrorExplanation(why)) if status >= 500 => {
+    match response
+        .extensions()
+        .get::<ErrorMessage>()
+        .map(|m| m.0.text())
+    {
+        Some(why) if status >= 500 => {
             tracing::error!(request_id = %id, %method, %path, status, millis, error = %why, "request failed")
         }
-        Some(ErrorExplanation(why)) => {
+        Some(why) => {
             tracing::info!(request_id = %id, %method, %path, status, millis, error = %why, "request refused")
         }
         None => tracing::info!(request_id = %id, %method, %path, status, millis, "request"),
@@ -114,13 +119,7 @@ pub async fn authenticate(
         AuthFlavor::Unauthenticated => RequestContext::unauthenticated_admin(request_id),
         AuthFlavor::TrustedHeaders => match context_from_headers(request.headers(), request_id) {
             Some(context) => context,
-            None => {
-                return ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    default_explanation(StatusCode::UNAUTHORIZED),
-                )
-                .into_response()
-            }
+            None => return ApiError::plain(StatusCode::UNAUTHORIZED).into_response(),
         },
     };
     request.extensions_mut().insert(context);
@@ -164,33 +163,60 @@ fn context_from_headers(
 /// Writes the body of every error response, in the form the request's `Accept` asks for.
 pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     let form = body_form(request.headers());
+    let facts = RequestFacts {
+        method: request.method().to_string(),
+        content_type: request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("None")
+            .to_owned(),
+    };
     let mut response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let explanation = match response.extensions_mut().remove::<ErrorExplanation>() {
-        Some(ErrorExplanation(e)) => e,
-        // Errors produced by routing (404, 405) carry no explanation and an empty body.
-        None if response.body().size_hint().exact() == Some(0) => {
-            default_explanation(status).into()
-        }
+    let message = match response.extensions_mut().remove::<ErrorMessage>() {
+        Some(ErrorMessage(message)) => message,
+        // Errors produced by routing (404, 405) carry no message and an empty body.
+        None if response.body().size_hint().exact() == Some(0) => Message::Default,
         None => return response,
     };
     if status == StatusCode::METHOD_NOT_ALLOWED {
         tidy_allow_header(&mut response);
     }
-    let (content_type, body) = render_body(status, &explanation, form);
-    // Keep the explanation for the access log.
-    response
-        .extensions_mut()
-        .insert(ErrorExplanation(explanation));
+    let (content_type, body) = render_body(status, &message, &facts, form);
+    // Keep the message for the access log.
+    response.extensions_mut().insert(ErrorMessage(message));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(body);
     response
+}
+
+/// Rejects a body on requests that take none (Glance's `body_reject` routes): GET and DELETE
+/// of single resources and schemas, and the image actions.
+pub async fn reject_unexpected_body(request: Request, next: Next) -> Response {
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let path = request.uri().path();
+    let takes_none = match *request.method() {
+        Method::GET | Method::DELETE => path != "/v2/images",
+        Method::POST => path.contains("/actions/"),
+        _ => false,
+    };
+    if has_body && takes_none {
+        return ApiError::bad_request("A body is not expected with this request.").into_response();
+    }
+    next.run(request).await
 }
 
 /// Glance lists a path's methods as `GET, PATCH, DELETE`; routing adds HEAD for GET routes,

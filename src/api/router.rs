@@ -8,7 +8,7 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::error::{default_explanation, ApiError};
+use super::error::ApiError;
 use super::{images, middleware, schemas, tags, versions, AppState};
 
 /// The complete application: routing, identity, request ids and error bodies.
@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/schemas/images", get(schemas::images))
         .route("/v2/schemas/member", get(schemas::member))
         .route("/v2/schemas/members", get(schemas::members))
+        .route_layer(from_fn(middleware::reject_unexpected_body))
         .route_layer(from_fn_with_state(state.clone(), middleware::authenticate))
         .with_state(state);
 
@@ -56,11 +57,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(middleware::render_error_bodies))
         .layer(from_fn(middleware::request_id))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                default_explanation(StatusCode::INTERNAL_SERVER_ERROR),
-            )
-            .into_response()
+            ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
 }
 
@@ -68,11 +65,7 @@ pub fn router(state: AppState) -> Router {
 /// Glance answers with the versions document (300).
 async fn unknown_path(uri: Uri, headers: HeaderMap) -> Response {
     if uri.path() == "/v2" || uri.path().starts_with("/v2/") {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            default_explanation(StatusCode::NOT_FOUND),
-        )
-        .into_response()
+        ApiError::plain(StatusCode::NOT_FOUND).into_response()
     } else {
         let mut response = versions::multiple_choices(headers).await;
         response.headers_mut().remove(header::LOCATION);

@@ -147,9 +147,7 @@ fn push_visibility(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer) {
             owned(q);
             q.push(")");
         }
-        Some(VisibilityFilter::Only(Visibility::Shared))
-            if viewer.is_admin && project.is_none() =>
-        {
+        Some(VisibilityFilter::Only(Visibility::Shared)) if viewer.is_admin => {
             q.push("i.visibility = 'shared'");
         }
         Some(VisibilityFilter::Only(Visibility::Shared)) => {

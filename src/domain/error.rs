@@ -1,37 +1,127 @@
-//! Domain outcomes that are not success. Each variant carries the message a client sees;
-//! `api::error` maps variants to HTTP statuses in one place.
+//! Domain outcomes that are not success. Each refusal carries its kind (which `api::error`
+//! maps to an HTTP status, in one place) and the message a client sees.
+
+use std::fmt;
 
 use super::repository::RepoError;
 
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The thing does not exist or the caller may not know it exists (404).
+    NotFound,
+    /// The caller may see the thing but not do this to it (403).
+    Forbidden,
+    /// The request itself is malformed or invalid (400).
+    BadRequest,
+    /// The request conflicts with the image's current state (409).
+    Conflict,
+    /// A quota or size limit would be exceeded (413).
+    OverLimit,
+}
+
+/// A client-facing message, in one of the two places Glance's error bodies put it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Replaces the status's default explanation.
+    Explanation(String),
+    /// Follows the status's default explanation (Glance raises some errors this way, and
+    /// clients that match on the body see both sentences).
+    Detail(String),
+    /// Only the status's default explanation.
+    Default,
+}
+
+impl Message {
+    pub fn text(&self) -> &str {
+        match self {
+            Message::Explanation(text) | Message::Detail(text) => text,
+            Message::Default => "",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
-    /// The thing does not exist or the caller may not know it exists (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The caller may see the thing but not do this to it (403).
-    #[error("{0}")]
-    Forbidden(String),
-    /// The request itself is malformed or invalid (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The request conflicts with the image's current state (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// A quota or size limit would be exceeded (413).
-    #[error("{0}")]
-    OverLimit(String),
+    #[error("{}", message.text())]
+    Refused { kind: Refusal, message: Message },
     /// The metadata database failed.
     #[error(transparent)]
     Repository(#[from] RepoError),
 }
 
 impl DomainError {
+    fn refused(kind: Refusal, message: impl Into<String>) -> DomainError {
+        DomainError::Refused {
+            kind,
+            message: Message::Explanation(message.into()),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> DomainError {
+        DomainError::refused(Refusal::NotFound, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> DomainError {
+        DomainError::refused(Refusal::Forbidden, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> DomainError {
+        DomainError::refused(Refusal::BadRequest, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> DomainError {
+        DomainError::refused(Refusal::Conflict, message)
+    }
+
+    pub fn over_limit(message: impl Into<String>) -> DomainError {
+        DomainError::refused(Refusal::OverLimit, message)
+    }
+
+    /// A refusal whose message follows the status's default explanation.
+    pub fn with_detail(kind: Refusal, detail: impl Into<String>) -> DomainError {
+        DomainError::Refused {
+            kind,
+            message: Message::Detail(detail.into()),
+        }
+    }
+
+    /// A refusal with only the status's default explanation.
+    pub fn plain(kind: Refusal) -> DomainError {
+        DomainError::Refused {
+            kind,
+            message: Message::Default,
+        }
+    }
+
     pub fn image_not_found(id: &str) -> DomainError {
-        DomainError::NotFound(format!("No image found with ID {id}"))
+        DomainError::not_found(format!("No image found with ID {id}"))
     }
 
     pub fn not_authorized(rule: &str) -> DomainError {
-        DomainError::Forbidden(format!("You are not authorized to complete {rule} action."))
+        DomainError::forbidden(format!("You are not authorized to complete {rule} action."))
+    }
+
+    /// The refusal kind, if this is a refusal.
+    pub fn kind(&self) -> Option<Refusal> {
+        match self {
+            DomainError::Refused { kind, .. } => Some(*kind),
+            DomainError::Repository(_) => None,
+        }
+    }
+
+    /// The same refusal with another kind (e.g. a missing marker is a bad request).
+    pub fn into_kind(self, new: Refusal) -> DomainError {
+        match self {
+            DomainError::Refused { message, .. } => DomainError::Refused { kind: new, message },
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
     }
 }
 

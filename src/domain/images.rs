@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::context::RequestContext;
-use super::error::{DomainError, DomainResult};
+use super::error::{DomainError, DomainResult, Refusal};
 use super::image::{self, Image, ImageId, Visibility};
 use super::listing::{ListQuery, PageLimits, Viewer};
 use super::patch::{Change, Op, PatchDialect};
@@ -80,19 +80,33 @@ impl ImageService {
         }
     }
 
-    /// `POST /v2/images`.
+    /// `POST /v2/images`, checking in Glance's order so that the first failure is the one
+    /// Glance would report.
     pub async fn create(
         &self,
         ctx: &RequestContext,
         body: &Map<String, Value>,
     ) -> DomainResult<Image> {
-        for key in body.keys() {
-            check_writable(key, true)?;
+        if let Some(key) = body.keys().find(|k| OUTPUT_ONLY.contains(&k.as_str())) {
+            return Err(read_only(key));
         }
         self.schemas
             .image
             .validate(&Value::Object(body.clone()))
             .map_err(invalid_object)?;
+        for key in body.keys().filter(|k| !is_schema_property(k)) {
+            if key.chars().count() > 255 {
+                return Err(DomainError::bad_request(
+                    "Custom property should not be greater than 255 characters.",
+                ));
+            }
+            if is_reserved(key) {
+                return Err(DomainError::with_detail(
+                    Refusal::Forbidden,
+                    format!("Attribute '{key}' is reserved."),
+                ));
+            }
+        }
 
         let id = match body.get("id").and_then(Value::as_str) {
             Some(id) => ImageId::parse(id)
@@ -103,27 +117,40 @@ impl ImageService {
         if let Some(owner) = body.get("owner") {
             let owner = owner.as_str().map(str::to_owned);
             if !ctx.is_admin && owner != ctx.project_id {
-                return Err(DomainError::Forbidden(format!(
-                    "You are not permitted to create images owned by '{}'.",
-                    owner.as_deref().unwrap_or("None")
-                )));
+                return Err(DomainError::with_detail(
+                    Refusal::Forbidden,
+                    format!(
+                        "You are not permitted to create images owned by '{}'",
+                        owner.as_deref().unwrap_or("None")
+                    ),
+                ));
             }
             new.owner = owner;
         }
-        for (key, value) in body {
-            if key == "id" || key == "owner" {
-                continue;
-            }
-            set_attribute(&mut new, key, value);
-        }
         self.authorize(ctx, Action::AddImage, &target(&new))?;
+        for (key, value) in body {
+            if key != "id" && key != "owner" {
+                set_attribute(&mut new, key, value);
+            }
+        }
         self.check_visibility_change(ctx, &new, None)?;
-        self.check_quotas(&new, None)?;
+        self.check_tag_quota(&new, None)?;
+        if let Some(key) = body
+            .keys()
+            .find(|k| READ_ONLY.contains(&k.as_str()) && *k != "id")
+        {
+            return Err(read_only(key));
+        }
+        if body.contains_key("locations") {
+            return Err(DomainError::forbidden("Attribute 'locations' is reserved."));
+        }
+        check_boot_minimums(body)?;
+        self.check_property_quota(&new, None)?;
 
         match self.repo.create(&new).await {
             Ok(()) => Ok(new),
-            Err(RepoError::Duplicate) => Err(DomainError::Conflict(format!(
-                "Image with identifier {} already exists!",
+            Err(RepoError::Duplicate) => Err(DomainError::conflict(format!(
+                "Image ID {} already exists!",
                 new.id
             ))),
             Err(e) => Err(e.into()),
@@ -191,9 +218,12 @@ impl ImageService {
         };
         // The marker must be an image the caller may see (Glance answers 400 otherwise).
         let marker = match &query.marker {
-            Some(id) => Some(self.get_visible(ctx, id).await.map_err(|e| match e {
-                DomainError::NotFound(msg) => DomainError::BadRequest(msg),
-                other => other,
+            Some(id) => Some(self.get_visible(ctx, id).await.map_err(|e| {
+                if e.kind() == Some(Refusal::NotFound) {
+                    e.into_kind(Refusal::BadRequest)
+                } else {
+                    e
+                }
             })?),
             None => None,
         };
@@ -210,7 +240,8 @@ impl ImageService {
         })
     }
 
-    /// `PATCH /v2/images/{id}`.
+    /// `PATCH /v2/images/{id}`: the whole patch is validated, then applied to the image read
+    /// from the database; nothing is written unless every change applies.
     pub async fn update(
         &self,
         ctx: &RequestContext,
@@ -229,7 +260,8 @@ impl ImageService {
                 apply_change(ctx, &mut after, dialect, change)?;
             }
             self.check_visibility_change(ctx, &after, Some(&before))?;
-            self.check_quotas(&after, Some(&before))?;
+            self.check_tag_quota(&after, Some(&before))?;
+            self.check_property_quota(&after, Some(&before))?;
             if after == before {
                 return Ok(before);
             }
@@ -240,32 +272,48 @@ impl ImageService {
                 SaveOutcome::StatusChanged => continue,
             }
         }
-        Err(DomainError::Conflict(format!(
+        Err(DomainError::conflict(format!(
             "Image {id} changed status while being updated; retry the request."
         )))
     }
 
+    /// Checks a change on its own (path, attribute, value), before the image is read.
     fn validate_change(&self, change: &Change) -> DomainResult<()> {
         let attribute = match change.path.as_slice() {
             [attribute] => attribute.as_str(),
             _ => {
-                return Err(DomainError::BadRequest(format!(
+                return Err(DomainError::bad_request(format!(
                     "Invalid JSON pointer for this resource: '/{}'",
                     change.path.join("/")
                 )))
             }
         };
         if attribute == "locations" {
-            return Err(DomainError::Forbidden(
-                "It's not allowed to update locations if locations are invisible.".to_owned(),
-            ));
+            let verb = match change.op {
+                Op::Add => "add",
+                Op::Remove => "remove",
+                Op::Replace => "update",
+            };
+            return Err(DomainError::forbidden(format!(
+                "It's not allowed to {verb} locations if locations are invisible."
+            )));
         }
-        check_writable(attribute, false)?;
+        if READ_ONLY.contains(&attribute) {
+            return Err(read_only(attribute));
+        }
+        if is_reserved(attribute) {
+            return Err(DomainError::forbidden(format!(
+                "Attribute '{attribute}' is reserved."
+            )));
+        }
         if let Some(value) = &change.value {
             self.schemas
                 .image
                 .validate_property(attribute, value)
                 .map_err(invalid_object)?;
+            let mut single = Map::new();
+            single.insert(attribute.to_owned(), value.clone());
+            check_boot_minimums(&single)?;
         }
         Ok(())
     }
@@ -288,39 +336,45 @@ impl ImageService {
         self.authorize(ctx, action, &target(after))
     }
 
-    /// `image_property_quota` and `image_tag_quota`, checked only when the count grows.
-    fn check_quotas(&self, after: &Image, before: Option<&Image>) -> DomainResult<()> {
-        let grew = |now: usize, was: Option<usize>| was.is_none_or(|was| now > was);
-        if let Some(quota) = self.limits.property_quota {
-            let count = after.properties.len();
-            if count > quota && grew(count, before.map(|b| b.properties.len())) {
-                return Err(DomainError::OverLimit(format!(
-                    "Attempted: {count}, Maximum: {quota}"
-                )));
-            }
-        }
-        if let Some(quota) = self.limits.tag_quota {
-            let count = after.tags.len();
-            if count > quota && grew(count, before.map(|b| b.tags.len())) {
-                return Err(DomainError::OverLimit(format!(
-                    "Maximum number of tags exceeded: Attempted: {count}, Maximum: {quota}"
-                )));
-            }
-        }
-        Ok(())
+    /// `image_tag_quota`, checked only when the count grows. `Err` carries Glance's wording
+    /// of the limit, which the tag route embeds in its own message.
+    fn check_tag_quota(&self, after: &Image, before: Option<&Image>) -> DomainResult<()> {
+        check_count(
+            self.limits.tag_quota,
+            after.tags.len(),
+            before.map(|b| b.tags.len()),
+            "image tags",
+        )
+    }
+
+    /// `image_property_quota`, checked only when the count grows.
+    fn check_property_quota(&self, after: &Image, before: Option<&Image>) -> DomainResult<()> {
+        check_count(
+            self.limits.property_quota,
+            after.properties.len(),
+            before.map(|b| b.properties.len()),
+            "image properties",
+        )
     }
 
     /// `DELETE /v2/images/{id}`: soft-deletes the image row.
     pub async fn delete(&self, ctx: &RequestContext, id: &str) -> DomainResult<()> {
-        let image = self.get_visible(ctx, id).await?;
+        let not_found = || DomainError::not_found(format!("Failed to find image {id} to delete"));
+        let image = self.get_visible(ctx, id).await.map_err(|e| {
+            if e.kind() == Some(Refusal::NotFound) {
+                not_found()
+            } else {
+                e
+            }
+        })?;
         self.authorize(ctx, Action::DeleteImage, &target(&image))?;
         if image.protected {
-            return Err(DomainError::Forbidden(format!(
+            return Err(DomainError::forbidden(format!(
                 "Image {id} is protected and cannot be deleted."
             )));
         }
         if !image.status.can_become(ImageStatus::Deleted) {
-            return Err(DomainError::BadRequest(format!(
+            return Err(DomainError::bad_request(format!(
                 "Image status transition from {} to deleted is not allowed",
                 image.status
             )));
@@ -328,9 +382,7 @@ impl ImageService {
         if self.repo.delete(&image.id, image::now()).await? {
             Ok(())
         } else {
-            Err(DomainError::NotFound(format!(
-                "Failed to find image {id} to delete"
-            )))
+            Err(not_found())
         }
     }
 
@@ -363,7 +415,7 @@ impl ImageService {
                 return Ok(());
             }
             if before.status != from {
-                return Err(DomainError::Forbidden(format!(
+                return Err(DomainError::forbidden(format!(
                     "Not allowed to {verb} image in status '{}'",
                     before.status
                 )));
@@ -377,15 +429,27 @@ impl ImageService {
                 SaveOutcome::StatusChanged => continue,
             }
         }
-        Err(DomainError::Conflict(format!(
+        Err(DomainError::conflict(format!(
             "Image {id} changed status concurrently; retry the request."
         )))
     }
 
+    /// The image a tag request addresses, with the tag routes' not-found wording.
+    async fn tag_target(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
+        let image = self.get_visible(ctx, id).await.map_err(|e| {
+            if e.kind() == Some(Refusal::NotFound) {
+                DomainError::not_found(format!("Image {id} not found."))
+            } else {
+                e
+            }
+        })?;
+        self.authorize(ctx, Action::ModifyImage, &target(&image))?;
+        Ok(image)
+    }
+
     /// `PUT /v2/images/{id}/tags/{tag}`.
     pub async fn add_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
-        let image = self.get_visible(ctx, id).await?;
-        self.authorize(ctx, Action::ModifyImage, &target(&image))?;
+        let image = self.tag_target(ctx, id).await?;
         self.schemas
             .image
             .validate_property("tags", &Value::Array(vec![Value::String(tag.to_owned())]))
@@ -393,46 +457,86 @@ impl ImageService {
         if !image.tags.iter().any(|t| t == tag) {
             let mut after = image.clone();
             after.add_tag(tag);
-            self.check_quotas(&after, Some(&image))?;
+            self.check_tag_quota(&after, Some(&image)).map_err(|e| {
+                DomainError::over_limit(format!("Image tag limit exceeded for image {id}: {e}:"))
+            })?;
         }
         if self.repo.add_tag(&image.id, tag, image::now()).await? {
             Ok(())
         } else {
-            Err(DomainError::image_not_found(id))
+            Err(DomainError::not_found(format!("Image {id} not found.")))
         }
     }
 
     /// `DELETE /v2/images/{id}/tags/{tag}`.
     pub async fn remove_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
-        let image = self.get_visible(ctx, id).await?;
-        self.authorize(ctx, Action::ModifyImage, &target(&image))?;
+        let image = self.tag_target(ctx, id).await?;
         if self.repo.remove_tag(&image.id, tag, image::now()).await? {
             Ok(())
         } else {
-            Err(DomainError::NotFound(format!("Tag {tag} not found")))
+            Err(DomainError::plain(Refusal::NotFound))
         }
     }
 }
 
-fn invalid_object(reason: String) -> DomainError {
-    DomainError::BadRequest(format!(
-        "Provided object does not match schema 'image': {reason}"
-    ))
+/// Attributes that only ever appear in responses; refused first on create.
+const OUTPUT_ONLY: [&str; 5] = ["direct_url", "self", "file", "schema", "stores"];
+
+fn read_only(key: &str) -> DomainError {
+    DomainError::forbidden(format!("Attribute '{key}' is read-only."))
 }
 
-/// 403 for attributes no client may write; `id` may be chosen only when creating.
-fn check_writable(key: &str, creating: bool) -> DomainResult<()> {
-    if READ_ONLY.contains(&key) && !(creating && key == "id") {
-        return Err(DomainError::Forbidden(format!(
-            "Attribute '{key}' is read-only."
-        )));
+/// Names no client may use: Glance's reserved names and its `os_glance*` namespace.
+fn is_reserved(key: &str) -> bool {
+    RESERVED.contains(&key) || key.starts_with(RESERVED_PREFIX)
+}
+
+/// Whether `key` is a core attribute (as opposed to an extra property).
+fn is_schema_property(key: &str) -> bool {
+    BASE_ATTRIBUTES.contains(&key) || READ_ONLY.contains(&key) || key == "locations"
+}
+
+/// A count limit, Glance's wording, checked only when the count grows.
+fn check_count(
+    quota: Option<usize>,
+    count: usize,
+    before: Option<usize>,
+    what: &str,
+) -> DomainResult<()> {
+    match quota {
+        Some(quota) if count > quota && before.is_none_or(|was| count > was) => {
+            Err(DomainError::over_limit(format!(
+                "The limit has been exceeded on the number of allowed {what}. Attempted: {count}, Maximum: {quota}"
+            )))
+        }
+        _ => Ok(()),
     }
-    if RESERVED.contains(&key) || key.starts_with(RESERVED_PREFIX) || key == "locations" {
-        return Err(DomainError::Forbidden(format!(
-            "Attribute '{key}' is reserved."
-        )));
+}
+
+/// `min_ram` and `min_disk` must be non-negative and fit the database column.
+fn check_boot_minimums(values: &Map<String, Value>) -> DomainResult<()> {
+    for key in ["min_ram", "min_disk"] {
+        let Some(value) = values.get(key).and_then(Value::as_i64) else {
+            continue;
+        };
+        if value < 0 {
+            return Err(DomainError::bad_request(format!(
+                "Invalid value '{value}' for parameter '{key}': Cannot be a negative value"
+            )));
+        }
+        if value > i64::from(i32::MAX) {
+            return Err(DomainError::bad_request(format!(
+                "'{key}' value out of range, must not exceed 2147483647."
+            )));
+        }
     }
     Ok(())
+}
+
+fn invalid_object(reason: String) -> DomainError {
+    DomainError::bad_request(format!(
+        "Provided object does not match schema 'image': {reason}"
+    ))
 }
 
 /// Sets a base attribute or extra property from an already schema-validated value.
@@ -483,57 +587,44 @@ fn apply_change(
 ) -> DomainResult<()> {
     let key = change.path[0].as_str();
     let is_base = BASE_ATTRIBUTES.contains(&key);
-    match (change.op, &change.value) {
-        (Op::Remove, _) => {
-            if is_base {
-                return Err(DomainError::Forbidden(format!(
-                    "Properties {key} must not be removed: it is a base attribute."
-                )));
-            }
-            if image.properties.remove(key).is_none() {
-                return Err(DomainError::Conflict(format!(
-                    "Property {key} does not exist."
-                )));
-            }
+    let detail = |kind, text: String| Err(DomainError::with_detail(kind, text));
+    let Some(value) = &change.value else {
+        // Remove.
+        if is_base {
+            return detail(
+                Refusal::Forbidden,
+                format!("Property {key} may not be removed."),
+            );
         }
-        (op, Some(value)) => {
-            if !is_base {
-                let exists = image.properties.contains_key(key);
-                if op == Op::Replace && !exists {
-                    return Err(DomainError::Conflict(format!(
-                        "Property {key} does not exist."
-                    )));
-                }
-                if op == Op::Add && exists && dialect == PatchDialect::V2_0 {
-                    return Err(DomainError::Conflict(format!(
-                        "Property {key} already present."
-                    )));
-                }
-            }
-            if (key == "disk_format" || key == "container_format")
-                && !matches!(image.status, ImageStatus::Queued | ImageStatus::Importing)
-                && value.as_str() != attribute_text(image, key)
-            {
-                return Err(DomainError::Forbidden(format!(
-                    "Attribute {key} can be only replaced for a queued image."
-                )));
-            }
-            if key == "owner" && !ctx.is_admin && value.as_str() != image.owner.as_deref() {
-                return Err(DomainError::Forbidden(
-                    "Owner can't be updated by non admin.".to_owned(),
-                ));
-            }
-            set_attribute(image, key, value);
+        if image.properties.remove(key).is_none() {
+            return detail(Refusal::Conflict, format!("Property {key} does not exist."));
         }
-        (Op::Add | Op::Replace, None) => {}
+        return Ok(());
+    };
+    let exists = is_base || image.properties.contains_key(key);
+    if change.op == Op::Replace && !exists {
+        return detail(Refusal::Conflict, format!("Property {key} does not exist."));
     }
+    // v2.1 `add` of an existing attribute replaces it; the deprecated v2.0 form refuses.
+    if change.op == Op::Add && exists && dialect == PatchDialect::V2_0 {
+        return detail(
+            Refusal::Conflict,
+            format!("Property {key} already present."),
+        );
+    }
+    if (key == "disk_format" || key == "container_format")
+        && !matches!(image.status, ImageStatus::Queued | ImageStatus::Importing)
+    {
+        return Err(DomainError::forbidden(format!(
+            "Attribute {key} can be only replaced for a queued image."
+        )));
+    }
+    if key == "owner" && !ctx.is_admin && value.as_str() != image.owner.as_deref() {
+        return detail(
+            Refusal::Forbidden,
+            "Owner can't be updated by non admin.".to_owned(),
+        );
+    }
+    set_attribute(image, key, value);
     Ok(())
-}
-
-fn attribute_text<'a>(image: &'a Image, key: &str) -> Option<&'a str> {
-    match key {
-        "disk_format" => image.disk_format.as_deref(),
-        "container_format" => image.container_format.as_deref(),
-        _ => None,
-    }
 }

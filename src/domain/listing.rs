@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
+#[cfg(test)]
+use super::error::Refusal;
 use super::error::{DomainError, DomainResult};
 use super::image::Visibility;
 
@@ -153,7 +155,7 @@ impl SortDir {
         match value {
             "asc" => Ok(SortDir::Asc),
             "desc" => Ok(SortDir::Desc),
-            other => Err(DomainError::BadRequest(format!(
+            other => Err(DomainError::bad_request(format!(
                 "Invalid sort direction: {other}"
             ))),
         }
@@ -220,6 +222,9 @@ pub struct PageLimits {
     pub max: u32,
 }
 
+/// Keys that may repeat; of any other key only the last value counts, as in Glance.
+const REPEATABLE: [&str; 3] = ["tag", "sort_key", "sort_dir"];
+
 impl ListQuery {
     /// Parses the decoded query string pairs of `GET /v2/images`.
     pub fn parse(params: &[(String, String)], limits: PageLimits) -> DomainResult<ListQuery> {
@@ -236,7 +241,10 @@ impl ListQuery {
         let mut sort_dirs: Vec<&str> = Vec::new();
         let mut sort_param: Option<&str> = None;
 
-        for (key, value) in params {
+        let effective = params.iter().enumerate().filter(|(n, (key, _))| {
+            REPEATABLE.contains(&key.as_str()) || !params[n + 1..].iter().any(|(k, _)| k == key)
+        });
+        for (_, (key, value)) in effective {
             let value = value.as_str();
             match key.as_str() {
                 "limit" => query.limit = parse_limit(value)?.min(limits.max),
@@ -244,6 +252,7 @@ impl ListQuery {
                 "sort_key" => sort_keys.extend(value.split(',').map(str::trim)),
                 "sort_dir" => sort_dirs.extend(value.split(',').map(str::trim)),
                 "sort" => sort_param = Some(value),
+                "visibility" if value.is_empty() => {}
                 "visibility" => query.visibility = Some(parse_visibility(value)?),
                 "member_status" => query.member_status = parse_member_status(value)?,
                 "os_hidden" => query.os_hidden = parse_bool("os_hidden", value)?,
@@ -252,9 +261,10 @@ impl ListQuery {
                     value: parse_bool("protected", value)?,
                 }),
                 "tag" => query.filters.push(Filter::Tag(value.to_owned())),
+                "changes-since" if value.is_empty() => {}
                 "changes-since" => {
-                    return Err(DomainError::BadRequest(
-                        "The 'changes-since' filter is no longer available on v2.".to_owned(),
+                    return Err(DomainError::bad_request(
+                        "The \"changes-since\" filter is no longer available on v2.",
                     ))
                 }
                 "created_at" | "updated_at" => {
@@ -263,7 +273,7 @@ impl ListQuery {
                     } else {
                         Column::UpdatedAt
                     };
-                    let (cmp, value) = parse_time_filter(value)?;
+                    let (cmp, value) = parse_time_filter(key, value)?;
                     query.filters.push(Filter::Time { column, cmp, value });
                 }
                 other => query.filters.push(parse_other_filter(other, value)?),
@@ -277,11 +287,9 @@ impl ListQuery {
 fn parse_limit(value: &str) -> DomainResult<u32> {
     let limit: i64 = value
         .parse()
-        .map_err(|_| DomainError::BadRequest("limit param must be an integer".to_owned()))?;
+        .map_err(|_| DomainError::bad_request("limit param must be an integer"))?;
     if limit < 0 {
-        return Err(DomainError::BadRequest(
-            "limit param must be positive".to_owned(),
-        ));
+        return Err(DomainError::bad_request("limit param must be positive"));
     }
     Ok(u32::try_from(limit).unwrap_or(u32::MAX))
 }
@@ -292,7 +300,7 @@ fn parse_visibility(value: &str) -> DomainResult<VisibilityFilter> {
     }
     Visibility::parse(value)
         .map(VisibilityFilter::Only)
-        .ok_or_else(|| DomainError::BadRequest(format!("Invalid visibility value: {value}")))
+        .ok_or_else(|| DomainError::bad_request(format!("Invalid visibility value: {value}")))
 }
 
 fn parse_member_status(value: &str) -> DomainResult<MemberStatusFilter> {
@@ -301,51 +309,57 @@ fn parse_member_status(value: &str) -> DomainResult<MemberStatusFilter> {
         "pending" => MemberStatusFilter::Pending,
         "rejected" => MemberStatusFilter::Rejected,
         "all" => MemberStatusFilter::All,
-        other => {
-            return Err(DomainError::BadRequest(format!(
-                "Invalid status value: {other}"
-            )))
-        }
+        other => return Err(DomainError::bad_request(format!("Invalid status: {other}"))),
     })
 }
 
-/// oslo's `bool_from_string(strict=True)` spellings.
+/// `true` or `false`, in any case (Glance lower-cases `os_hidden`; accepting `True` for
+/// `protected` too is kinder to openstacksdk, which sends it capitalised).
 fn parse_bool(name: &str, value: &str) -> DomainResult<bool> {
     match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "y" | "on" | "t" => Ok(true),
-        "false" | "0" | "no" | "n" | "off" | "f" => Ok(false),
-        _ => Err(DomainError::BadRequest(format!(
-            "Invalid value '{value}' for parameter '{name}': Unrecognized value '{value}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(DomainError::bad_request(format!(
+            "Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'."
         ))),
     }
 }
 
+/// Operators a filter value may start with (`gt:2026-01-01`).
+const OPERATORS: [&str; 7] = ["eq", "neq", "gt", "gte", "lt", "lte", "in"];
+
 /// Splits `op:value` where `op` is one of the known operators; a bare value is `eq`.
 fn split_operator(value: &str) -> (Option<&str>, &str) {
-    const OPERATORS: [&str; 7] = ["eq", "neq", "gt", "gte", "lt", "lte", "in"];
     match value.split_once(':') {
         Some((op, rest)) if OPERATORS.contains(&op) => (Some(op), rest),
         _ => (None, value),
     }
 }
 
-fn parse_time_filter(value: &str) -> DomainResult<(Comparison, DateTime<Utc>)> {
-    let (op, raw) = split_operator(value);
-    let cmp = match op.unwrap_or("eq") {
+fn parse_time_filter(key: &str, value: &str) -> DomainResult<(Comparison, DateTime<Utc>)> {
+    // A bare timestamp contains colons too: try it whole first.
+    if let Some(time) = parse_iso8601(value) {
+        return Ok((Comparison::Eq, time));
+    }
+    let (op, raw) = value.split_once(':').unwrap_or(("eq", value));
+    let cmp = match op {
         "eq" => Comparison::Eq,
         "neq" => Comparison::Neq,
         "gt" => Comparison::Gt,
         "gte" => Comparison::Gte,
         "lt" => Comparison::Lt,
         "lte" => Comparison::Lte,
-        other => {
-            return Err(DomainError::BadRequest(format!(
-                "Unable to filter on a unknown operator '{other}'."
-            )))
+        _ => {
+            return Err(DomainError::bad_request(
+                "Unable to filter on a unknown operator.",
+            ))
         }
     };
-    let time = parse_iso8601(raw)
-        .ok_or_else(|| DomainError::BadRequest(format!("Unable to parse datetime '{raw}'.")))?;
+    let time = parse_iso8601(raw).ok_or_else(|| {
+        DomainError::bad_request(format!(
+            "Bad \"{key}\" query filter format. Use ISO 8601 DateTime notation."
+        ))
+    })?;
     Ok((cmp, time))
 }
 
@@ -377,6 +391,8 @@ pub fn parse_iso8601(raw: &str) -> Option<DateTime<Utc>> {
 
 /// Splits an `in:` list: comma-separated, values may be double-quoted to contain commas.
 fn split_in_values(raw: &str) -> DomainResult<Vec<String>> {
+    let invalid =
+        |why: &str| DomainError::bad_request(format!("Invalid filter value {raw}. {why}"));
     let mut values = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -384,12 +400,13 @@ fn split_in_values(raw: &str) -> DomainResult<Vec<String>> {
     while let Some(c) = chars.next() {
         match c {
             '"' if !quoted && current.is_empty() => quoted = true,
-            '"' if quoted => {
+            '"' if !quoted => {
+                return Err(invalid("There is no comma before opening quotation mark."))
+            }
+            '"' => {
                 quoted = false;
                 if !matches!(chars.peek(), None | Some(',')) {
-                    return Err(DomainError::BadRequest(
-                        "Invalid filter value: a quoted value must end at a comma.".to_owned(),
-                    ));
+                    return Err(invalid("There is no comma after closing quotation mark."));
                 }
             }
             ',' if !quoted => values.push(std::mem::take(&mut current)),
@@ -397,9 +414,7 @@ fn split_in_values(raw: &str) -> DomainResult<Vec<String>> {
         }
     }
     if quoted {
-        return Err(DomainError::BadRequest(
-            "Invalid filter value: the quotes are not closed.".to_owned(),
-        ));
+        return Err(invalid("The quote is not closed."));
     }
     values.push(current);
     Ok(values)
@@ -413,8 +428,8 @@ fn parse_other_filter(key: &str, value: &str) -> DomainResult<Filter> {
             Some("eq") => vec![raw.to_owned()],
             Some("in") => split_in_values(raw)?,
             Some(other) => {
-                return Err(DomainError::BadRequest(format!(
-                    "Unable to filter on a unknown operator '{other}'."
+                return Err(DomainError::bad_request(format!(
+                    "Unable to filter by unknown operator '{other}'."
                 )))
             }
         };
@@ -428,14 +443,14 @@ fn parse_other_filter(key: &str, value: &str) -> DomainResult<Filter> {
         return Ok(Filter::Integer {
             column,
             cmp,
-            value: parse_integer(key, value)?,
+            value: parse_integer(value)?,
         });
     }
     if let Some(column) = Column::integer(key) {
         return Ok(Filter::Integer {
             column,
             cmp: Comparison::Eq,
-            value: parse_integer(key, value)?,
+            value: parse_integer(value)?,
         });
     }
     Ok(Filter::Property {
@@ -444,17 +459,15 @@ fn parse_other_filter(key: &str, value: &str) -> DomainResult<Filter> {
     })
 }
 
-fn parse_integer(key: &str, value: &str) -> DomainResult<i64> {
+fn parse_integer(value: &str) -> DomainResult<i64> {
     value.parse().map_err(|_| {
-        DomainError::BadRequest(format!(
-            "Unable to filter on a range with a non-numeric value: {key}={value}"
-        ))
+        DomainError::bad_request("Unable to filter on a range with a non-numeric value.")
     })
 }
 
 fn sort_column(key: &str) -> DomainResult<Column> {
     if !SORT_KEYS.contains(&key) {
-        return Err(DomainError::BadRequest(format!(
+        return Err(DomainError::bad_request(format!(
             "Invalid sort key: {key}. It must be one of the following: {}.",
             SORT_KEYS.join(", ")
         )));
@@ -472,8 +485,8 @@ fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<
     let mut sort_keys = Vec::new();
     if let Some(sort) = sort {
         if !keys.is_empty() || !dirs.is_empty() {
-            return Err(DomainError::BadRequest(
-                "The 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'.".to_owned(),
+            return Err(DomainError::bad_request(
+                "Old and new sorting syntax cannot be combined",
             ));
         }
         for item in sort.split(',').map(str::trim) {
@@ -489,8 +502,8 @@ fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<
     } else {
         // One direction for all keys, or one per key.
         if dirs.len() > 1 && dirs.len() != keys.len() {
-            return Err(DomainError::BadRequest(
-                "Number of sort dirs does not match the number of sort keys".to_owned(),
+            return Err(DomainError::bad_request(
+                "Number of sort dirs does not match the number of sort keys",
             ));
         }
         let dirs: Vec<SortDir> = dirs
@@ -517,12 +530,24 @@ fn parse_sort(keys: &[&str], dirs: &[&str], sort: Option<&str>) -> DomainResult<
             }
         }
     }
-    // Tie-breakers so that markers are exact, as Glance appends them.
+    // Tie-breakers so that markers are exact, as Glance appends them: in the one direction
+    // given, if exactly one was, else descending.
+    let mut distinct_dirs = sort_keys.iter().map(|k| k.dir);
+    let first_dir = distinct_dirs.next();
+    let tie_dir = match first_dir {
+        Some(dir)
+            if sort_keys.len() == 1
+                || distinct_dirs.all(|d| d == dir) && !dirs.is_empty() && dirs.len() == 1 =>
+        {
+            dir
+        }
+        _ => SortDir::Desc,
+    };
     for column in [Column::CreatedAt, Column::Id] {
         if !sort_keys.iter().any(|k| k.column == column) {
             sort_keys.push(SortKey {
                 column,
-                dir: SortDir::Desc,
+                dir: tie_dir,
             });
         }
     }
@@ -547,7 +572,7 @@ mod tests {
 
     fn bad(query: &str) -> String {
         match parse(query) {
-            Err(DomainError::BadRequest(msg)) => msg,
+            Err(e) if e.kind() == Some(Refusal::BadRequest) => e.to_string(),
             other => panic!("expected 400 for {query}, got {other:?}"),
         }
     }
@@ -607,7 +632,10 @@ mod tests {
             }
         );
         assert!(bad("sort_key=bogus").starts_with("Invalid sort key: bogus."));
-        assert!(bad("sort=name&sort_key=id").contains("cannot be combined"));
+        assert_eq!(
+            bad("sort=name&sort_key=id"),
+            "Old and new sorting syntax cannot be combined"
+        );
         assert!(
             bad("sort_key=name&sort_key=id&sort_key=size&sort_dir=asc&sort_dir=desc")
                 .contains("does not match")
@@ -625,7 +653,29 @@ mod tests {
                 values: vec!["a".into(), "b,c".into(), "d".into()]
             }]
         );
-        assert!(bad("name=gt:a").contains("unknown operator"));
+        assert_eq!(
+            bad("name=gt:a"),
+            "Unable to filter by unknown operator 'gt'."
+        );
+        assert!(bad("name=in:a%22b").contains("no comma before opening"));
+        assert!(bad("name=in:%22a%22b").contains("no comma after closing"));
+        assert!(bad("name=in:%22a").contains("quote is not closed"));
+        // A colon after something that is not an operator is part of the value.
+        assert_eq!(
+            parse("name=foo:bar").expect("parses").filters,
+            [Filter::TextIn {
+                column: Column::Name,
+                values: vec!["foo:bar".into()]
+            }]
+        );
+        // Of a repeated key only the last value counts.
+        assert_eq!(
+            parse("name=a&name=b").expect("parses").filters,
+            [Filter::TextIn {
+                column: Column::Name,
+                values: vec!["b".into()]
+            }]
+        );
     }
 
     #[test]
@@ -636,7 +686,22 @@ mod tests {
         };
         assert_eq!(*cmp, Comparison::Gte);
         assert_eq!(value.to_rfc3339(), "2026-01-02T03:04:05+00:00");
-        assert!(bad("updated_at=lt:yesterday").contains("Unable to parse datetime"));
+        assert_eq!(
+            bad("updated_at=lt:yesterday"),
+            "Bad \"updated_at\" query filter format. Use ISO 8601 DateTime notation."
+        );
+        assert_eq!(
+            bad("created_at=soon:2026-01-01"),
+            "Unable to filter on a unknown operator."
+        );
+        let q = parse("created_at=2026-01-02T03:04:05Z").expect("bare timestamp parses");
+        assert!(matches!(
+            q.filters[0],
+            Filter::Time {
+                cmp: Comparison::Eq,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -666,16 +731,31 @@ mod tests {
                 },
             ]
         );
-        assert!(bad("size_min=big").contains("non-numeric"));
+        assert_eq!(
+            bad("size_min=big"),
+            "Unable to filter on a range with a non-numeric value."
+        );
     }
 
     #[test]
     fn enumerated_filters_are_validated() {
         assert!(bad("visibility=everyone").contains("Invalid visibility"));
-        assert!(bad("member_status=maybe").contains("Invalid status"));
-        assert!(bad("protected=perhaps").contains("protected"));
+        assert_eq!(bad("member_status=maybe"), "Invalid status: maybe");
+        assert_eq!(
+            bad("protected=perhaps"),
+            "Invalid value 'perhaps' for 'protected' filter. Valid values are 'true' or 'false'."
+        );
         assert!(bad("os_hidden=perhaps").contains("os_hidden"));
-        assert!(bad("changes-since=2026-01-01").contains("changes-since"));
+        assert_eq!(
+            bad("changes-since=2026-01-01"),
+            "The \"changes-since\" filter is no longer available on v2."
+        );
+        assert_eq!(
+            parse("visibility=")
+                .expect("empty visibility is ignored")
+                .visibility,
+            None
+        );
         assert_eq!(
             parse("visibility=all").expect("parses").visibility,
             Some(VisibilityFilter::All)

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+#[cfg(test)]
+use super::error::Refusal;
 use super::error::{DomainError, DomainResult};
 
 /// The current media type (RFC 6902 subset).
@@ -57,7 +59,7 @@ pub struct Change {
 }
 
 fn bad(message: impl Into<String>) -> DomainError {
-    DomainError::BadRequest(message.into())
+    DomainError::bad_request(message.into())
 }
 
 /// Parses a patch document.
@@ -76,7 +78,11 @@ pub fn parse_patch(body: &Value, dialect: PatchDialect) -> DomainResult<Vec<Chan
             let (op, pointer) = match dialect {
                 PatchDialect::V2_1 => {
                     let op = match item.get("op") {
-                        None => return Err(bad("Unable to find 'op' in JSON Schema change")),
+                        None => {
+                            return Err(bad(
+                                "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.",
+                            ))
+                        }
                         Some(Value::String(name)) => Op::parse(name),
                         Some(_) => None,
                     };
@@ -99,6 +105,11 @@ pub fn parse_patch(body: &Value, dialect: PatchDialect) -> DomainResult<Vec<Chan
                         .filter_map(|name| item.get(name).map(|v| (Op::parse(name), v)))
                         .filter_map(|(op, v)| op.map(|op| (op, v)))
                         .collect();
+                    if present.len() > 1 {
+                        return Err(bad(
+                            "Operation objects must contain only one member named \"add\", \"remove\", or \"replace\".",
+                        ));
+                    }
                     let [(op, Value::String(pointer))] = present.as_slice() else {
                         return Err(bad(
                             "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".",
@@ -170,7 +181,12 @@ pub fn decode_pointer(pointer: &str) -> DomainResult<Vec<String>> {
                     }
                 }
             }
-            Ok(out)
+            // Glance strips each token, and refuses one that is empty.
+            let token = out.trim();
+            if token.is_empty() {
+                return Err(bad(format!("Pointer `{pointer}` does not contains valid token.")));
+            }
+            Ok(token.to_owned())
         })
         .collect()
 }
@@ -235,7 +251,7 @@ mod tests {
     #[test]
     fn rejects_malformed_patches() {
         let err = |body: Value| match parse_patch(&body, PatchDialect::V2_1) {
-            Err(DomainError::BadRequest(msg)) => msg,
+            Err(e) if e.kind() == Some(Refusal::BadRequest) => e.to_string(),
             other => panic!("expected 400, got {other:?}"),
         };
         assert!(err(json!({"op": "add"})).contains("JSON array"));

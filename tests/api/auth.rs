@@ -148,6 +148,11 @@ both_databases!(fn visibility_decides_who_sees_what(app, TRUSTED) {
     assert!(!admin_list.contains(&community));
     assert!(admin_list.contains(&private));
     assert!(admin.list_ids("?visibility=all").await.contains(&community));
+    let mut all_shared = vec![shared.clone(), shared_with_bob.clone()];
+    all_shared.sort();
+    assert_eq!(admin.list_ids("?visibility=shared").await, all_shared);
+    assert_eq!(alice.list_ids("?visibility=shared").await, all_shared);
+    assert_eq!(bob.list_ids("?visibility=shared").await, vec![shared_with_bob.clone()]);
 
     // A marker the caller cannot see is a 400.
     bob.get(&format!("/v2/images?marker={private}")).await.assert_status(400);
@@ -161,11 +166,28 @@ both_databases!(fn only_owners_and_admins_change_images(app, TRUSTED) {
     let path = format!("/v2/images/{id}");
     let rename = json!([{"op": "replace", "path": "/name", "value": "x"}]);
 
-    bob.patch(&path, rename.clone()).await.assert_status(403);
-    bob.send(Method::DELETE, &path, None, "application/json").await.assert_status(403);
+    let refused = bob.patch(&path, rename.clone()).await;
+    refused.assert_status(403);
+    assert_eq!(refused.error_message(), "You are not authorized to complete modify_image action.");
+    let refused = bob.send(Method::DELETE, &path, None, "application/json").await;
+    refused.assert_status(403);
+    assert_eq!(refused.error_message(), "You are not authorized to complete delete_image action.");
     bob.send(Method::PUT, &format!("{path}/tags/t"), None, "application/json").await.assert_status(403);
+    let refused = bob.send(Method::POST, &format!("{path}/actions/deactivate"), None, "application/json").await;
+    refused.assert_status(403);
     alice.patch(&path, rename.clone()).await.assert_status(200);
     admin.patch(&path, rename).await.assert_status(200);
+
+    // Images the caller cannot see are 404 with each route's own wording.
+    let private = id_of(&alice.create(json!({"visibility": "private"})).await);
+    let hidden = format!("/v2/images/{private}");
+    assert_eq!(bob.patch(&hidden, json!([])).await.error_message(), format!("No image found with ID {private}"));
+    let deleted = bob.send(Method::DELETE, &hidden, None, "application/json").await;
+    deleted.assert_status(404);
+    assert_eq!(deleted.error_message(), format!("Failed to find image {private} to delete"));
+    let tagged = bob.send(Method::PUT, &format!("{hidden}/tags/t"), None, "application/json").await;
+    tagged.assert_status(404);
+    assert_eq!(tagged.error_message(), format!("Image {private} not found."));
 
     let publicize = alice.patch(&path, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await;
     publicize.assert_status(403);

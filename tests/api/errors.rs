@@ -40,4 +40,29 @@ both_databases!(fn wrong_methods_get_405_with_allow(app) {
     put.assert_status(405);
     assert_eq!(put.header("allow"), Some("GET, POST"));
     assert_eq!(put.json()["code"], "405 Method Not Allowed");
+    assert_eq!(put.json()["message"], "The method PUT is not allowed for this resource. <br /><br />\n");
+    let tag = app.request(Method::GET, &format!("{path}/tags/x"), &[], Body::empty()).await;
+    tag.assert_status(405);
+    assert_eq!(tag.header("allow"), Some("PUT, DELETE"));
+});
+
+both_databases!(fn bodies_on_bodiless_requests_are_400(app) {
+    let image = app.create_image(serde_json::json!({"name": "b"})).await;
+    let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
+    for (method, uri) in [
+        (Method::GET, path.clone()),
+        (Method::DELETE, path.clone()),
+        (Method::GET, "/v2/schemas/image".to_owned()),
+        (Method::POST, format!("{path}/actions/deactivate")),
+    ] {
+        let response = app
+            .request(method, &uri, &[("accept", "application/json"), ("content-length", "2")], Body::from("{}"))
+            .await;
+        response.assert_status(400);
+        assert_eq!(response.error_message(), "A body is not expected with this request.");
+    }
+    // The image is still there: nothing was deleted.
+    app.get(&path).await.assert_status(200);
+    // Listing tolerates a body, as Glance does.
+    app.request(Method::GET, "/v2/images", &[("content-length", "2")], Body::from("{}")).await.assert_status(200);
 });

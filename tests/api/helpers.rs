@@ -71,6 +71,21 @@ impl TestResponse {
             .split("<br />")
             .next()
             .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    /// The detail of a JSON error body: what follows webob's `<br /><br />`.
+    pub fn error_detail(&self) -> String {
+        let message = self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        message
+            .split("<br /><br />")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
             .to_owned()
     }
 

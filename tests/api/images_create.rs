@@ -51,22 +51,36 @@ both_databases!(fn duplicate_ids_conflict_even_after_deletion(app) {
     app.create_image(json!({"id": id})).await;
     let again = app.post("/v2/images", &json!({"id": id})).await;
     again.assert_status(409);
-    assert_eq!(again.error_message(), format!("Image with identifier {id} already exists!"));
+    assert_eq!(again.error_message(), format!("Image ID {id} already exists!"));
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
     app.post("/v2/images", &json!({"id": id})).await.assert_status(409);
 });
 
 both_databases!(fn read_only_and_reserved_attributes_are_forbidden(app) {
-    for key in ["status", "size", "checksum", "created_at", "updated_at", "self", "file", "schema", "os_hash_value", "virtual_size", "direct_url"] {
-        let response = app.post("/v2/images", &json!({ key: "x" })).await;
+    for (key, value) in [
+        ("status", json!("active")), ("size", json!(5)), ("virtual_size", json!(5)), ("checksum", json!("abc")),
+        ("created_at", json!("x")), ("updated_at", json!("x")), ("os_hash_value", json!("x")),
+        ("self", json!("x")), ("file", json!("x")), ("schema", json!("x")), ("direct_url", json!("x")), ("stores", json!("x")),
+    ] {
+        let response = app.post("/v2/images", &json!({ key: value })).await;
         response.assert_status(403);
         assert_eq!(response.error_message(), format!("Attribute '{key}' is read-only."));
     }
-    for key in ["os_glance_import_task", "location", "deleted", "deleted_at", "locations"] {
+    // Reserved names are refused with the detail after webob's default 403 explanation.
+    for key in ["os_glance_import_task", "location", "deleted", "deleted_at"] {
         let response = app.post("/v2/images", &json!({ key: "x" })).await;
         response.assert_status(403);
-        assert_eq!(response.error_message(), format!("Attribute '{key}' is reserved."));
+        assert_eq!(response.error_message(), "Access was denied to this resource.");
+        assert_eq!(response.error_detail(), format!("Attribute '{key}' is reserved."));
     }
+    let locations = app.post("/v2/images", &json!({"locations": []})).await;
+    locations.assert_status(403);
+    assert_eq!(locations.error_message(), "Attribute 'locations' is reserved.");
+    // Output-only attributes are refused before the body is validated.
+    app.post("/v2/images", &json!({"self": 5, "disk_format": "floppy"})).await.assert_status(403);
+    let long_key = app.post("/v2/images", &json!({ "k".repeat(256): "v" })).await;
+    long_key.assert_status(400);
+    assert_eq!(long_key.error_message(), "Custom property should not be greater than 255 characters.");
     assert_eq!(app.get("/v2/images").await.json()["images"], json!([]));
 });
 
@@ -77,7 +91,6 @@ both_databases!(fn invalid_values_are_400(app) {
         json!({"name": "n".repeat(256)}),
         json!({"os_distro": 5}),
         json!({"min_ram": "5"}),
-        json!({"min_disk": -1}),
         json!({"protected": "yes"}),
         json!({"visibility": "everyone"}),
         json!({"tags": ["t".repeat(256)]}),
@@ -88,6 +101,12 @@ both_databases!(fn invalid_values_are_400(app) {
         response.assert_status(400);
         assert!(response.error_message().starts_with("Provided object does not match schema 'image'"), "{body}: {}", response.error_message());
     }
+    let negative = app.post("/v2/images", &json!({"min_disk": -1})).await;
+    negative.assert_status(400);
+    assert_eq!(negative.error_message(), "Invalid value '-1' for parameter 'min_disk': Cannot be a negative value");
+    let huge = app.post("/v2/images", &json!({"min_ram": 1u64 << 31})).await;
+    huge.assert_status(400);
+    assert_eq!(huge.error_message(), "'min_ram' value out of range, must not exceed 2147483647.");
     assert_eq!(app.get("/v2/images").await.json()["images"], json!([]));
 });
 
@@ -110,7 +129,15 @@ both_databases!(fn a_text_plain_body_is_still_json(app) {
     assert_eq!(response.json()["name"], "plain");
 });
 
-both_databases!(fn property_quota_is_413(app, "[DEFAULT]\nimage_property_quota = 2\n") {
+both_databases!(fn property_and_tag_quotas_are_413(app, "[DEFAULT]\nimage_property_quota = 2\nimage_tag_quota = 1\n") {
     app.create_image(json!({"a": "1", "b": "2"})).await;
-    app.post("/v2/images", &json!({"a": "1", "b": "2", "c": "3"})).await.assert_status(413);
+    let properties = app.post("/v2/images", &json!({"a": "1", "b": "2", "c": "3"})).await;
+    properties.assert_status(413);
+    assert_eq!(
+        properties.error_message(),
+        "The limit has been exceeded on the number of allowed image properties. Attempted: 3, Maximum: 2"
+    );
+    let tags = app.post("/v2/images", &json!({"tags": ["x", "y"]})).await;
+    tags.assert_status(413);
+    assert_eq!(tags.error_message(), "The limit has been exceeded on the number of allowed image tags. Attempted: 2, Maximum: 1");
 });

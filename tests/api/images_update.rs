@@ -50,14 +50,25 @@ both_databases!(fn patch_errors_match_glance(app) {
 
     let missing = patch(json!([{"op": "replace", "path": "/nope", "value": "x"}])).await;
     missing.assert_status(409);
-    assert_eq!(missing.error_message(), "Property nope does not exist.");
+    assert_eq!(missing.error_detail(), "Property nope does not exist.");
     patch(json!([{"op": "remove", "path": "/nope"}])).await.assert_status(409);
-    patch(json!([{"op": "remove", "path": "/name"}])).await.assert_status(403);
+    let base = patch(json!([{"op": "remove", "path": "/name"}])).await;
+    base.assert_status(403);
+    assert_eq!(base.error_detail(), "Property name may not be removed.");
+    let negative = patch(json!([{"op": "replace", "path": "/min_ram", "value": -5}])).await;
+    negative.assert_status(400);
+    assert_eq!(negative.error_message(), "Invalid value '-5' for parameter 'min_ram': Cannot be a negative value");
+    let locations = patch(json!([{"op": "add", "path": "/locations/-", "value": {"url": "http://x", "metadata": {}}}])).await;
+    locations.assert_status(400);
+    let locations = patch(json!([{"op": "replace", "path": "/locations", "value": []}])).await;
+    locations.assert_status(403);
     let read_only = patch(json!([{"op": "replace", "path": "/status", "value": "active"}])).await;
     read_only.assert_status(403);
     assert_eq!(read_only.error_message(), "Attribute 'status' is read-only.");
     patch(json!([{"op": "replace", "path": "/id", "value": "x"}])).await.assert_status(403);
-    patch(json!([{"op": "add", "path": "/os_glance_x", "value": "x"}])).await.assert_status(403);
+    let reserved = patch(json!([{"op": "add", "path": "/os_glance_x", "value": "x"}])).await;
+    reserved.assert_status(403);
+    assert_eq!(reserved.error_message(), "Attribute 'os_glance_x' is reserved.");
     patch(json!([{"op": "move", "path": "/name", "from": "/x"}])).await.assert_status(400);
     patch(json!([{"op": "replace", "path": "/min_ram", "value": "5"}])).await.assert_status(400);
     patch(json!([{"op": "replace", "path": "/disk_format", "value": "floppy"}])).await.assert_status(400);
@@ -69,7 +80,13 @@ both_databases!(fn patch_errors_match_glance(app) {
     wrong_type.assert_status(415);
     assert_eq!(
         wrong_type.header("accept-patch"),
-        Some("application/openstack-images-v2.1-json-patch, application/openstack-images-v2.0-json-patch")
+        Some("application/openstack-images-v2.0-json-patch, application/openstack-images-v2.1-json-patch")
+    );
+    assert_eq!(
+        wrong_type.json()["message"],
+        "The request media type application/json is not supported by this server.\n<br /><br />\n\
+         Image PATCH expects Content-Type one of: application/openstack-images-v2.0-json-patch, \
+         application/openstack-images-v2.1-json-patch"
     );
     // Nothing of the failed patches stuck.
     let shown = app.get(&path).await.json();
