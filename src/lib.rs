@@ -5,21 +5,35 @@
 
 pub mod api;
 pub mod config;
+pub mod datapath;
 pub mod db;
 pub mod domain;
+pub mod stores;
 pub mod telemetry;
 
 use std::sync::Arc;
 
 use config::Config;
+use datapath::{ByteBudget, DataLimits, DataService};
 use db::Database;
 use domain::listing::PageLimits;
 use domain::policy::DefaultPolicy;
 use domain::schema::Schemas;
 use domain::{ImageLimits, ImageService};
+use stores::StoreRegistry;
 
-/// Builds the HTTP application over an open database.
-pub fn app(config: &Config, database: &Database) -> Result<axum::Router, String> {
+/// Memory all uploads together may hold in flight (see `datapath::ByteBudget`).
+const UPLOAD_BUDGET_BYTES: u64 = 128 << 20;
+
+/// The services behind the API, built once per process.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub images: ImageService,
+    pub data: DataService,
+}
+
+/// Builds the image and data services over an open database and the configured stores.
+pub fn services(config: &Config, database: &Database) -> Result<Services, String> {
     let schemas = Schemas::new(&config.formats)?;
     let limits = ImageLimits {
         page: PageLimits {
@@ -35,10 +49,29 @@ pub fn app(config: &Config, database: &Database) -> Result<axum::Router, String>
         Arc::new(schemas),
         limits,
     );
+    let stores = StoreRegistry::from_config(&config.stores)
+        .map_err(|e| format!("cannot start the image store: {e}"))?;
+    let data_limits = DataLimits {
+        image_size_cap: config.limits.image_size_cap,
+        user_storage_quota: config.limits.user_storage_quota,
+    };
+    let data = DataService::new(
+        images.clone(),
+        Arc::new(stores),
+        config.datapath.clone(),
+        data_limits,
+        ByteBudget::new(UPLOAD_BUDGET_BYTES),
+    );
+    Ok(Services { images, data })
+}
+
+/// Builds the HTTP application over the services.
+pub fn app(config: &Config, services: &Services) -> axum::Router {
     let state = api::AppState {
-        images,
+        images: services.images.clone(),
+        data: services.data.clone(),
         auth: config.auth,
         advertised_host: format!("{}:{}", config.server.bind_host, config.server.bind_port),
     };
-    Ok(api::router(state))
+    api::router(state)
 }

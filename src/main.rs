@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use glint::config::Config;
+use glint::datapath::STALE_UPLOAD;
 use glint::db::{Database, SchemaStatus};
+use std::time::Duration;
 
 /// Glint: an OpenStack Image API v2 (Glance) service.
 ///
@@ -42,6 +44,9 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Remove the data of deleted images still waiting for it (like glance-scrubber): with
+    /// delayed_delete, after scrub_time; and any removal that failed earlier.
+    Scrub,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(&config).await,
+            Command::Scrub => scrub(&config).await,
             Command::Db {
                 command: DbCommand::Sync,
             } => db_sync(&config).await,
@@ -175,7 +181,15 @@ async fn serve(config: &Config) -> Result<(), String> {
         database.sync().await.map_err(|e| e.to_string())?;
         tracing::info!(database = %config.database.url.redacted(), "created a new SQLite database");
     }
-    let app = glint::app(config, &database)?;
+    let services = glint::services(config, &database)?;
+    // Uploads interrupted by a crash of this or another node go back to queued.
+    services
+        .data
+        .reconcile(STALE_UPLOAD)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(maintenance(services.data.clone(), config.datapath.clone()));
+    let app = glint::app(config, &services);
     let address = format!("{}:{}", config.server.bind_host, config.server.bind_port);
     let address: SocketAddr = tokio::net::lookup_host(&address)
         .await
@@ -193,6 +207,56 @@ async fn serve(config: &Config) -> Result<(), String> {
     database.close().await;
     tracing::info!("glint stopped");
     Ok(())
+}
+
+/// `glint scrub`: one scrubber pass.
+async fn scrub(config: &Config) -> Result<(), String> {
+    let database = open(config).await?;
+    let status = database.schema_status().await.map_err(|e| e.to_string())?;
+    if !status.is_current() {
+        return Err(format!(
+            "the database schema is not current ({}); run `glint db sync`",
+            describe(&status)
+        ));
+    }
+    let services = glint::services(config, &database)?;
+    let report = services.data.scrub().await.map_err(|e| e.to_string())?;
+    println!(
+        "scrub: {} location(s) removed, {} left for a later pass",
+        report.removed, report.failed
+    );
+    database.close().await;
+    if report.failed > 0 {
+        return Err("some image data could not be removed yet".to_owned());
+    }
+    Ok(())
+}
+
+/// Background duties of a serving node: reconcile abandoned uploads every minute, and scrub
+/// every `wakeup_time` when `scrub_in_serve` is set.
+async fn maintenance(data: glint::datapath::DataService, config: glint::config::DataPathConfig) {
+    let mut reconcile = tokio::time::interval(Duration::from_secs(60));
+    let mut scrubber = tokio::time::interval(Duration::from_secs(config.wakeup_time_secs));
+    reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    scrubber.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = reconcile.tick() => {
+                if let Err(e) = data.reconcile(STALE_UPLOAD).await {
+                    tracing::warn!(error = %e, "reconciling abandoned uploads failed");
+                }
+            }
+            _ = scrubber.tick(), if config.scrub_in_serve => {
+                match data.scrub().await {
+                    Ok(report) if report.removed + report.failed > 0 => {
+                        tracing::info!(removed = report.removed, failed = report.failed, "scrubber pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scrubber pass failed"),
+                }
+            }
+        }
+    }
 }
 
 fn config_hint() -> &'static str {

@@ -6,6 +6,9 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use glint_store::StoreError;
+
+use crate::datapath::DataError;
 use crate::domain::error::{Message, Refusal};
 use crate::domain::{DomainError, RepoError};
 
@@ -99,6 +102,60 @@ impl From<DomainError> for ApiError {
                         "The server failed to read or write image metadata.",
                     ),
                 }
+            }
+        }
+    }
+}
+
+impl From<DataError> for ApiError {
+    fn from(error: DataError) -> ApiError {
+        let text = error.to_string();
+        match error {
+            DataError::Domain(e) => e.into(),
+            DataError::Store(e) => e.into(),
+            DataError::SizeCapExceeded { .. } | DataError::QuotaExceeded { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, text)
+            }
+            DataError::BadRequest(_) | DataError::ClientGone(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, text)
+            }
+            DataError::DeletedDuringUpload(_) => ApiError::new(StatusCode::GONE, text),
+            DataError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, text),
+            DataError::RangeNotSatisfiable { size } => {
+                let mut error = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, text);
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    error.headers.push((header::CONTENT_RANGE, value));
+                }
+                error
+            }
+            DataError::Corrupt { .. } | DataError::Internal(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, text)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match &error {
+            StoreError::StorageFull { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Image storage media is full: {error}"),
+            ),
+            StoreError::WriteDenied { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Insufficient permissions on image storage media: {error}"),
+            ),
+            StoreError::Unavailable { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            }
+            StoreError::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            StoreError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, error.to_string()),
+            StoreError::Unsupported { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, error.to_string())
+            }
+            StoreError::InvalidLocation(_) | StoreError::Backend { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
             }
         }
     }

@@ -181,7 +181,7 @@ pub async fn delete(
     Ctx(ctx): Ctx,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.images.delete(&ctx, &id).await?;
+    state.data.delete_image(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod error;
 mod extract;
+mod image_data;
 mod images;
 pub mod middleware;
 mod router;
@@ -11,6 +12,7 @@ mod tags;
 mod versions;
 
 use crate::config::AuthFlavor;
+use crate::datapath::DataService;
 use crate::domain::ImageService;
 
 pub use router::router;
@@ -19,6 +21,7 @@ pub use router::router;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub images: ImageService,
+    pub data: DataService,
     pub auth: AuthFlavor,
     /// `host:port` for absolute links when a request carries no `Host` header.
     pub advertised_host: String,

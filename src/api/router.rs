@@ -9,7 +9,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::ApiError;
-use super::{images, middleware, schemas, tags, versions, AppState};
+use super::{image_data, images, middleware, schemas, tags, versions, AppState};
 
 /// The complete application: routing, identity, request ids and error bodies.
 pub fn router(state: AppState) -> Router {
@@ -20,6 +20,10 @@ pub fn router(state: AppState) -> Router {
             get(images::show)
                 .patch(images::update)
                 .delete(images::delete),
+        )
+        .route(
+            "/v2/images/{image_id}/file",
+            get(image_data::download).put(image_data::upload),
         )
         .route(
             "/v2/images/{image_id}/actions/deactivate",

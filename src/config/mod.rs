@@ -18,7 +18,7 @@ pub use database::DatabaseConfig;
 pub use limits::LimitsConfig;
 pub use paste::AuthFlavor;
 pub use server::ServerConfig;
-pub use stores::StoresConfig;
+pub use stores::{DataPathConfig, StoresConfig};
 
 /// Sections Glint reads options from; options in them it does not know are logged.
 const KNOWN_SECTIONS: [&str; 5] = [
@@ -71,6 +71,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthFlavor,
     pub stores: StoresConfig,
+    pub datapath: DataPathConfig,
     /// `[image_format] disk_formats` and `container_formats`.
     pub formats: Formats,
     /// `[DEFAULT] show_image_direct_url`.
@@ -111,6 +112,7 @@ impl Config {
             database: DatabaseConfig::from_ini(ini, data_dir)?,
             auth: AuthFlavor::from_ini(ini)?,
             stores: StoresConfig::from_ini(ini, data_dir)?,
+            datapath: DataPathConfig::from_ini(ini)?,
             formats: formats_from_ini(ini),
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,

@@ -11,7 +11,7 @@ use super::image::{self, Image, ImageId, Visibility};
 use super::listing::{ListQuery, PageLimits, Viewer};
 use super::patch::{Change, Op, PatchDialect};
 use super::policy::{Action, Policy, Target};
-use super::repository::{ImageRepo, RepoError, SaveOutcome};
+use super::repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, BASE_ATTRIBUTES, READ_ONLY, RESERVED, RESERVED_PREFIX};
 use super::status::ImageStatus;
 
@@ -357,8 +357,16 @@ impl ImageService {
         )
     }
 
-    /// `DELETE /v2/images/{id}`: soft-deletes the image row.
-    pub async fn delete(&self, ctx: &RequestContext, id: &str) -> DomainResult<()> {
+    /// `DELETE /v2/images/{id}`: soft-deletes the image row and hands back the locations
+    /// whose data the caller must now remove (none are lost: until removed they stay
+    /// `pending_delete`, which the scrubber works through). With `delayed`, the data is left
+    /// to the scrubber and the image becomes `pending_delete`.
+    pub async fn delete(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        delayed: bool,
+    ) -> DomainResult<Vec<StoredLocation>> {
         let not_found = || DomainError::not_found(format!("Failed to find image {id} to delete"));
         let image = self.get_visible(ctx, id).await.map_err(|e| {
             if e.kind() == Some(Refusal::NotFound) {
@@ -379,11 +387,27 @@ impl ImageService {
                 image.status
             )));
         }
-        if self.repo.delete(&image.id, image::now()).await? {
-            Ok(())
-        } else {
-            Err(not_found())
-        }
+        self.repo
+            .delete(&image.id, image::now(), delayed)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// An image the caller may see and act on by `action` (for the data routes).
+    pub async fn get_for(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        action: Action,
+    ) -> DomainResult<Image> {
+        let image = self.get_visible(ctx, id).await?;
+        self.authorize(ctx, action, &target(&image))?;
+        Ok(image)
+    }
+
+    /// The metadata repository, for the data path's status transitions.
+    pub fn repo(&self) -> &Arc<dyn ImageRepo> {
+        &self.repo
     }
 
     /// `POST …/actions/deactivate` (`reactivate: false`) and `…/reactivate` (`true`).

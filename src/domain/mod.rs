@@ -18,5 +18,5 @@ pub use context::RequestContext;
 pub use error::DomainError;
 pub use image::{Image, ImageId, Visibility};
 pub use images::{ImageLimits, ImageService};
-pub use repository::{ImageRepo, RepoError};
+pub use repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation, UploadedData};
 pub use status::ImageStatus;

@@ -17,6 +17,8 @@ pub enum Action {
     CommunitizeImage,
     Deactivate,
     Reactivate,
+    UploadImage,
+    DownloadImage,
 }
 
 impl Action {
@@ -32,6 +34,8 @@ impl Action {
             Action::CommunitizeImage => "communitize_image",
             Action::Deactivate => "deactivate",
             Action::Reactivate => "reactivate",
+            Action::UploadImage => "upload_image",
+            Action::DownloadImage => "download_image",
         }
     }
 }
@@ -79,7 +83,10 @@ impl Policy for DefaultPolicy {
             | Action::DeleteImage
             | Action::CommunitizeImage
             | Action::Deactivate
-            | Action::Reactivate => Self::is_member(ctx) && owner,
+            | Action::Reactivate
+            | Action::UploadImage => Self::is_member(ctx) && owner,
+            // Visibility was decided by the repository; downloading needs the member role.
+            Action::DownloadImage => Self::is_member(ctx),
             Action::PublicizeImage => false,
         }
     }

@@ -67,7 +67,78 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
-    /// Soft-deletes the image (the row keeps `deleted_at` and its id stays taken).
-    /// False if it was already gone.
-    async fn delete(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+    /// Soft-deletes the image (the row keeps `deleted_at` and its id stays taken) and marks its
+    /// locations `pending_delete`, returning them: their data is the caller's to remove
+    /// (`location_removed` then), or the scrubber's later. With `delayed` and data present the
+    /// image ends `pending_delete`, else `deleted`. `None` if the image was already gone.
+    async fn delete(
+        &self,
+        id: &ImageId,
+        now: DateTime<Utc>,
+        delayed: bool,
+    ) -> Result<Option<Vec<StoredLocation>>, RepoError>;
+
+    /// Records a finished upload: `saving → active` with the data's size and digests and its
+    /// new location, provided the image is still `saving` and not deleted.
+    async fn finish_upload(
+        &self,
+        id: &ImageId,
+        data: &UploadedData,
+        now: DateTime<Utc>,
+    ) -> Result<SaveOutcome, RepoError>;
+
+    /// A failed upload: `saving → queued`, size cleared. False if the image was not saving.
+    async fn abandon_upload(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+
+    /// The heartbeat of a running upload (`updated_at`), so that other nodes can tell a live
+    /// upload from one whose node died. False if the image is no longer saving.
+    async fn touch_upload(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+
+    /// Puts back to `queued` every upload whose heartbeat stopped before `cutoff` (its node
+    /// died). Returns how many.
+    async fn reset_stale_uploads(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepoError>;
+
+    /// The active locations of a live image, oldest first.
+    async fn locations(&self, id: &ImageId) -> Result<Vec<StoredLocation>, RepoError>;
+
+    /// Bytes of image data held for `owner` (size × active locations), for `user_storage_quota`.
+    async fn storage_used(&self, owner: Option<&str>) -> Result<u64, RepoError>;
+
+    /// Locations waiting for their data to be removed since before `cutoff`.
+    async fn pending_deletions(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredLocation>, RepoError>;
+
+    /// The data of a `pending_delete` location is gone: the location is marked deleted, and a
+    /// `pending_delete` image with no data left becomes `deleted`.
+    async fn location_removed(&self, location_id: i64, now: DateTime<Utc>)
+        -> Result<(), RepoError>;
+}
+
+/// One row of `image_locations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLocation {
+    pub id: i64,
+    pub image_id: String,
+    /// The location URI (`file:///…`).
+    pub url: String,
+    /// The location's metadata, a JSON object (`{"store": "…"}` with several stores).
+    pub metadata: String,
+}
+
+/// What a finished upload records on the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedData {
+    pub size: i64,
+    pub checksum: String,
+    pub os_hash_algo: String,
+    pub os_hash_value: String,
+    pub location: String,
+    pub metadata: String,
 }

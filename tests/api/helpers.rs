@@ -139,14 +139,18 @@ impl TestApp {
                 )
             }
         };
-        let text = format!("[database]\nconnection = {connection}\n{extra_config}\n");
+        let text = format!(
+            "[database]\nconnection = {connection}\n[glance_store]\nfilesystem_store_datadir = {}\n{extra_config}\n",
+            dir.path().join("images").display()
+        );
         let ini = Ini::parse(&text).expect("test config parses");
         let config = Config::from_ini(&ini, dir.path()).expect("test config loads");
         let database = Database::connect(&config.database)
             .await
             .expect("database opens");
         database.sync().await.expect("migrations apply");
-        let router = glint::app(&config, &database).expect("app builds");
+        let services = glint::services(&config, &database).expect("services start");
+        let router = glint::app(&config, &services);
         TestApp {
             router,
             database,

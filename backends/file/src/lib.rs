@@ -1,0 +1,187 @@
+//! The filesystem store: each image's data is one file, `<datadir>/<image id>`, addressed by
+//! `file:///<datadir>/<image id>` as in Glance.
+
+mod config;
+mod error;
+mod reader;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use glint_store::{ByteRange, Capabilities, ImageReader, ImageWriter, Location, Store, StoreError};
+
+pub use config::{DataDir, FileConfig};
+use error::{join_error, read_error, write_error};
+use writer::{FileWriter, TEMP_PREFIX};
+
+#[derive(Debug)]
+pub struct FileStore {
+    config: FileConfig,
+    /// Data directories, absolute, highest priority first.
+    dirs: Vec<PathBuf>,
+}
+
+impl FileStore {
+    /// Validates the configuration and creates missing data directories.
+    pub fn new(config: FileConfig) -> Result<FileStore, StoreError> {
+        if config.datadirs.is_empty() {
+            return Err(StoreError::InvalidLocation(
+                "no filesystem_store_datadir configured".to_owned(),
+            ));
+        }
+        let mut datadirs = config.datadirs.clone();
+        datadirs.sort_by_key(|d| std::cmp::Reverse(d.priority));
+        let mut dirs = Vec::new();
+        for dir in &datadirs {
+            std::fs::create_dir_all(&dir.path).map_err(|e| write_error(&config.name, e))?;
+            dirs.push(std::fs::canonicalize(&dir.path).map_err(|e| write_error(&config.name, e))?);
+        }
+        Ok(FileStore { config, dirs })
+    }
+
+    /// The data directories, highest priority first.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// Removes temporary files older than `age` left by writers that never finished (a crash
+    /// or kill). Returns how many were removed.
+    pub fn sweep_partials(&self, age: Duration) -> usize {
+        let cutoff = SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut removed = 0;
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if name.to_string_lossy().starts_with(TEMP_PREFIX)
+                    && stale
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// The file behind `location`, which must lie directly in one of the data directories: a
+    /// location row pointing elsewhere (`file:///etc/shadow`) is never served or deleted.
+    fn path_of(&self, location: &Location) -> Result<PathBuf, StoreError> {
+        let invalid = || StoreError::InvalidLocation(location.to_string());
+        let path = Path::new(location.file_path().ok_or_else(invalid)?);
+        let (parent, name) = (
+            path.parent().ok_or_else(invalid)?,
+            path.file_name().ok_or_else(invalid)?,
+        );
+        let parent = std::fs::canonicalize(parent).map_err(|_| invalid())?;
+        if !self.dirs.contains(&parent) || name.to_string_lossy().starts_with('.') {
+            return Err(invalid());
+        }
+        Ok(parent.join(name))
+    }
+}
+
+/// Free bytes for an unprivileged writer on the filesystem of `path`.
+fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a writable statvfs.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the structure.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(clippy::useless_conversion, reason = "the field types differ between targets")]
+    Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+#[async_trait]
+impl Store for FileStore {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            read_only: false,
+            ranged_read: true,
+            thin_provisioning: self.config.thin_provisioning,
+        }
+    }
+
+    fn owns(&self, location: &Location) -> bool {
+        self.path_of(location).is_ok()
+    }
+
+    async fn writer(
+        &self,
+        image_id: &str,
+        size_hint: Option<u64>,
+    ) -> Result<Box<dyn ImageWriter>, StoreError> {
+        if image_id.is_empty() || image_id.contains(['/', '\0']) || image_id.starts_with('.') {
+            return Err(StoreError::InvalidLocation(image_id.to_owned()));
+        }
+        let dirs = self.dirs.clone();
+        let (store, id) = (self.config.name.clone(), image_id.to_owned());
+        let (thin, fsync, perm) = (
+            self.config.thin_provisioning,
+            self.config.fsync,
+            self.config.file_perm,
+        );
+        let writer = tokio::task::spawn_blocking(move || {
+            // The first directory (by priority) with room for the announced size.
+            let dir = match size_hint {
+                Some(size) => dirs
+                    .iter()
+                    .find(|d| free_space(d).is_none_or(|free| free >= size)),
+                None => dirs.first(),
+            }
+            .ok_or_else(|| StoreError::StorageFull {
+                store: store.clone(),
+            })?;
+            FileWriter::create(&store, dir, &id, thin, fsync, perm)
+        })
+        .await
+        .map_err(|e| join_error(&self.config.name, e))??;
+        Ok(Box::new(writer))
+    }
+
+    async fn reader(
+        &self,
+        location: &Location,
+        range: Option<ByteRange>,
+    ) -> Result<ImageReader, StoreError> {
+        let path = self.path_of(location)?;
+        reader::open(&self.config.name, &path, location.as_str(), range).await
+    }
+
+    async fn size(&self, location: &Location) -> Result<u64, StoreError> {
+        let path = self.path_of(location)?;
+        tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .map_err(|e| read_error(&self.config.name, location.as_str(), e))
+    }
+
+    async fn delete(&self, location: &Location) -> Result<(), StoreError> {
+        let path = self.path_of(location)?;
+        tokio::fs::remove_file(&path)
+            .await
+            .map_err(|e| read_error(&self.config.name, location.as_str(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

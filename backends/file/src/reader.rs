@@ -1,0 +1,36 @@
+//! Opening committed files for reading, whole or a range.
+
+use std::fs::File;
+use std::path::Path;
+
+use glint_store::{ByteRange, ImageReader, StoreError};
+
+use crate::error::{join_error, read_error};
+
+/// Opens `path` and clamps `range` to its length.
+pub(crate) async fn open(
+    store: &str,
+    path: &Path,
+    location: &str,
+    range: Option<ByteRange>,
+) -> Result<ImageReader, StoreError> {
+    let path = path.to_owned();
+    let (store_name, location_text) = (store.to_owned(), location.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let file = File::open(&path).map_err(|e| read_error(&store_name, &location_text, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| read_error(&store_name, &location_text, e))?
+            .len();
+        let range = match range {
+            Some(r) => ByteRange {
+                start: r.start.min(len),
+                end: r.end.min(len),
+            },
+            None => ByteRange { start: 0, end: len },
+        };
+        Ok(ImageReader::File { file, range })
+    })
+    .await
+    .map_err(|e| join_error(store, e))?
+}

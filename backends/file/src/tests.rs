@@ -1,0 +1,184 @@
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use bytes::Bytes;
+use glint_store::{ByteRange, Chunk, ImageReader, Location, Store, StoreError};
+
+use super::{DataDir, FileConfig, FileStore};
+
+fn store(dir: &std::path::Path, thin: bool) -> FileStore {
+    FileStore::new(FileConfig {
+        name: "file".into(),
+        datadirs: vec![DataDir {
+            path: dir.to_owned(),
+            priority: 0,
+        }],
+        file_perm: Some(0o640),
+        thin_provisioning: thin,
+        fsync: true,
+    })
+    .expect("store builds")
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("readable")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn committed_data_reads_back_whole_and_by_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), false);
+    let mut writer = store.writer("img", Some(11)).await.expect("writer");
+    writer
+        .write(Chunk::new(vec![
+            Bytes::from_static(b"hello "),
+            Bytes::from_static(b"world"),
+        ]))
+        .await
+        .expect("write");
+    let stored = writer.commit().await.expect("commit");
+    assert_eq!(stored.size, 11);
+    let canonical = std::fs::canonicalize(dir.path()).expect("canonical");
+    assert_eq!(
+        stored.location,
+        Location::new(format!("file://{}/img", canonical.display()))
+    );
+    assert_eq!(entries(dir.path()), ["img"]);
+    let mode = std::fs::metadata(dir.path().join("img"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(store.size(&stored.location).await.expect("size"), 11);
+
+    let ImageReader::File { range, .. } = store
+        .reader(&stored.location, Some(ByteRange { start: 6, end: 100 }))
+        .await
+        .expect("reader")
+    else {
+        panic!("file reader")
+    };
+    assert_eq!(range, ByteRange { start: 6, end: 11 });
+    store.delete(&stored.location).await.expect("delete");
+    assert!(matches!(
+        store.delete(&stored.location).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn abort_and_drop_leave_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), false);
+    let mut writer = store.writer("a", None).await.expect("writer");
+    writer
+        .write(Chunk::from(Bytes::from_static(b"partial")))
+        .await
+        .expect("write");
+    assert_eq!(entries(dir.path()).len(), 1);
+    writer.abort().await.expect("abort");
+    assert!(entries(dir.path()).is_empty());
+
+    let mut writer = store.writer("b", None).await.expect("writer");
+    writer
+        .write(Chunk::from(Bytes::from_static(b"partial")))
+        .await
+        .expect("write");
+    drop(writer);
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn existing_data_is_never_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), false);
+    let writer = store.writer("same", None).await.expect("writer");
+    writer.commit().await.expect("commit");
+    assert!(matches!(
+        store.writer("same", None).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+}
+
+#[tokio::test]
+async fn zero_blocks_become_holes_with_thin_provisioning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), true);
+    let mut writer = store.writer("sparse", None).await.expect("writer");
+    let zeros = Bytes::from(vec![0u8; 8 << 20]);
+    writer
+        .write(Chunk::new(vec![
+            Bytes::from_static(b"head"),
+            zeros.clone(),
+            zeros,
+        ]))
+        .await
+        .expect("write");
+    let stored = writer.commit().await.expect("commit");
+    assert_eq!(stored.size, 4 + (16 << 20));
+    let meta = std::fs::metadata(dir.path().join("sparse")).expect("meta");
+    assert_eq!(meta.len(), stored.size);
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "only the head block is allocated: {} blocks",
+        meta.blocks()
+    );
+}
+
+#[tokio::test]
+async fn locations_outside_the_data_directories_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), false);
+    for uri in [
+        "file:///etc/passwd",
+        "s3://bucket/x",
+        "file://relative",
+        "file:///",
+    ] {
+        let location = Location::new(uri);
+        assert!(!store.owns(&location));
+        assert!(matches!(
+            store.reader(&location, None).await,
+            Err(StoreError::InvalidLocation(_))
+        ));
+        assert!(matches!(
+            store.delete(&location).await,
+            Err(StoreError::InvalidLocation(_))
+        ));
+    }
+    assert!(matches!(
+        store.writer("../escape", None).await,
+        Err(StoreError::InvalidLocation(_))
+    ));
+}
+
+#[tokio::test]
+async fn announced_sizes_beyond_free_space_are_refused_up_front() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), false);
+    assert!(matches!(
+        store.writer("huge", Some(u64::MAX / 2)).await,
+        Err(StoreError::StorageFull { .. })
+    ));
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn sweep_removes_only_stale_partials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path(), false);
+    let mut writer = store.writer("live", None).await.expect("writer");
+    writer
+        .write(Chunk::from(Bytes::from_static(b"x")))
+        .await
+        .expect("write");
+    assert_eq!(store.sweep_partials(Duration::from_secs(3600)), 0);
+    assert_eq!(store.sweep_partials(Duration::ZERO), 1);
+    std::mem::forget(writer);
+}

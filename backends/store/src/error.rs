@@ -1,0 +1,37 @@
+//! `StoreError`: what went wrong, shaped by what the caller should do about it.
+
+use std::error::Error as StdError;
+
+type Source = Box<dyn StdError + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No data at the location.
+    #[error("no image data at {0}")]
+    NotFound(String),
+    /// Data for this image already exists in the store.
+    #[error("image data already exists at {0}")]
+    AlreadyExists(String),
+    /// The store has no room for the data.
+    #[error("store {store} is full")]
+    StorageFull { store: String },
+    /// The store refuses writes (permissions, read-only filesystem).
+    #[error("store {store} refuses writes: {source}")]
+    WriteDenied { store: String, source: Source },
+    /// The store cannot be reached now; `retryable` says whether trying again may help.
+    #[error("store {store} unavailable: {source}")]
+    Unavailable {
+        store: String,
+        retryable: bool,
+        source: Source,
+    },
+    /// The store does not do this (writes to a read-only store, ranges where unsupported).
+    #[error("store {store} does not support {what}")]
+    Unsupported { store: String, what: &'static str },
+    /// The location does not name data in this store.
+    #[error("invalid location {0}")]
+    InvalidLocation(String),
+    /// Anything else the backend reported.
+    #[error("store {store} failed: {source}")]
+    Backend { store: String, source: Source },
+}

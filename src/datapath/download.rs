@@ -1,0 +1,289 @@
+//! `GET /v2/images/{id}/file`: finding the data, checking it, streaming it.
+//!
+//! Corruption: before a byte is sent, the stored size must equal the image's recorded `size`
+//! (else 500, logged, nothing served). While streaming, a file that shrinks cuts the transfer
+//! short of the announced `Content-Length`, so clients see an incomplete download, never a
+//! short "complete" one. With `verify_download_checksum`, whole downloads are also hashed as
+//! they go and the last block is held back until the md5 matches `checksum`; on a mismatch
+//! the transfer is cut instead.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{stream, Stream};
+use glint_store::{ByteRange, ImageReader, Location};
+use openssl::hash::{Hasher, MessageDigest};
+
+use super::digest::to_hex;
+use super::error::DataError;
+use super::range::parse_range;
+use super::DataService;
+use crate::domain::policy::Action;
+use crate::domain::{DomainError, ImageStatus, RequestContext};
+
+/// Bytes read from a file per step.
+const READ_BLOCK: usize = 1 << 20;
+
+pub type DataStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A download ready to be sent.
+pub struct Download {
+    /// The image's full size.
+    pub size: u64,
+    /// The range served, for 206 answers.
+    pub range: Option<ByteRange>,
+    /// Bytes in `body`.
+    pub content_length: u64,
+    /// The image's md5, hex, for `Content-MD5`.
+    pub checksum: Option<String>,
+    pub body: DataStream,
+}
+
+impl DataService {
+    /// The image's data, or `None` if it has none yet (204).
+    pub async fn download(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        range: Option<&str>,
+    ) -> Result<Option<Download>, DataError> {
+        let image = self.images.get_for(ctx, id, Action::DownloadImage).await?;
+        if image.status == ImageStatus::Deactivated && !ctx.is_admin {
+            return Err(DomainError::forbidden(
+                "The requested image has been deactivated. Image data download is prohibited.",
+            )
+            .into());
+        }
+        let locations = self.images.repo().locations(&image.id).await?;
+        if locations.is_empty() {
+            return Ok(None);
+        }
+        let Some(size) = image.size.and_then(|s| u64::try_from(s).ok()) else {
+            return Err(DataError::Corrupt {
+                image: image.id.to_string(),
+                why: "it has data but no size".to_owned(),
+            });
+        };
+        let range = range.map(|header| parse_range(header, size)).transpose()?;
+        // The locations in order; one whose store fails is skipped for the next.
+        let mut last_error = None;
+        for location in &locations {
+            let location = Location::new(location.url.clone());
+            let Some(store) = self.stores.for_location(&location) else {
+                last_error = Some(DataError::Internal(format!(
+                    "no configured store serves {}",
+                    location.scheme().unwrap_or_default()
+                )));
+                continue;
+            };
+            match store.reader(&location, range).await {
+                Ok(reader) => {
+                    let verify = (range.is_none() && self.config.verify_download_checksum)
+                        .then(|| image.checksum.clone())
+                        .flatten();
+                    let body = serve(reader, size, image.id.to_string(), verify)?;
+                    let content_length = range.map_or(size, |r| r.len());
+                    return Ok(Some(Download {
+                        size,
+                        range,
+                        content_length,
+                        checksum: image.checksum.clone(),
+                        body,
+                    }));
+                }
+                Err(e) => {
+                    tracing::warn!(image.id = %image.id, store.name = store.name(), error = %e, "cannot read image data; trying the next location");
+                    last_error = Some(e.into());
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| DataError::Internal("no readable location".to_owned())))
+    }
+}
+
+fn serve(
+    reader: ImageReader,
+    size: u64,
+    image: String,
+    verify_md5: Option<String>,
+) -> Result<DataStream, DataError> {
+    match reader {
+        ImageReader::File { file, range } => {
+            let stored = file
+                .metadata()
+                .map_err(|e| DataError::Internal(e.to_string()))?
+                .len();
+            if stored != size {
+                return Err(DataError::Corrupt {
+                    image,
+                    why: format!("{stored} bytes stored, {size} recorded"),
+                });
+            }
+            Ok(file_stream(file, range, verify_md5, image))
+        }
+        ImageReader::Stream(stream) => Ok(stream),
+    }
+}
+
+struct FileRead {
+    file: std::sync::Arc<File>,
+    position: u64,
+    end: u64,
+    /// md5 so far and the expected hex, when verifying.
+    verify: Option<(Hasher, String)>,
+    image: String,
+}
+
+/// Reads `range` of `file` in blocks on the blocking pool. When verifying, the md5 is updated
+/// on the same thread as the read, and checked before the last block is released.
+fn file_stream(
+    file: File,
+    range: ByteRange,
+    verify_md5: Option<String>,
+    image: String,
+) -> DataStream {
+    let verify = verify_md5.and_then(|expected| {
+        Hasher::new(MessageDigest::md5())
+            .ok()
+            .map(|h| (h, expected))
+    });
+    let state = FileRead {
+        file: std::sync::Arc::new(file),
+        position: range.start,
+        end: range.end,
+        verify,
+        image,
+    };
+    Box::pin(stream::try_unfold(state, |mut state| async move {
+        if state.position >= state.end {
+            return Ok(None);
+        }
+        let want = usize::try_from((state.end - state.position).min(READ_BLOCK as u64))
+            .unwrap_or(READ_BLOCK);
+        let (file, position) = (state.file.clone(), state.position);
+        let mut verify = state.verify.take();
+        let last = position + want as u64 >= state.end;
+        let image = state.image.clone();
+        let (block, verify) = tokio::task::spawn_blocking(move || -> io::Result<(Bytes, Option<(Hasher, String)>)> {
+            let mut buffer = BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                let n = file.read_at(&mut buffer[filled..], position + filled as u64)?;
+                if n == 0 {
+                    tracing::error!(image.id = %image, "image file shorter than its recorded size; download cut");
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "image data is shorter than recorded"));
+                }
+                filled += n;
+            }
+            if let Some((hasher, expected)) = verify.as_mut() {
+                hasher.update(&buffer).map_err(io::Error::other)?;
+                if last {
+                    let actual = to_hex(&hasher.finish().map_err(io::Error::other)?);
+                    if &actual != expected {
+                        tracing::error!(image.id = %image, expected = %expected, actual = %actual,
+                            "image data does not match its checksum; download cut");
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, "image data does not match its checksum"));
+                    }
+                }
+            }
+            Ok((buffer.freeze(), verify))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        state.position += block.len() as u64;
+        state.verify = verify;
+        Ok(Some((block, state)))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    async fn collect(stream: DataStream) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stream = stream;
+        while let Some(block) = stream.next().await {
+            out.extend_from_slice(&block?);
+        }
+        Ok(out)
+    }
+
+    fn temp_file(data: &[u8]) -> File {
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(data).expect("write");
+        file
+    }
+
+    #[tokio::test]
+    async fn streams_ranges_and_verifies_whole_files() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let md5 = to_hex(&openssl::hash::hash(MessageDigest::md5(), &data).expect("md5"));
+        let whole = file_stream(
+            temp_file(&data),
+            ByteRange {
+                start: 0,
+                end: data.len() as u64,
+            },
+            Some(md5),
+            "i".into(),
+        );
+        assert_eq!(collect(whole).await.expect("reads"), data);
+        let part = file_stream(
+            temp_file(&data),
+            ByteRange { start: 10, end: 20 },
+            None,
+            "i".into(),
+        );
+        assert_eq!(collect(part).await.expect("reads"), &data[10..20]);
+    }
+
+    #[tokio::test]
+    async fn a_checksum_mismatch_cuts_the_stream() {
+        let data = vec![7u8; 2_500_000];
+        let stream = file_stream(
+            temp_file(&data),
+            ByteRange {
+                start: 0,
+                end: data.len() as u64,
+            },
+            Some("0".repeat(32)),
+            "i".into(),
+        );
+        let mut stream = stream;
+        let mut sent = 0;
+        let mut failed = false;
+        while let Some(block) = stream.next().await {
+            match block {
+                Ok(b) => sent += b.len(),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+                    failed = true;
+                }
+            }
+        }
+        assert!(failed);
+        assert!(sent < data.len(), "the last block was held back");
+    }
+
+    #[tokio::test]
+    async fn a_shrunken_file_cuts_the_stream() {
+        let stream = file_stream(
+            temp_file(b"short"),
+            ByteRange { start: 0, end: 100 },
+            None,
+            "i".into(),
+        );
+        assert_eq!(
+            collect(stream).await.expect_err("cut").kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+}

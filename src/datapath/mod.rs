@@ -1,0 +1,62 @@
+//! The data path: image bodies into and out of stores, with digests computed on the way,
+//! limits enforced as bytes arrive, and the image status kept truthful whatever fails.
+//! Store drivers (in `backends/`) only move bytes; everything else lives here, once.
+
+mod budget;
+pub mod digest;
+mod download;
+mod error;
+pub mod range;
+mod scrub;
+mod upload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use budget::ByteBudget;
+pub use download::{DataStream, Download};
+pub use error::DataError;
+pub use scrub::ScrubReport;
+pub use upload::UploadRequest;
+
+use crate::config::DataPathConfig;
+use crate::domain::ImageService;
+use crate::stores::StoreRegistry;
+
+/// An upload whose heartbeat is older than this is considered abandoned by its node.
+pub const STALE_UPLOAD: Duration = Duration::from_secs(300);
+
+/// Size limits on uploaded data, from `[DEFAULT]`.
+#[derive(Debug, Clone, Copy)]
+pub struct DataLimits {
+    pub image_size_cap: u64,
+    /// 0 = no quota.
+    pub user_storage_quota: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataService {
+    images: ImageService,
+    stores: Arc<StoreRegistry>,
+    config: DataPathConfig,
+    limits: DataLimits,
+    budget: ByteBudget,
+}
+
+impl DataService {
+    pub fn new(
+        images: ImageService,
+        stores: Arc<StoreRegistry>,
+        config: DataPathConfig,
+        limits: DataLimits,
+        budget: ByteBudget,
+    ) -> DataService {
+        DataService {
+            images,
+            stores,
+            config,
+            limits,
+            budget,
+        }
+    }
+}

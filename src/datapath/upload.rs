@@ -1,0 +1,353 @@
+//! `PUT /v2/images/{id}/file`: the upload pipeline.
+//!
+//! ```text
+//! body frames → batches of ~1 MiB (no copy) → limits → ┬ md5 worker
+//!                                                      ├ multihash worker
+//!                                                      └ writer task → store
+//! end → digests → size checks → commit → image active
+//! ```
+//! Every consumer sits behind a bounded channel, so a slow store or hash slows the reading of
+//! the client's socket instead of filling memory; a process-wide byte budget caps what all
+//! uploads together hold. Whatever fails — or if the request is abandoned — the writer is
+//! aborted (no byte stays in the store) and the image goes back to `queued`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use glint_store::{Chunk, ImageWriter, StoreError, Stored};
+use tokio::sync::mpsc;
+
+use super::digest::{Digester, Digests};
+use super::error::DataError;
+use super::DataService;
+use crate::domain::image::{self, Image, ImageId};
+use crate::domain::policy::Action;
+use crate::domain::{ImageRepo, ImageStatus, RequestContext, SaveOutcome, UploadedData};
+
+/// Frames are gathered into chunks of about this size before they are shared out.
+const BATCH_BYTES: usize = 1 << 20;
+/// Chunks the writer may fall behind by.
+const WRITER_DEPTH: usize = 4;
+/// How often a running upload tells the database it is alive.
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// What the handler knows about an upload before reading its body.
+pub struct UploadRequest<S> {
+    pub body: S,
+    /// `Content-Length`, absent for chunked bodies.
+    pub content_length: Option<u64>,
+    /// `X-OpenStack-Image-Size`, the client's statement of the image size.
+    pub declared_size: Option<u64>,
+}
+
+/// Puts an image back to `queued` unless disarmed: runs on every exit from the pipeline,
+/// including a handler future dropped because the client went away.
+struct ClaimGuard {
+    repo: std::sync::Arc<dyn ImageRepo>,
+    image_id: Option<ImageId>,
+}
+
+impl ClaimGuard {
+    fn disarm(&mut self) {
+        self.image_id = None;
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.image_id.take() {
+            let repo = self.repo.clone();
+            tokio::spawn(async move {
+                if let Err(e) = repo.abandon_upload(&id, image::now()).await {
+                    tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
+                }
+            });
+        }
+    }
+}
+
+enum WriterMessage {
+    Data(Chunk),
+    Finish,
+}
+
+/// Why the writer task stopped without finishing.
+enum WriterStop {
+    Failed(StoreError),
+    /// The pipeline went away without `Finish`: the upload failed elsewhere or was cancelled.
+    Cancelled,
+}
+
+/// Feeds the store. Aborts the writer itself unless told to finish, so that no path —
+/// including cancellation — leaves partial data behind.
+async fn write_loop(
+    mut writer: Box<dyn ImageWriter>,
+    mut messages: mpsc::Receiver<WriterMessage>,
+) -> Result<Box<dyn ImageWriter>, WriterStop> {
+    while let Some(message) = messages.recv().await {
+        match message {
+            WriterMessage::Data(chunk) => {
+                if let Err(e) = writer.write(chunk).await {
+                    if let Err(abort) = writer.abort().await {
+                        tracing::warn!(error = %abort, "aborting a failed store write failed");
+                    }
+                    return Err(WriterStop::Failed(e));
+                }
+            }
+            WriterMessage::Finish => return Ok(writer),
+        }
+    }
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(error = %e, "aborting an abandoned upload failed");
+    }
+    Err(WriterStop::Cancelled)
+}
+
+/// Upper bounds on the bytes an upload may bring.
+struct Limits {
+    size_cap: u64,
+    /// Bytes left in the owner's quota, if there is one.
+    quota_remaining: Option<u64>,
+}
+
+impl Limits {
+    fn check(&self, size: u64) -> Result<(), DataError> {
+        if size > self.size_cap {
+            return Err(DataError::SizeCapExceeded { cap: self.size_cap });
+        }
+        match self.quota_remaining {
+            Some(remaining) if size > remaining => {
+                Err(DataError::QuotaExceeded { size, remaining })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl DataService {
+    pub async fn upload<S, E>(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        request: UploadRequest<S>,
+    ) -> Result<(), DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
+        if image.status != ImageStatus::Queued {
+            return Err(DataError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                image.status
+            )));
+        }
+        if image.disk_format.is_none() || image.container_format.is_none() {
+            return Err(DataError::BadRequest(
+                "Properties disk_format, container_format must be set prior to saving data."
+                    .to_owned(),
+            ));
+        }
+        // Refuse what cannot fit before reading a byte (and before `100 Continue` goes out).
+        let limits = self.limits_for(&image).await?;
+        let expected = request.declared_size.or(request.content_length);
+        if let Some(size) = expected {
+            limits.check(size)?;
+        }
+        let store = self.stores.default_store().clone();
+        let writer = store.writer(image.id.as_str(), expected).await?;
+
+        // Claim the image: only one upload wins `queued → saving`.
+        let mut saving = image.clone();
+        saving.status = ImageStatus::Saving;
+        saving.updated_at = image::now();
+        match self.images.repo().save(&image, &saving).await? {
+            SaveOutcome::Saved => {}
+            SaveOutcome::Gone => return Err(DataError::DeletedDuringUpload(id.to_owned())),
+            SaveOutcome::StatusChanged => {
+                return Err(DataError::Conflict(
+                    "Image status transition from saving to saving is not allowed".to_owned(),
+                ))
+            }
+        }
+        let mut claim = ClaimGuard {
+            repo: self.images.repo().clone(),
+            image_id: Some(image.id.clone()),
+        };
+
+        let (writer, digests, received) = self.pump(&image, writer, request.body, &limits).await?;
+        if let Some(declared) = request.declared_size {
+            if declared != received {
+                drop(writer);
+                return Err(DataError::BadRequest(format!(
+                    "Size of the uploaded data ({received} bytes) differs from the declared size ({declared} bytes)."
+                )));
+            }
+        }
+        let stored = writer.commit().await?;
+        match self
+            .record_upload(&image, &stored, &digests, received)
+            .await
+        {
+            Ok(()) => {
+                claim.disarm();
+                tracing::info!(image.id = %image.id, store.name = store.name(), bytes = received, "image data stored");
+                Ok(())
+            }
+            Err(e) => {
+                // The data is committed but the image cannot point at it: remove it.
+                if let Err(delete) = store.delete(&stored.location).await {
+                    tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
+                        "cannot remove the data of a failed upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {
+        let quota_remaining = match self.limits.user_storage_quota {
+            0 => None,
+            quota => Some(
+                quota.saturating_sub(
+                    self.images
+                        .repo()
+                        .storage_used(image.owner.as_deref())
+                        .await?,
+                ),
+            ),
+        };
+        Ok(Limits {
+            size_cap: self.limits.image_size_cap,
+            quota_remaining,
+        })
+    }
+
+    /// Streams the body through the digests into the writer. On success the writer is handed
+    /// back for commit; on failure it has been aborted.
+    async fn pump<S, E>(
+        &self,
+        image: &Image,
+        writer: Box<dyn ImageWriter>,
+        mut body: S,
+        limits: &Limits,
+    ) -> Result<(Box<dyn ImageWriter>, Digests, u64), DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let digester = Digester::start(&self.config.hashing_algorithm)?;
+        let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
+        let write_task = tokio::spawn(write_loop(writer, from_pump));
+        let mut received = 0u64;
+        let mut heartbeat = Instant::now();
+        let streamed: Result<(), DataError> = async {
+            let mut batch: Vec<Bytes> = Vec::new();
+            let mut batch_len = 0usize;
+            loop {
+                let frame = match body.next().await {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => return Err(DataError::ClientGone(e.to_string())),
+                    None => break,
+                };
+                received += frame.len() as u64;
+                limits.check(received)?;
+                batch_len += frame.len();
+                batch.push(frame);
+                if batch_len >= BATCH_BYTES {
+                    self.send_batch(std::mem::take(&mut batch), &digester, &to_writer)
+                        .await?;
+                    batch_len = 0;
+                }
+                if heartbeat.elapsed() >= HEARTBEAT {
+                    heartbeat = Instant::now();
+                    if !self
+                        .images
+                        .repo()
+                        .touch_upload(&image.id, image::now())
+                        .await?
+                    {
+                        return Err(DataError::DeletedDuringUpload(image.id.to_string()));
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.send_batch(batch, &digester, &to_writer).await?;
+            }
+            Ok(())
+        }
+        .await;
+
+        let finished = streamed.is_ok() && to_writer.send(WriterMessage::Finish).await.is_ok();
+        drop(to_writer);
+        let written = write_task
+            .await
+            .map_err(|e| DataError::Internal(format!("store writer task failed: {e}")))?;
+        match (streamed, written) {
+            (Ok(()), Ok(writer)) if finished => Ok((writer, digester.finish().await?, received)),
+            // A store failure explains a stalled pipeline better than the pipeline's own error.
+            (_, Err(WriterStop::Failed(e))) => Err(e.into()),
+            (Err(e), _) => Err(e),
+            (Ok(()), _) => Err(DataError::Internal(
+                "the store writer stopped early".to_owned(),
+            )),
+        }
+    }
+
+    async fn send_batch(
+        &self,
+        frames: Vec<Bytes>,
+        digester: &Digester,
+        to_writer: &mpsc::Sender<WriterMessage>,
+    ) -> Result<(), DataError> {
+        let len: usize = frames.iter().map(Bytes::len).sum();
+        // Held by the chunk until every consumer is done with it.
+        let permit = self.budget.acquire(len).await?;
+        let chunk = Chunk::with_guard(frames, Some(Box::new(permit)));
+        digester.feed(&chunk).await?;
+        // A closed channel means the writer failed; `pump` reports its error.
+        to_writer
+            .send(WriterMessage::Data(chunk))
+            .await
+            .map_err(|_| DataError::Internal("the store writer stopped".to_owned()))
+    }
+
+    async fn record_upload(
+        &self,
+        image: &Image,
+        stored: &Stored,
+        digests: &Digests,
+        received: u64,
+    ) -> Result<(), DataError> {
+        if stored.size != received {
+            return Err(DataError::Internal(format!(
+                "store wrote {} bytes of {received}",
+                stored.size
+            )));
+        }
+        let data = UploadedData {
+            size: i64::try_from(received).map_err(|_| DataError::SizeCapExceeded {
+                cap: i64::MAX as u64,
+            })?,
+            checksum: digests.md5.clone(),
+            os_hash_algo: digests.algorithm.clone(),
+            os_hash_value: digests.value.clone(),
+            location: stored.location.to_string(),
+            metadata: "{}".to_owned(),
+        };
+        match self
+            .images
+            .repo()
+            .finish_upload(&image.id, &data, image::now())
+            .await?
+        {
+            SaveOutcome::Saved => Ok(()),
+            SaveOutcome::Gone => Err(DataError::DeletedDuringUpload(image.id.to_string())),
+            SaveOutcome::StatusChanged => Err(DataError::Conflict(format!(
+                "Image {} changed status during the upload.",
+                image.id
+            ))),
+        }
+    }
+}
