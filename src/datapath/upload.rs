@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use glint_store::{Chunk, ImageWriter, StoreError, Stored};
+use glint_store::{Chunk, ImageWriter, Store, StoreError, Stored};
 use tokio::sync::mpsc;
 
 use super::digest::{Digester, Digests};
@@ -51,6 +51,15 @@ struct ClaimGuard {
 impl ClaimGuard {
     fn disarm(&mut self) {
         self.image_id = None;
+    }
+
+    /// Puts the image back to `queued` now, so the error response reflects it.
+    async fn release(mut self) {
+        if let Some(id) = self.image_id.take() {
+            if let Err(e) = self.repo.abandon_upload(&id, image::now()).await {
+                tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
+            }
+        }
     }
 }
 
@@ -175,35 +184,54 @@ impl DataService {
             repo: self.images.repo().clone(),
             image_id: Some(image.id.clone()),
         };
+        match self
+            .store_data(&image, store.as_ref(), writer, request, &limits)
+            .await
+        {
+            Ok(received) => {
+                claim.disarm();
+                tracing::info!(image.id = %image.id, store.name = store.name(), bytes = received, "image data stored");
+                Ok(())
+            }
+            Err(e) => {
+                claim.release().await;
+                Err(e)
+            }
+        }
+    }
 
-        let (writer, digests, received) = self.pump(&image, writer, request.body, &limits).await?;
+    /// Streams, commits and records the data of a claimed image; returns the bytes stored.
+    async fn store_data<S, E>(
+        &self,
+        image: &Image,
+        store: &dyn Store,
+        writer: Box<dyn ImageWriter>,
+        request: UploadRequest<S>,
+        limits: &Limits,
+    ) -> Result<u64, DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let (writer, digests, received) = self.pump(image, writer, request.body, limits).await?;
         if let Some(declared) = request.declared_size {
             if declared != received {
-                drop(writer);
+                writer.abort().await?;
                 return Err(DataError::BadRequest(format!(
                     "Size of the uploaded data ({received} bytes) differs from the declared size ({declared} bytes)."
                 )));
             }
         }
         let stored = writer.commit().await?;
-        match self
-            .record_upload(&image, &stored, &digests, received)
-            .await
-        {
-            Ok(()) => {
-                claim.disarm();
-                tracing::info!(image.id = %image.id, store.name = store.name(), bytes = received, "image data stored");
-                Ok(())
+        if let Err(e) = self.record_upload(image, &stored, &digests, received).await {
+            // The data is committed but the image cannot point at it: remove it.
+            if let Err(delete) = store.delete(&stored.location).await {
+                tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
+                    "cannot remove the data of a failed upload");
             }
-            Err(e) => {
-                // The data is committed but the image cannot point at it: remove it.
-                if let Err(delete) = store.delete(&stored.location).await {
-                    tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
-                        "cannot remove the data of a failed upload");
-                }
-                Err(e)
-            }
+            return Err(e);
         }
+        Ok(received)
     }
 
     async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {

@@ -30,9 +30,12 @@ pub enum Backend {
 
 pub struct TestApp {
     pub router: Router,
+    pub services: glint::Services,
     pub database: Database,
     /// Headers added to every request (identity in trusted-auth tests).
     pub default_headers: HeaderMap,
+    /// The filesystem store's directory.
+    pub images_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
     schema: Option<String>,
 }
@@ -139,6 +142,7 @@ impl TestApp {
                 )
             }
         };
+        // The test's own store directory comes first; `extra_config` may add store options.
         let text = format!(
             "[database]\nconnection = {connection}\n[glance_store]\nfilesystem_store_datadir = {}\n{extra_config}\n",
             dir.path().join("images").display()
@@ -151,10 +155,15 @@ impl TestApp {
         database.sync().await.expect("migrations apply");
         let services = glint::services(&config, &database).expect("services start");
         let router = glint::app(&config, &services);
+        std::fs::create_dir_all(dir.path().join("images")).expect("store directory");
+        let images_dir =
+            std::fs::canonicalize(dir.path().join("images")).expect("store directory exists");
         TestApp {
             router,
+            services,
             database,
             default_headers: HeaderMap::new(),
+            images_dir,
             _dir: dir,
             schema,
         }
@@ -259,6 +268,43 @@ impl TestApp {
         response.json()
     }
 
+    /// Uploads `data` as the image's data, with Content-Length.
+    pub async fn upload(&self, id: &str, data: Vec<u8>) -> TestResponse {
+        let length = data.len().to_string();
+        self.request(
+            Method::PUT,
+            &format!("/v2/images/{id}/file"),
+            &[
+                ("content-type", "application/octet-stream"),
+                ("content-length", &length),
+                ("accept", "application/json"),
+            ],
+            Body::from(data),
+        )
+        .await
+    }
+
+    /// Creates a raw/bare image and returns its id.
+    pub async fn create_raw_image(&self) -> String {
+        let image = self
+            .create_image(serde_json::json!({"disk_format": "raw", "container_format": "bare"}))
+            .await;
+        image["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Names of the files in the store directory (committed data and partial files).
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.images_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// Sets an image's status directly in the database (the data path that moves images to
     /// `active` is exercised by its own tests).
     pub async fn force_status(&self, id: &str, status: &str) {
@@ -266,6 +312,20 @@ impl TestApp {
             "UPDATE images SET status = '{status}' WHERE id = '{id}'"
         ))
         .await;
+    }
+
+    /// One text value from raw SQL (for state the API hides, such as deleted rows).
+    pub async fn scalar(&self, sql: &str) -> String {
+        match &self.database {
+            Database::Postgres(pool) => sqlx::query_scalar(sql)
+                .fetch_one(pool)
+                .await
+                .expect("query runs"),
+            Database::Sqlite { write, .. } => sqlx::query_scalar(sql)
+                .fetch_one(write)
+                .await
+                .expect("query runs"),
+        }
     }
 
     /// Runs raw SQL against the app's database, for test set-up the API cannot do yet.

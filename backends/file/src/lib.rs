@@ -103,7 +103,10 @@ fn free_space(path: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled the structure.
     let stat = unsafe { stat.assume_init() };
-    #[allow(clippy::useless_conversion, reason = "the field types differ between targets")]
+    #[allow(
+        clippy::useless_conversion,
+        reason = "the field types differ between targets"
+    )]
     Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
