@@ -92,7 +92,7 @@ both_databases!(fn upload_records_size_and_digests_computed_on_the_fly(app) {
     assert_eq!(shown["checksum"], md5(&data));
     assert_eq!(shown["os_hash_algo"], "sha512");
     assert_eq!(shown["os_hash_value"], sha512(&data));
-    assert_eq!(app.stored_files(), [id.clone()]);
+    assert_eq!(app.stored_files(), [id.as_str()]);
 
     let download = app.request(Method::GET, &format!("/v2/images/{id}/file"), &[], Body::empty()).await;
     download.assert_status(200);
@@ -149,7 +149,7 @@ both_databases!(fn uploads_are_refused_in_the_wrong_state_or_form(app) {
     app.upload(&id, b"third".to_vec()).await.assert_status(409);
     app.upload("00000000-0000-0000-0000-000000000000", b"x".to_vec()).await.assert_status(404);
     // Nothing but the first upload's data is stored.
-    assert_eq!(app.stored_files(), [id.clone()]);
+    assert_eq!(app.stored_files(), [id.as_str()]);
     let download = app.get(&format!("/v2/images/{id}/file")).await;
     assert_eq!(download.body, b"first");
 });
@@ -355,7 +355,7 @@ both_databases!(fn damaged_data_is_never_served_as_good(app, "[glance_store]\nve
 both_databases!(fn deleting_an_image_removes_its_data(app) {
     let id = app.create_raw_image().await;
     app.upload(&id, sample(10_000)).await.assert_status(204);
-    assert_eq!(app.stored_files(), [id.clone()]);
+    assert_eq!(app.stored_files(), [id.as_str()]);
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
     assert!(app.stored_files().is_empty());
     app.get(&format!("/v2/images/{id}/file")).await.assert_status(404);
@@ -366,7 +366,7 @@ both_databases!(fn delayed_delete_leaves_data_to_the_scrubber(app, "[DEFAULT]\nd
     app.upload(&id, sample(10_000)).await.assert_status(204);
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
     app.get(&format!("/v2/images/{id}")).await.assert_status(404);
-    assert_eq!(app.stored_files(), [id.clone()], "data waits for the scrubber");
+    assert_eq!(app.stored_files(), [id.as_str()], "data waits for the scrubber");
     assert_eq!(app.scalar(&format!("SELECT status FROM images WHERE id = '{id}'")).await, "pending_delete");
     let report = app.services.data.scrub().await.expect("scrub runs");
     assert_eq!((report.removed, report.failed), (1, 0));

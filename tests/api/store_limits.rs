@@ -110,7 +110,7 @@ async fn a_full_store_answers_413_and_keeps_nothing(backend: Backend) {
     app.upload(&id, vec![1u8; 256 * 1024])
         .await
         .assert_status(204);
-    assert_eq!(full.files(), [id.clone()]);
+    assert_eq!(full.files(), [id.as_str()]);
     app.delete(&format!("/v2/images/{id}"))
         .await
         .assert_status(204);
