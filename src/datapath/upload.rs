@@ -67,7 +67,11 @@ impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if let Some(id) = self.image_id.take() {
             let repo = self.repo.clone();
-            tokio::spawn(async move {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                tracing::error!(image.id = %id, "upload abandoned during shutdown; reconciliation will reset it");
+                return;
+            };
+            runtime.spawn(async move {
                 if let Err(e) = repo.abandon_upload(&id, image::now()).await {
                     tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
                 }
@@ -165,7 +169,6 @@ impl DataService {
             limits.check(size)?;
         }
         let store = self.stores.default_store().clone();
-        let writer = store.writer(image.id.as_str(), expected).await?;
 
         // Claim the image: only one upload wins `queued → saving`.
         let mut saving = image.clone();
@@ -185,7 +188,7 @@ impl DataService {
             image_id: Some(image.id.clone()),
         };
         match self
-            .store_data(&image, store.as_ref(), writer, request, &limits)
+            .store_data(&image, store.as_ref(), expected, request, &limits)
             .await
         {
             Ok(received) => {
@@ -205,7 +208,7 @@ impl DataService {
         &self,
         image: &Image,
         store: &dyn Store,
-        writer: Box<dyn ImageWriter>,
+        expected: Option<u64>,
         request: UploadRequest<S>,
         limits: &Limits,
     ) -> Result<u64, DataError>
@@ -213,6 +216,8 @@ impl DataService {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
+        // A store that cannot hold the announced size says so here, before the body is read.
+        let writer = store.writer(image.id.as_str(), expected).await?;
         let (writer, digests, received) = self.pump(image, writer, request.body, limits).await?;
         if let Some(declared) = request.declared_size {
             if declared != received {

@@ -17,7 +17,11 @@ async fn serve(app: &TestApp) -> std::net::SocketAddr {
 }
 
 /// Sends upload headers with `Expect: 100-continue` and returns what the server says first.
-async fn first_answer(address: std::net::SocketAddr, id: &str, length: usize) -> (TcpStream, String) {
+async fn first_answer(
+    address: std::net::SocketAddr,
+    id: &str,
+    length: usize,
+) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(address).await.expect("connects");
     let head = format!(
         "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n\
@@ -43,7 +47,10 @@ async fn expect_continue(backend: Backend) {
     let mut rest = vec![0u8; 4096];
     let n = stream.read(&mut rest).await.expect("reads");
     let rest = String::from_utf8_lossy(&rest[..n]).into_owned();
-    assert!(rest.contains("204 No Content") || answer.contains("204 No Content"), "{answer}{rest}");
+    assert!(
+        rest.contains("204 No Content") || answer.contains("204 No Content"),
+        "{answer}{rest}"
+    );
 
     // The image is active now: a second upload is refused before any body is sent.
     let (_stream, answer) = first_answer(address, &id, 5).await;
