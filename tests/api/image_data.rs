@@ -55,6 +55,42 @@ fn channel_body() -> (mpsc::Sender<Vec<u8>>, Body) {
     (tx, Body::from_stream(frames))
 }
 
+/// Starts an upload whose body the test feeds frame by frame, and waits until the image is
+/// `saving`. Dropping the sender ends the body.
+async fn start_upload(
+    app: &TestApp,
+    id: &str,
+    first_frame: Vec<u8>,
+) -> (
+    mpsc::Sender<Vec<u8>>,
+    tokio::task::JoinHandle<axum::response::Response>,
+) {
+    let (frames, body) = channel_body();
+    let router = app.router.clone();
+    let request = axum::http::Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/v2/images/{id}/file"))
+        .header("content-type", "application/octet-stream")
+        .header("accept", "application/json")
+        .body(body)
+        .expect("request");
+    let upload = tokio::spawn(async move {
+        match tower::ServiceExt::oneshot(router, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    });
+    frames.send(first_frame).await.expect("sends");
+    for _ in 0..100 {
+        if image(app, id).await["status"] == "saving" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(image(app, id).await["status"], "saving");
+    (frames, upload)
+}
+
 async fn put_file(app: &TestApp, id: &str, headers: &[(&str, &str)], body: Body) -> TestResponse {
     let mut all = vec![
         ("content-type", "application/octet-stream"),
@@ -168,23 +204,7 @@ both_databases!(fn a_cut_connection_leaves_the_image_queued_and_no_data(app) {
 
 both_databases!(fn an_abandoned_request_is_cleaned_up(app) {
     let id = app.create_raw_image().await;
-    let (frames, body) = channel_body();
-    let router = app.router.clone();
-    let request = axum::http::Request::builder()
-        .method(Method::PUT)
-        .uri(format!("/v2/images/{id}/file"))
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .expect("request");
-    let upload = tokio::spawn(async move { tower::ServiceExt::oneshot(router, request).await });
-    frames.send(sample(3 << 20)).await.expect("sends");
-    for _ in 0..100 {
-        if image(&app, &id).await["status"] == "saving" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(image(&app, &id).await["status"], "saving");
+    let (frames, upload) = start_upload(&app, &id, sample(3 << 20)).await;
     // The server drops the request (as hyper does when the client disconnects).
     upload.abort();
     let _ = upload.await;
@@ -201,30 +221,13 @@ both_databases!(fn an_abandoned_request_is_cleaned_up(app) {
 
 both_databases!(fn a_second_concurrent_upload_conflicts(app) {
     let id = app.create_raw_image().await;
-    let (frames, body) = channel_body();
-    let first = {
-        let router = app.router.clone();
-        let request = axum::http::Request::builder()
-            .method(Method::PUT)
-            .uri(format!("/v2/images/{id}/file"))
-            .header("content-type", "application/octet-stream")
-            .body(body)
-            .expect("request");
-        tokio::spawn(async move { tower::ServiceExt::oneshot(router, request).await })
-    };
-    frames.send(sample(1 << 20)).await.expect("sends");
-    for _ in 0..100 {
-        if image(&app, &id).await["status"] == "saving" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (frames, first) = start_upload(&app, &id, sample(1 << 20)).await;
     let second = app.upload(&id, b"intruder".to_vec()).await;
     second.assert_status(409);
     assert_eq!(second.error_message(), "Image status transition from saving to saving is not allowed");
     frames.send(b"tail".to_vec()).await.expect("sends");
     drop(frames);
-    let response = first.await.expect("joins").expect("infallible");
+    let response = first.await.expect("joins");
     assert_eq!(response.status(), 204);
     let shown = image(&app, &id).await;
     assert_eq!(shown["size"], (1 << 20) + 4);
@@ -232,29 +235,11 @@ both_databases!(fn a_second_concurrent_upload_conflicts(app) {
 
 both_databases!(fn an_image_deleted_during_upload_ends_deleted_without_data(app) {
     let id = app.create_raw_image().await;
-    let (frames, body) = channel_body();
-    let upload = {
-        let router = app.router.clone();
-        let request = axum::http::Request::builder()
-            .method(Method::PUT)
-            .uri(format!("/v2/images/{id}/file"))
-            .header("content-type", "application/octet-stream")
-            .header("accept", "application/json")
-            .body(body)
-            .expect("request");
-        tokio::spawn(async move { tower::ServiceExt::oneshot(router, request).await })
-    };
-    frames.send(sample(1 << 20)).await.expect("sends");
-    for _ in 0..100 {
-        if image(&app, &id).await["status"] == "saving" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (frames, upload) = start_upload(&app, &id, sample(1 << 20)).await;
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
     frames.send(sample(1 << 20)).await.expect("sends");
     drop(frames);
-    let response = upload.await.expect("joins").expect("infallible");
+    let response = upload.await.expect("joins");
     assert_eq!(response.status(), 410);
     app.get(&format!("/v2/images/{id}")).await.assert_status(404);
     assert!(app.stored_files().is_empty(), "data left: {:?}", app.stored_files());
