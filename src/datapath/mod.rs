@@ -6,6 +6,7 @@ mod budget;
 pub mod digest;
 mod download;
 mod error;
+pub mod inspect;
 pub mod range;
 mod scrub;
 mod upload;

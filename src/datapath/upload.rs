@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::digest::{Digester, Digests};
 use super::error::DataError;
+use super::inspect::{Inspection, Inspector, RawInspector};
 use super::DataService;
 use crate::domain::image::{self, Image, ImageId};
 use crate::domain::policy::Action;
@@ -218,7 +219,8 @@ impl DataService {
     {
         // A store that cannot hold the announced size says so here, before the body is read.
         let writer = store.writer(image.id.as_str(), expected).await?;
-        let (writer, digests, received) = self.pump(image, writer, request.body, limits).await?;
+        let (writer, digests, inspection, received) =
+            self.pump(image, writer, request.body, limits).await?;
         if let Some(declared) = request.declared_size {
             if declared != received {
                 writer.abort().await?;
@@ -228,7 +230,10 @@ impl DataService {
             }
         }
         let stored = writer.commit().await?;
-        if let Err(e) = self.record_upload(image, &stored, &digests, received).await {
+        if let Err(e) = self
+            .record_upload(image, &stored, &digests, &inspection, received)
+            .await
+        {
             // The data is committed but the image cannot point at it: remove it.
             if let Err(delete) = store.delete(&stored.location).await {
                 tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
@@ -265,12 +270,13 @@ impl DataService {
         writer: Box<dyn ImageWriter>,
         mut body: S,
         limits: &Limits,
-    ) -> Result<(Box<dyn ImageWriter>, Digests, u64), DataError>
+    ) -> Result<(Box<dyn ImageWriter>, Digests, Inspection, u64), DataError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
         let digester = Digester::start(&self.config.hashing_algorithm)?;
+        let mut inspector: Box<dyn Inspector> = Box::new(RawInspector);
         let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
         let write_task = tokio::spawn(write_loop(writer, from_pump));
         let mut received = 0u64;
@@ -289,8 +295,13 @@ impl DataService {
                 batch_len += frame.len();
                 batch.push(frame);
                 if batch_len >= BATCH_BYTES {
-                    self.send_batch(std::mem::take(&mut batch), &digester, &to_writer)
-                        .await?;
+                    self.send_batch(
+                        std::mem::take(&mut batch),
+                        &digester,
+                        inspector.as_mut(),
+                        &to_writer,
+                    )
+                    .await?;
                     batch_len = 0;
                 }
                 if heartbeat.elapsed() >= HEARTBEAT {
@@ -306,7 +317,8 @@ impl DataService {
                 }
             }
             if !batch.is_empty() {
-                self.send_batch(batch, &digester, &to_writer).await?;
+                self.send_batch(batch, &digester, inspector.as_mut(), &to_writer)
+                    .await?;
             }
             Ok(())
         }
@@ -318,7 +330,10 @@ impl DataService {
             .await
             .map_err(|e| DataError::Internal(format!("store writer task failed: {e}")))?;
         match (streamed, written) {
-            (Ok(()), Ok(writer)) if finished => Ok((writer, digester.finish().await?, received)),
+            (Ok(()), Ok(writer)) if finished => {
+                let inspection = inspector.finish(received)?;
+                Ok((writer, digester.finish().await?, inspection, received))
+            }
             // A store failure explains a stalled pipeline better than the pipeline's own error.
             (_, Err(WriterStop::Failed(e))) => Err(e.into()),
             (Err(e), _) => Err(e),
@@ -332,12 +347,14 @@ impl DataService {
         &self,
         frames: Vec<Bytes>,
         digester: &Digester,
+        inspector: &mut dyn Inspector,
         to_writer: &mpsc::Sender<WriterMessage>,
     ) -> Result<(), DataError> {
         let len: usize = frames.iter().map(Bytes::len).sum();
         // Held by the chunk until every consumer is done with it.
         let permit = self.budget.acquire(len).await?;
         let chunk = Chunk::with_guard(frames, Some(Box::new(permit)));
+        inspector.inspect(&chunk)?;
         digester.feed(&chunk).await?;
         // A closed channel means the writer failed; `pump` reports its error.
         to_writer
@@ -351,6 +368,7 @@ impl DataService {
         image: &Image,
         stored: &Stored,
         digests: &Digests,
+        inspection: &Inspection,
         received: u64,
     ) -> Result<(), DataError> {
         if stored.size != received {
@@ -363,6 +381,7 @@ impl DataService {
             size: i64::try_from(received).map_err(|_| DataError::SizeCapExceeded {
                 cap: i64::MAX as u64,
             })?,
+            virtual_size: inspection.virtual_size.and_then(|v| i64::try_from(v).ok()),
             checksum: digests.md5.clone(),
             os_hash_algo: digests.algorithm.clone(),
             os_hash_value: digests.value.clone(),

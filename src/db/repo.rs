@@ -502,7 +502,7 @@ where
         let now = to_db_time(now);
         let mut tx = self.write.begin().await.map_err(map_err)?;
         let updated = sqlx::query::<DB>(
-            "UPDATE images SET status = 'active', size = $1, virtual_size = $1, checksum = $2, \
+            "UPDATE images SET status = 'active', size = $1, virtual_size = $8, checksum = $2, \
              os_hash_algo = $3, os_hash_value = $4, updated_at = $5 \
              WHERE id = $6 AND status = 'saving' AND deleted = $7",
         )
@@ -513,6 +513,7 @@ where
         .bind(now)
         .bind(id.to_string())
         .bind(false)
+        .bind(data.virtual_size)
         .execute(&mut *tx)
         .await
         .map_err(map_err)

@@ -136,6 +136,8 @@ pub struct StoredLocation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadedData {
     pub size: i64,
+    /// From the format inspector; `None` when the format does not tell.
+    pub virtual_size: Option<i64>,
     pub checksum: String,
     pub os_hash_algo: String,
     pub os_hash_value: String,
