@@ -128,75 +128,83 @@ fn serve(
     }
 }
 
-struct FileRead {
-    file: std::sync::Arc<File>,
-    position: u64,
-    end: u64,
-    /// md5 so far and the expected hex, when verifying.
-    verify: Option<(Hasher, String)>,
-    image: String,
-}
+/// Blocks read ahead of the socket: the reader thread keeps this many ready while the server
+/// sends, so the disk (or page cache) and the network overlap instead of taking turns.
+const READ_AHEAD: usize = 4;
 
-/// Reads `range` of `file` in blocks on the blocking pool. When verifying, the md5 is updated
-/// on the same thread as the read, and checked before the last block is released.
+/// Reads `range` of `file` on one blocking thread, `READ_AHEAD` blocks ahead of the sender.
+/// When verifying, the md5 is updated on that thread and checked before the last block is
+/// released. The reader stops as soon as the download is dropped.
 fn file_stream(
     file: File,
     range: ByteRange,
     verify_md5: Option<String>,
     image: String,
 ) -> DataStream {
-    let verify = verify_md5.and_then(|expected| {
-        Hasher::new(MessageDigest::md5())
-            .ok()
-            .map(|h| (h, expected))
-    });
-    let state = FileRead {
-        file: std::sync::Arc::new(file),
-        position: range.start,
-        end: range.end,
-        verify,
-        image,
-    };
-    Box::pin(stream::try_unfold(state, |mut state| async move {
-        if state.position >= state.end {
-            return Ok(None);
+    let (blocks, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = read_blocks(&file, range, verify_md5, &image, &blocks) {
+            tracing::error!(image.id = %image, error = %e, "image download cut");
+            let _ = blocks.blocking_send(Err(e));
         }
-        let want = usize::try_from((state.end - state.position).min(READ_BLOCK as u64))
-            .unwrap_or(READ_BLOCK);
-        let (file, position) = (state.file.clone(), state.position);
-        let mut verify = state.verify.take();
-        let last = position + want as u64 >= state.end;
-        let image = state.image.clone();
-        let (block, verify) = tokio::task::spawn_blocking(move || -> io::Result<(Bytes, Option<(Hasher, String)>)> {
-            let mut buffer = BytesMut::zeroed(want);
-            let mut filled = 0;
-            while filled < want {
-                let n = file.read_at(&mut buffer[filled..], position + filled as u64)?;
-                if n == 0 {
-                    tracing::error!(image.id = %image, "image file shorter than its recorded size; download cut");
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "image data is shorter than recorded"));
-                }
-                filled += n;
-            }
-            if let Some((hasher, expected)) = verify.as_mut() {
-                hasher.update(&buffer).map_err(io::Error::other)?;
-                if last {
-                    let actual = to_hex(&hasher.finish().map_err(io::Error::other)?);
-                    if &actual != expected {
-                        tracing::error!(image.id = %image, expected = %expected, actual = %actual,
-                            "image data does not match its checksum; download cut");
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, "image data does not match its checksum"));
-                    }
-                }
-            }
-            Ok((buffer.freeze(), verify))
-        })
-        .await
-        .map_err(io::Error::other)??;
-        state.position += block.len() as u64;
-        state.verify = verify;
-        Ok(Some((block, state)))
+    });
+    Box::pin(stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|block| (block, receiver))
     }))
+}
+
+/// The reader thread's loop. Returns `Ok` when every block was handed over or the download
+/// went away; `Err` when the data is short or does not match its checksum.
+fn read_blocks(
+    file: &File,
+    range: ByteRange,
+    verify_md5: Option<String>,
+    image: &str,
+    blocks: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+) -> io::Result<()> {
+    let mut verify = match verify_md5 {
+        Some(expected) => Some((
+            Hasher::new(MessageDigest::md5()).map_err(io::Error::other)?,
+            expected,
+        )),
+        None => None,
+    };
+    let mut position = range.start;
+    while position < range.end {
+        let want =
+            usize::try_from((range.end - position).min(READ_BLOCK as u64)).unwrap_or(READ_BLOCK);
+        let mut buffer = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            let n = file.read_at(&mut buffer[filled..], position + filled as u64)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "image data is shorter than recorded",
+                ));
+            }
+            filled += n;
+        }
+        position += want as u64;
+        if let Some((hasher, expected)) = verify.as_mut() {
+            hasher.update(&buffer).map_err(io::Error::other)?;
+            if position >= range.end {
+                let actual = to_hex(&hasher.finish().map_err(io::Error::other)?);
+                if &actual != expected {
+                    tracing::error!(image.id = %image, expected = %expected, actual = %actual, "image data does not match its checksum");
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "image data does not match its checksum",
+                    ));
+                }
+            }
+        }
+        if blocks.blocking_send(Ok(buffer.freeze())).is_err() {
+            // The client went away: stop reading.
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

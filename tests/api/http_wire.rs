@@ -58,6 +58,48 @@ async fn expect_continue(backend: Backend) {
     assert!(!answer.contains("100 Continue"), "{answer}");
 }
 
+/// A client that announces more bytes than it sends, then hangs up.
+async fn short_body(backend: Backend) {
+    let app = TestApp::start(backend, "").await;
+    let address = serve(&app).await;
+    let id = app.create_raw_image().await;
+    let mut stream = TcpStream::connect(address).await.expect("connects");
+    let head = format!(
+        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: 3000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("writes");
+    stream
+        .write_all(&vec![5u8; 1_500_000])
+        .await
+        .expect("writes half the body");
+    stream.shutdown().await.expect("closes its side");
+    drop(stream);
+    for _ in 0..200 {
+        let image = app.get(&format!("/v2/images/{id}")).await.json();
+        if image["status"] == "queued" && app.stored_files().is_empty() {
+            assert!(image["size"].is_null());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "a short body left the image {} with files {:?}",
+        app.get(&format!("/v2/images/{id}")).await.json()["status"],
+        app.stored_files()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_body_sqlite() {
+    short_body(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_body_postgres() {
+    short_body(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expect_continue_sqlite() {
     expect_continue(Backend::Sqlite).await;

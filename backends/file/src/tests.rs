@@ -180,5 +180,47 @@ async fn sweep_removes_only_stale_partials() {
         .expect("write");
     assert_eq!(store.sweep_partials(Duration::from_secs(3600)), 0);
     assert_eq!(store.sweep_partials(Duration::ZERO), 1);
-    std::mem::forget(writer);
+    drop(writer);
+}
+
+#[tokio::test]
+async fn new_data_goes_to_the_highest_priority_directory_with_room() {
+    let low = tempfile::tempdir().expect("tempdir");
+    let high = tempfile::tempdir().expect("tempdir");
+    let store = FileStore::new(FileConfig {
+        name: "file".into(),
+        datadirs: vec![
+            DataDir {
+                path: low.path().to_owned(),
+                priority: 100,
+            },
+            DataDir {
+                path: high.path().to_owned(),
+                priority: 200,
+            },
+        ],
+        file_perm: None,
+        thin_provisioning: false,
+        fsync: false,
+    })
+    .expect("store builds");
+    let stored = store
+        .writer("first", Some(10))
+        .await
+        .expect("writer")
+        .commit()
+        .await
+        .expect("commit");
+    assert_eq!(entries(high.path()), ["first"]);
+    assert!(entries(low.path()).is_empty());
+    // Data in any configured directory is served.
+    assert!(store.owns(&stored.location));
+    std::fs::write(low.path().join("legacy"), b"old").expect("write");
+    let legacy = Location::new(format!(
+        "file://{}/legacy",
+        std::fs::canonicalize(low.path())
+            .expect("canonical")
+            .display()
+    ));
+    assert_eq!(store.size(&legacy).await.expect("size"), 3);
 }
