@@ -1,6 +1,8 @@
 //! Digests computed while the data streams: md5 (`checksum`) and the configured multihash
-//! (`os_hash_value`), each on its own blocking thread fed by a bounded channel, so one upload
-//! costs the slower of the two hashes, not their sum, and never buffers more than a few chunks.
+//! (`os_hash_value`), each fed by its own bounded channel and hashing each chunk on the
+//! blocking pool, so one upload costs the slower of the two hashes, not their sum, and never
+//! buffers more than a few chunks. A worker holds a blocking thread only while it hashes a
+//! chunk, never while it waits for one, so stalled uploads cannot exhaust the pool.
 
 use glint_store::Chunk;
 use openssl::hash::{Hasher, MessageDigest};
@@ -23,7 +25,7 @@ pub struct Digests {
 pub struct Digester {
     algorithm: String,
     senders: Vec<mpsc::Sender<Chunk>>,
-    workers: Vec<JoinHandle<Result<String, openssl::error::ErrorStack>>>,
+    workers: Vec<JoinHandle<Result<String, DataError>>>,
 }
 
 impl Digester {
@@ -34,9 +36,11 @@ impl Digester {
         let mut senders = Vec::new();
         let mut workers = Vec::new();
         for digest in [MessageDigest::md5(), multihash] {
+            let hasher = Hasher::new(digest)
+                .map_err(|e| DataError::Internal(format!("hashing failed: {e}")))?;
             let (tx, rx) = mpsc::channel(DEPTH);
             senders.push(tx);
-            workers.push(tokio::task::spawn_blocking(move || hash_all(digest, rx)));
+            workers.push(tokio::spawn(hash_all(hasher, rx)));
         }
         Ok(Digester {
             algorithm: algorithm.to_owned(),
@@ -62,11 +66,11 @@ impl Digester {
         drop(self.senders);
         let mut hex = Vec::new();
         for worker in self.workers {
-            let digest = worker
-                .await
-                .map_err(|e| DataError::Internal(format!("hash worker failed: {e}")))?
-                .map_err(|e| DataError::Internal(format!("hashing failed: {e}")))?;
-            hex.push(digest);
+            hex.push(
+                worker
+                    .await
+                    .map_err(|e| DataError::Internal(format!("hash worker failed: {e}")))??,
+            );
         }
         let value = hex.pop().unwrap_or_default();
         let md5 = hex.pop().unwrap_or_default();
@@ -78,17 +82,25 @@ impl Digester {
     }
 }
 
-fn hash_all(
-    digest: MessageDigest,
+/// One digest over every chunk received, each hashed on the blocking pool.
+async fn hash_all(
+    mut hasher: Hasher,
     mut chunks: mpsc::Receiver<Chunk>,
-) -> Result<String, openssl::error::ErrorStack> {
-    let mut hasher = Hasher::new(digest)?;
-    while let Some(chunk) = chunks.blocking_recv() {
-        for frame in chunk.frames() {
-            hasher.update(frame)?;
-        }
+) -> Result<String, DataError> {
+    let failed = |e: &dyn std::fmt::Display| DataError::Internal(format!("hashing failed: {e}"));
+    while let Some(chunk) = chunks.recv().await {
+        hasher =
+            tokio::task::spawn_blocking(move || -> Result<Hasher, openssl::error::ErrorStack> {
+                for frame in chunk.frames() {
+                    hasher.update(frame)?;
+                }
+                Ok(hasher)
+            })
+            .await
+            .map_err(|e| failed(&e))?
+            .map_err(|e| failed(&e))?;
     }
-    Ok(to_hex(&hasher.finish()?))
+    Ok(to_hex(&hasher.finish().map_err(|e| failed(&e))?))
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {

@@ -128,13 +128,23 @@ fn serve(
     }
 }
 
-/// Blocks read ahead of the socket: the reader thread keeps this many ready while the server
-/// sends, so the disk (or page cache) and the network overlap instead of taking turns.
+/// Blocks read ahead of the socket: the reader keeps this many ready while the server sends,
+/// so the disk (or page cache) and the network overlap instead of taking turns.
 const READ_AHEAD: usize = 4;
 
-/// Reads `range` of `file` on one blocking thread, `READ_AHEAD` blocks ahead of the sender.
-/// When verifying, the md5 is updated on that thread and checked before the last block is
-/// released. The reader stops as soon as the download is dropped.
+/// The reader's state between blocks.
+struct BlockReader {
+    file: std::sync::Arc<File>,
+    position: u64,
+    end: u64,
+    /// md5 so far and the expected hex, when verifying.
+    verify: Option<(Hasher, String)>,
+}
+
+/// Reads `range` of `file` up to `READ_AHEAD` blocks ahead of the sender. Each block is read
+/// (and, when verifying, hashed) in a short task on the blocking pool; waiting for a slow
+/// client holds no thread. When verifying, the last block is released only once the md5
+/// matches. Reading stops as soon as the download is dropped.
 fn file_stream(
     file: File,
     range: ByteRange,
@@ -142,10 +152,40 @@ fn file_stream(
     image: String,
 ) -> DataStream {
     let (blocks, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = read_blocks(&file, range, verify_md5, &image, &blocks) {
-            tracing::error!(image.id = %image, error = %e, "image download cut");
-            let _ = blocks.blocking_send(Err(e));
+    let verify = verify_md5.and_then(|expected| {
+        Hasher::new(MessageDigest::md5())
+            .ok()
+            .map(|h| (h, expected))
+    });
+    let mut reader = BlockReader {
+        file: std::sync::Arc::new(file),
+        position: range.start,
+        end: range.end,
+        verify,
+    };
+    tokio::spawn(async move {
+        while reader.position < reader.end {
+            let step = tokio::task::spawn_blocking(move || {
+                let block = read_block(&mut reader);
+                (reader, block)
+            })
+            .await;
+            let (back, block) = match step {
+                Ok(step) => step,
+                Err(e) => {
+                    let _ = blocks.send(Err(io::Error::other(e))).await;
+                    return;
+                }
+            };
+            reader = back;
+            let failed = block.is_err();
+            if let Err(e) = &block {
+                tracing::error!(image.id = %image, error = %e, "image download cut");
+            }
+            // A closed channel: the client went away, stop reading.
+            if blocks.send(block).await.is_err() || failed {
+                return;
+            }
         }
     });
     Box::pin(stream::unfold(receiver, |mut receiver| async move {
@@ -153,58 +193,38 @@ fn file_stream(
     }))
 }
 
-/// The reader thread's loop. Returns `Ok` when every block was handed over or the download
-/// went away; `Err` when the data is short or does not match its checksum.
-fn read_blocks(
-    file: &File,
-    range: ByteRange,
-    verify_md5: Option<String>,
-    image: &str,
-    blocks: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-) -> io::Result<()> {
-    let mut verify = match verify_md5 {
-        Some(expected) => Some((
-            Hasher::new(MessageDigest::md5()).map_err(io::Error::other)?,
-            expected,
-        )),
-        None => None,
-    };
-    let mut position = range.start;
-    while position < range.end {
-        let want =
-            usize::try_from((range.end - position).min(READ_BLOCK as u64)).unwrap_or(READ_BLOCK);
-        let mut buffer = BytesMut::zeroed(want);
-        let mut filled = 0;
-        while filled < want {
-            let n = file.read_at(&mut buffer[filled..], position + filled as u64)?;
-            if n == 0 {
+/// Reads the next block; checks the md5 before handing out the last one.
+fn read_block(reader: &mut BlockReader) -> io::Result<Bytes> {
+    let want = usize::try_from((reader.end - reader.position).min(READ_BLOCK as u64))
+        .unwrap_or(READ_BLOCK);
+    let mut buffer = BytesMut::zeroed(want);
+    let mut filled = 0;
+    while filled < want {
+        let n = reader
+            .file
+            .read_at(&mut buffer[filled..], reader.position + filled as u64)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "image data is shorter than recorded",
+            ));
+        }
+        filled += n;
+    }
+    reader.position += want as u64;
+    if let Some((hasher, expected)) = reader.verify.as_mut() {
+        hasher.update(&buffer).map_err(io::Error::other)?;
+        if reader.position >= reader.end {
+            let actual = to_hex(&hasher.finish().map_err(io::Error::other)?);
+            if &actual != expected {
                 return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "image data is shorter than recorded",
+                    io::ErrorKind::InvalidData,
+                    format!("image data does not match its checksum (expected {expected}, read {actual})"),
                 ));
             }
-            filled += n;
-        }
-        position += want as u64;
-        if let Some((hasher, expected)) = verify.as_mut() {
-            hasher.update(&buffer).map_err(io::Error::other)?;
-            if position >= range.end {
-                let actual = to_hex(&hasher.finish().map_err(io::Error::other)?);
-                if &actual != expected {
-                    tracing::error!(image.id = %image, expected = %expected, actual = %actual, "image data does not match its checksum");
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "image data does not match its checksum",
-                    ));
-                }
-            }
-        }
-        if blocks.blocking_send(Ok(buffer.freeze())).is_err() {
-            // The client went away: stop reading.
-            return Ok(());
         }
     }
-    Ok(())
+    Ok(buffer.freeze())
 }
 
 #[cfg(test)]
