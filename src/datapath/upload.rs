@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use glint_store::{Chunk, ImageWriter, Store, StoreError, Stored};
+use std::sync::Arc;
+
+use glint_store::{Chunk, ImageWriter, Location, Store, StoreError, Stored};
 use tokio::sync::mpsc;
 
 use super::digest::{Digester, Digests};
@@ -45,7 +47,7 @@ pub struct UploadRequest<S> {
 /// Puts an image back to `queued` unless disarmed: runs on every exit from the pipeline,
 /// including a handler future dropped because the client went away.
 struct ClaimGuard {
-    repo: std::sync::Arc<dyn ImageRepo>,
+    repo: Arc<dyn ImageRepo>,
     image_id: Option<ImageId>,
 }
 
@@ -189,7 +191,7 @@ impl DataService {
             image_id: Some(image.id.clone()),
         };
         match self
-            .store_data(&image, store.as_ref(), expected, request, &limits)
+            .store_data(&image, &store, expected, request, &limits)
             .await
         {
             Ok(received) => {
@@ -208,7 +210,7 @@ impl DataService {
     async fn store_data<S, E>(
         &self,
         image: &Image,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         expected: Option<u64>,
         request: UploadRequest<S>,
         limits: &Limits,
@@ -218,7 +220,7 @@ impl DataService {
         E: std::fmt::Display,
     {
         // A store that cannot hold the announced size says so here, before the body is read.
-        let writer = store.writer(image.id.as_str(), expected).await?;
+        let writer = self.open_writer(image, store, expected).await?;
         let (writer, digests, inspection, received) =
             self.pump(image, writer, request.body, limits).await?;
         if let Some(declared) = request.declared_size {
@@ -229,19 +231,52 @@ impl DataService {
                 )));
             }
         }
-        let stored = writer.commit().await?;
-        if let Err(e) = self
-            .record_upload(image, &stored, &digests, &inspection, received)
-            .await
-        {
-            // The data is committed but the image cannot point at it: remove it.
-            if let Err(delete) = store.delete(&stored.location).await {
-                tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
-                    "cannot remove the data of a failed upload");
+        // All the data is here: commit and record it in a task of its own, so that a client
+        // hanging up now cannot leave committed data that no image points at.
+        let service = self.clone();
+        let (image, store) = (image.clone(), store.clone());
+        tokio::spawn(async move {
+            let stored = writer.commit().await?;
+            match service.record_upload(&image, &stored, &digests, &inspection, received).await {
+                Ok(()) => Ok(received),
+                // The database answered and the image does not point at the data: remove it.
+                Err(e @ (DataError::DeletedDuringUpload(_) | DataError::Conflict(_) | DataError::Internal(_))) => {
+                    if let Err(delete) = store.delete(&stored.location).await {
+                        tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
+                            "cannot remove the data of a failed upload");
+                    }
+                    Err(e)
+                }
+                // The outcome is unknown (the database failed): the data stays. If the image did
+                // not become active, the next upload finds the data orphaned and replaces it.
+                Err(e) => Err(e),
             }
-            return Err(e);
+        })
+        .await
+        .map_err(|e| DataError::Internal(format!("finishing the upload failed: {e}")))?
+    }
+
+    /// A writer for the image's data. Data already under the image's name can only be the
+    /// remains of an upload whose node stopped after committing and before recording it (the
+    /// image is claimed, so no upload is running, and it has no location): it is removed.
+    async fn open_writer(
+        &self,
+        image: &Image,
+        store: &Arc<dyn Store>,
+        expected: Option<u64>,
+    ) -> Result<Box<dyn ImageWriter>, DataError> {
+        match store.writer(image.id.as_str(), expected).await {
+            Err(StoreError::AlreadyExists(location)) => {
+                let recorded = self.images.repo().locations(&image.id).await?;
+                if recorded.iter().any(|l| l.url == location) {
+                    return Err(StoreError::AlreadyExists(location).into());
+                }
+                tracing::warn!(image.id = %image.id, %location, "removing orphaned data left by an interrupted upload");
+                store.delete(&Location::new(location)).await?;
+                Ok(store.writer(image.id.as_str(), expected).await?)
+            }
+            other => Ok(other?),
         }
-        Ok(received)
     }
 
     async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {

@@ -398,3 +398,12 @@ both_databases!(fn deactivated_images_are_downloadable_by_admins_only(app, "[pas
     stranger_upload.push(("content-type", "application/octet-stream"));
     app.request(Method::PUT, &format!("/v2/images/{id}/file"), &stranger_upload, Body::from("x")).await.assert_status(404);
 });
+
+both_databases!(fn data_orphaned_by_a_crash_is_replaced_by_the_next_upload(app) {
+    let id = app.create_raw_image().await;
+    // What a node that stopped between committing and recording would leave behind.
+    std::fs::write(app.images_dir.join(&id), b"orphaned bytes").expect("plant an orphan");
+    app.upload(&id, b"fresh".to_vec()).await.assert_status(204);
+    assert_eq!(app.get(&format!("/v2/images/{id}/file")).await.body, b"fresh");
+    assert_eq!(image(&app, &id).await["size"], 5);
+});

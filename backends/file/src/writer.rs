@@ -140,11 +140,19 @@ impl ImageWriter for FileWriter {
                 }
                 _ => fail(e),
             })?;
-            std::fs::remove_file(&temp).map_err(fail)?;
-            if fsync {
-                if let Some(dir) = target.parent() {
-                    File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+            // Past the link the data is visible: any failure must take it away again.
+            let finish = || -> std::io::Result<()> {
+                std::fs::remove_file(&temp)?;
+                if fsync {
+                    if let Some(dir) = target.parent() {
+                        File::open(dir).and_then(|d| d.sync_all())?;
+                    }
                 }
+                Ok(())
+            };
+            if let Err(e) = finish() {
+                let _ = std::fs::remove_file(&target);
+                return Err(fail(e));
             }
             Ok(())
         })
