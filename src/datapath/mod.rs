@@ -24,8 +24,13 @@ use crate::config::DataPathConfig;
 use crate::domain::ImageService;
 use crate::stores::StoreRegistry;
 
-/// An upload whose heartbeat is older than this is considered abandoned by its node.
+/// An upload whose heartbeat is older than this is considered abandoned by its node. Nodes'
+/// clocks must agree to well within it (NTP).
 pub const STALE_UPLOAD: Duration = Duration::from_secs(300);
+
+/// A store's temporary file untouched for this long belongs to no live upload: live uploads
+/// write at least every `upload::BODY_IDLE` (shorter), or fail.
+const PARTIAL_FILE_AGE: Duration = Duration::from_secs(900);
 
 /// Size limits on uploaded data, from `[DEFAULT]`.
 #[derive(Debug, Clone, Copy)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use glint_store::{Location, StoreError};
 
 use super::error::DataError;
-use super::DataService;
+use super::{DataService, PARTIAL_FILE_AGE};
 use crate::domain::image;
 use crate::domain::{RequestContext, StoredLocation};
 
@@ -114,7 +114,8 @@ impl DataService {
         }
         if let Some(file) = self.stores.file_store() {
             let file = file.clone();
-            let removed = tokio::task::spawn_blocking(move || file.sweep_partials(stale_after))
+            let age = stale_after.max(PARTIAL_FILE_AGE);
+            let removed = tokio::task::spawn_blocking(move || file.sweep_partials(age))
                 .await
                 .map_err(|e| DataError::Internal(e.to_string()))?;
             if removed > 0 {

@@ -11,7 +11,9 @@
 //! uploads together hold. Whatever fails — or if the request is abandoned — the writer is
 //! aborted (no byte stays in the store) and the image goes back to `queued`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -33,7 +35,9 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Chunks the writer may fall behind by.
 const WRITER_DEPTH: usize = 4;
 /// How often a running upload tells the database it is alive.
-pub(super) const HEARTBEAT: Duration = Duration::from_secs(30);
+const HEARTBEAT: Duration = Duration::from_secs(30);
+/// A client that sends nothing for this long has gone; its upload fails.
+pub(super) const BODY_IDLE: Duration = Duration::from_secs(300);
 
 /// What the handler knows about an upload before reading its body.
 pub struct UploadRequest<S> {
@@ -49,6 +53,8 @@ pub struct UploadRequest<S> {
 struct ClaimGuard {
     repo: Arc<dyn ImageRepo>,
     image_id: Option<ImageId>,
+    /// The upload's claim token: a reset or abandoned upload cannot touch a newer claim.
+    claim: String,
 }
 
 impl ClaimGuard {
@@ -59,7 +65,11 @@ impl ClaimGuard {
     /// Puts the image back to `queued` now, so the error response reflects it.
     async fn release(mut self) {
         if let Some(id) = self.image_id.take() {
-            if let Err(e) = self.repo.abandon_upload(&id, image::now()).await {
+            if let Err(e) = self
+                .repo
+                .abandon_upload(&id, &self.claim, image::now())
+                .await
+            {
                 tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
             }
         }
@@ -69,13 +79,13 @@ impl ClaimGuard {
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if let Some(id) = self.image_id.take() {
-            let repo = self.repo.clone();
+            let (repo, claim) = (self.repo.clone(), self.claim.clone());
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 tracing::error!(image.id = %id, "upload abandoned during shutdown; reconciliation will reset it");
                 return;
             };
             runtime.spawn(async move {
-                if let Err(e) = repo.abandon_upload(&id, image::now()).await {
+                if let Err(e) = repo.abandon_upload(&id, &claim, image::now()).await {
                     tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
                 }
             });
@@ -174,10 +184,13 @@ impl DataService {
         let store = self.stores.default_store().clone();
 
         // Claim the image: only one upload wins `queued → saving`.
-        let mut saving = image.clone();
-        saving.status = ImageStatus::Saving;
-        saving.updated_at = image::now();
-        match self.images.repo().save(&image, &saving).await? {
+        let claim_token = uuid::Uuid::new_v4().to_string();
+        match self
+            .images
+            .repo()
+            .claim_upload(&image.id, &claim_token, image::now())
+            .await?
+        {
             SaveOutcome::Saved => {}
             SaveOutcome::Gone => return Err(DataError::DeletedDuringUpload(id.to_owned())),
             SaveOutcome::StatusChanged => {
@@ -189,9 +202,10 @@ impl DataService {
         let mut claim = ClaimGuard {
             repo: self.images.repo().clone(),
             image_id: Some(image.id.clone()),
+            claim: claim_token.clone(),
         };
         match self
-            .store_data(&image, &store, expected, request, &limits)
+            .store_data(&image, &claim_token, &store, expected, request, &limits)
             .await
         {
             Ok(received) => {
@@ -210,6 +224,7 @@ impl DataService {
     async fn store_data<S, E>(
         &self,
         image: &Image,
+        claim: &str,
         store: &Arc<dyn Store>,
         expected: Option<u64>,
         request: UploadRequest<S>,
@@ -221,8 +236,9 @@ impl DataService {
     {
         // A store that cannot hold the announced size says so here, before the body is read.
         let writer = self.open_writer(image, store, expected).await?;
-        let (writer, digests, inspection, received) =
-            self.pump(image, writer, request.body, limits).await?;
+        let (writer, digests, inspection, received) = self
+            .pump(image, claim, writer, request.body, limits)
+            .await?;
         if let Some(declared) = request.declared_size {
             if declared != received {
                 writer.abort().await?;
@@ -234,10 +250,10 @@ impl DataService {
         // All the data is here: commit and record it in a task of its own, so that a client
         // hanging up now cannot leave committed data that no image points at.
         let service = self.clone();
-        let (image, store) = (image.clone(), store.clone());
+        let (image, store, claim) = (image.clone(), store.clone(), claim.to_owned());
         tokio::spawn(async move {
             let stored = writer.commit().await?;
-            match service.record_upload(&image, &stored, &digests, &inspection, received).await {
+            match service.record_upload(&image, &claim, &stored, &digests, &inspection, received).await {
                 Ok(()) => Ok(received),
                 // The database answered and the image does not point at the data: remove it.
                 Err(e @ (DataError::DeletedDuringUpload(_) | DataError::Conflict(_) | DataError::Internal(_))) => {
@@ -302,6 +318,7 @@ impl DataService {
     async fn pump<S, E>(
         &self,
         image: &Image,
+        claim: &str,
         writer: Box<dyn ImageWriter>,
         mut body: S,
         limits: &Limits,
@@ -315,16 +332,34 @@ impl DataService {
         let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
         let write_task = tokio::spawn(write_loop(writer, from_pump));
         let mut received = 0u64;
-        let mut heartbeat = Instant::now();
+        // The heartbeat runs on a timer, not per frame, so a slow client keeps its claim; a
+        // client that sends nothing for `BODY_IDLE` loses it.
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut idle_deadline = Instant::now() + BODY_IDLE;
         let streamed: Result<(), DataError> = async {
             let mut batch: Vec<Bytes> = Vec::new();
             let mut batch_len = 0usize;
             loop {
-                let frame = match body.next().await {
-                    Some(Ok(frame)) => frame,
-                    Some(Err(e)) => return Err(DataError::ClientGone(e.to_string())),
-                    None => break,
+                let frame = tokio::select! {
+                    next = body.next() => match next {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(e)) => return Err(DataError::ClientGone(e.to_string())),
+                        None => break,
+                    },
+                    _ = heartbeat.tick() => {
+                        if !self.images.repo().touch_upload(&image.id, claim, image::now()).await? {
+                            return Err(DataError::DeletedDuringUpload(image.id.to_string()));
+                        }
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(idle_deadline) => {
+                        return Err(DataError::ClientGone(format!(
+                            "no image data received for {} seconds",
+                            BODY_IDLE.as_secs()
+                        )));
+                    }
                 };
+                idle_deadline = Instant::now() + BODY_IDLE;
                 received += frame.len() as u64;
                 limits.check(received)?;
                 batch_len += frame.len();
@@ -338,17 +373,6 @@ impl DataService {
                     )
                     .await?;
                     batch_len = 0;
-                }
-                if heartbeat.elapsed() >= HEARTBEAT {
-                    heartbeat = Instant::now();
-                    if !self
-                        .images
-                        .repo()
-                        .touch_upload(&image.id, image::now())
-                        .await?
-                    {
-                        return Err(DataError::DeletedDuringUpload(image.id.to_string()));
-                    }
                 }
             }
             if !batch.is_empty() {
@@ -401,6 +425,7 @@ impl DataService {
     async fn record_upload(
         &self,
         image: &Image,
+        claim: &str,
         stored: &Stored,
         digests: &Digests,
         inspection: &Inspection,
@@ -426,7 +451,7 @@ impl DataService {
         match self
             .images
             .repo()
-            .finish_upload(&image.id, &data, image::now())
+            .finish_upload(&image.id, claim, &data, image::now())
             .await?
         {
             SaveOutcome::Saved => Ok(()),

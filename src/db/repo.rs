@@ -493,9 +493,39 @@ where
         Ok(Some(locations))
     }
 
+    async fn claim_upload(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SaveOutcome, RepoError> {
+        let now = to_db_time(now);
+        let claimed = sqlx::query::<DB>(
+            "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $2 \
+             WHERE id = $3 AND status = 'queued' AND deleted = $4",
+        )
+        .bind(claim.to_owned())
+        .bind(now)
+        .bind(id.to_string())
+        .bind(false)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)
+        .map(|r| DB::rows_affected(&r))?;
+        if claimed == 1 {
+            return Ok(SaveOutcome::Saved);
+        }
+        Ok(if self.image_exists(id).await? {
+            SaveOutcome::StatusChanged
+        } else {
+            SaveOutcome::Gone
+        })
+    }
+
     async fn finish_upload(
         &self,
         id: &ImageId,
+        claim: &str,
         data: &UploadedData,
         now: DateTime<Utc>,
     ) -> Result<SaveOutcome, RepoError> {
@@ -503,8 +533,8 @@ where
         let mut tx = self.write.begin().await.map_err(map_err)?;
         let updated = sqlx::query::<DB>(
             "UPDATE images SET status = 'active', size = $1, virtual_size = $8, checksum = $2, \
-             os_hash_algo = $3, os_hash_value = $4, updated_at = $5 \
-             WHERE id = $6 AND status = 'saving' AND deleted = $7",
+             os_hash_algo = $3, os_hash_value = $4, updated_at = $5, upload_claim = NULL, upload_heartbeat = NULL \
+             WHERE id = $6 AND status = 'saving' AND deleted = $7 AND upload_claim = $9",
         )
         .bind(data.size)
         .bind(data.checksum.clone())
@@ -514,6 +544,7 @@ where
         .bind(id.to_string())
         .bind(false)
         .bind(data.virtual_size)
+        .bind(claim.to_owned())
         .execute(&mut *tx)
         .await
         .map_err(map_err)
@@ -542,14 +573,21 @@ where
         Ok(SaveOutcome::Saved)
     }
 
-    async fn abandon_upload(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError> {
+    async fn abandon_upload(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
         let reset = sqlx::query::<DB>(
-            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1 \
-             WHERE id = $2 AND status = 'saving' AND deleted = $3",
+            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
+             upload_claim = NULL, upload_heartbeat = NULL \
+             WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4",
         )
         .bind(to_db_time(now))
         .bind(id.to_string())
         .bind(false)
+        .bind(claim.to_owned())
         .execute(&self.write)
         .await
         .map_err(map_err)
@@ -557,13 +595,20 @@ where
         Ok(reset == 1)
     }
 
-    async fn touch_upload(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError> {
+    async fn touch_upload(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
         let touched = sqlx::query::<DB>(
-            "UPDATE images SET updated_at = $1 WHERE id = $2 AND status = 'saving' AND deleted = $3",
+            "UPDATE images SET upload_heartbeat = $1 \
+             WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4",
         )
         .bind(to_db_time(now))
         .bind(id.to_string())
         .bind(false)
+        .bind(claim.to_owned())
         .execute(&self.write)
         .await
         .map_err(map_err)
@@ -577,8 +622,9 @@ where
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
         sqlx::query::<DB>(
-            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1 \
-             WHERE status = 'saving' AND deleted = $2 AND updated_at < $3",
+            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
+             upload_claim = NULL, upload_heartbeat = NULL \
+             WHERE status = 'saving' AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)",
         )
         .bind(to_db_time(now))
         .bind(false)

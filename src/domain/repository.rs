@@ -78,21 +78,41 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
         delayed: bool,
     ) -> Result<Option<Vec<StoredLocation>>, RepoError>;
 
+    /// Claims a queued image for an upload (`queued → saving`), recording `claim`, a token
+    /// only that upload knows. `StatusChanged` if another upload (or anything else) was first.
+    async fn claim_upload(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SaveOutcome, RepoError>;
+
     /// Records a finished upload: `saving → active` with the data's size and digests and its
-    /// new location, provided the image is still `saving` and not deleted.
+    /// new location, provided `claim` still holds the image and it is not deleted.
     async fn finish_upload(
         &self,
         id: &ImageId,
+        claim: &str,
         data: &UploadedData,
         now: DateTime<Utc>,
     ) -> Result<SaveOutcome, RepoError>;
 
-    /// A failed upload: `saving → queued`, size cleared. False if the image was not saving.
-    async fn abandon_upload(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+    /// A failed upload: `saving → queued`, size cleared, if `claim` still holds the image.
+    async fn abandon_upload(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
 
-    /// The heartbeat of a running upload (`updated_at`), so that other nodes can tell a live
-    /// upload from one whose node died. False if the image is no longer saving.
-    async fn touch_upload(&self, id: &ImageId, now: DateTime<Utc>) -> Result<bool, RepoError>;
+    /// The heartbeat of a running upload, so that other nodes can tell a live upload from one
+    /// whose node died. False if `claim` no longer holds the image (deleted, or reset).
+    async fn touch_upload(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
 
     /// Puts back to `queued` every upload whose heartbeat stopped before `cutoff` (its node
     /// died). Returns how many.

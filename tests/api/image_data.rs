@@ -365,9 +365,9 @@ both_databases!(fn delayed_delete_leaves_data_to_the_scrubber(app, "[DEFAULT]\nd
 
 both_databases!(fn uploads_abandoned_by_a_dead_node_are_reconciled(app) {
     let id = app.create_raw_image().await;
-    app.execute(&format!("UPDATE images SET status = 'saving', updated_at = '2000-01-01 00:00:00' WHERE id = '{id}'")).await;
+    app.execute(&format!("UPDATE images SET status = 'saving', upload_heartbeat = '2000-01-01 00:00:00' WHERE id = '{id}'")).await;
     let live = app.create_raw_image().await;
-    app.force_status(&live, "saving").await;
+    app.execute(&format!("UPDATE images SET status = 'saving', upload_heartbeat = '2999-01-01 00:00:00' WHERE id = '{live}'")).await;
     let reset = app.services.data.reconcile(Duration::from_secs(300)).await.expect("reconciles");
     assert_eq!(reset, 1);
     assert_eq!(image(&app, &id).await["status"], "queued");
@@ -406,4 +406,21 @@ both_databases!(fn data_orphaned_by_a_crash_is_replaced_by_the_next_upload(app) 
     app.upload(&id, b"fresh".to_vec()).await.assert_status(204);
     assert_eq!(app.get(&format!("/v2/images/{id}/file")).await.body, b"fresh");
     assert_eq!(image(&app, &id).await["size"], 5);
+});
+
+both_databases!(fn an_upload_reset_by_another_node_cannot_overwrite_a_newer_one(app) {
+    let id = app.create_raw_image().await;
+    let (frames, first) = start_upload(&app, &id, b"old-".to_vec()).await;
+    // Another node decides that the first upload's node died, and a new upload wins.
+    app.execute(&format!("UPDATE images SET upload_heartbeat = '2000-01-01 00:00:00' WHERE id = '{id}'")).await;
+    assert_eq!(app.services.data.reconcile(Duration::from_secs(300)).await.expect("reconciles"), 1);
+    app.upload(&id, b"new".to_vec()).await.assert_status(204);
+    // The first upload was only slow: it finishes, and must not touch the new data.
+    frames.send(b"data".to_vec()).await.expect("sends");
+    drop(frames);
+    let response = first.await.expect("joins");
+    assert_eq!(response.status(), 409);
+    assert_eq!(image(&app, &id).await["status"], "active");
+    assert_eq!(app.get(&format!("/v2/images/{id}/file")).await.body, b"new");
+    assert_eq!(app.stored_files(), [id.as_str()]);
 });
