@@ -1,7 +1,8 @@
 //! The format-inspection slot of the upload pipeline. Inspectors see every chunk as it
 //! passes (by reference, inline: they read headers, not whole images) and report what the
 //! data is. The qcow2/vmdk/vhd/iso inspectors and Glance's safety checks plug in here; until
-//! then the data is taken as raw, whose virtual size is its size, as Glance records it.
+//! then raw data gets its size as virtual size (as Glance records it) and other formats get
+//! none, rather than a wrong one (Nova compares it with the flavor's disk).
 
 use glint_store::Chunk;
 
@@ -23,6 +24,14 @@ pub trait Inspector: Send {
     fn finish(self: Box<Self>, size: u64) -> Result<Inspection, DataError>;
 }
 
+/// The inspector for an image's declared `disk_format`.
+pub fn for_disk_format(disk_format: Option<&str>) -> Box<dyn Inspector> {
+    match disk_format {
+        Some("raw") => Box::new(RawInspector),
+        _ => Box::new(OpaqueInspector),
+    }
+}
+
 /// Raw data: nothing to check, the virtual size is the size.
 #[derive(Debug, Default)]
 pub struct RawInspector;
@@ -36,5 +45,19 @@ impl Inspector for RawInspector {
         Ok(Inspection {
             virtual_size: Some(size),
         })
+    }
+}
+
+/// A format no inspector understands yet: accepted, virtual size unknown.
+#[derive(Debug, Default)]
+pub struct OpaqueInspector;
+
+impl Inspector for OpaqueInspector {
+    fn inspect(&mut self, _chunk: &Chunk) -> Result<(), DataError> {
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, _size: u64) -> Result<Inspection, DataError> {
+        Ok(Inspection { virtual_size: None })
     }
 }

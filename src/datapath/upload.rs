@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::digest::{Digester, Digests};
 use super::error::DataError;
-use super::inspect::{Inspection, Inspector, RawInspector};
+use super::inspect::{self, Inspection, Inspector};
 use super::DataService;
 use crate::domain::image::{self, Image, ImageId};
 use crate::domain::policy::Action;
@@ -328,7 +328,7 @@ impl DataService {
         E: std::fmt::Display,
     {
         let digester = Digester::start(&self.config.hashing_algorithm)?;
-        let mut inspector: Box<dyn Inspector> = Box::new(RawInspector);
+        let mut inspector = inspect::for_disk_format(image.disk_format.as_deref());
         let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
         let write_task = tokio::spawn(write_loop(writer, from_pump));
         let mut received = 0u64;

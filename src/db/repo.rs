@@ -58,13 +58,26 @@ fn value_rows(rows: usize, columns: usize) -> String {
     sql
 }
 
+/// Database error codes that mean "try again": SQLite busy/locked (5, 6, and their extended
+/// forms), PostgreSQL serialization failure, deadlock, shutdown, and connection errors (08…).
+fn is_transient(code: &str) -> bool {
+    let sqlite = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+    sqlite
+        || matches!(code, "40001" | "40P01" | "57P01" | "57P02" | "57P03")
+        || code.starts_with("08")
+}
+
 fn map_err(e: sqlx::Error) -> RepoError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient(&c)) => {
+            RepoError::Unavailable(db.to_string())
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => RepoError::Unavailable(e.to_string()),
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => RepoError::Unavailable(e.to_string()),
         other => RepoError::Other(other.to_string()),
     }
 }
@@ -445,33 +458,20 @@ where
     ) -> Result<Option<Vec<StoredLocation>>, RepoError> {
         let now = to_db_time(now);
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let rows = sqlx::query::<DB>(
-            "SELECT id, image_id, value, meta_data FROM image_locations \
-             WHERE image_id = $1 AND deleted = $2 AND status = 'active' ORDER BY id",
-        )
-        .bind(id.to_string())
-        .bind(false)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let locations = rows
-            .iter()
-            .map(decode_location::<DB>)
-            .collect::<Result<Vec<_>, _>>()?;
-        let status = if delayed && !locations.is_empty() {
-            ImageStatus::PendingDelete
-        } else {
-            ImageStatus::Deleted
-        };
+        // The image row first: from here on no upload can record a location for it, so the
+        // locations read next are all there will ever be.
         let deleted = sqlx::query::<DB>(
-            "UPDATE images SET status = $1, deleted = $2, deleted_at = $3, updated_at = $3 \
-             WHERE id = $4 AND deleted = $5",
+            "UPDATE images SET deleted = $1, deleted_at = $2, updated_at = $2, status = CASE \
+               WHEN $3 AND EXISTS (SELECT 1 FROM image_locations l WHERE l.image_id = images.id \
+                                   AND l.deleted = $4 AND l.status = 'active') THEN 'pending_delete' \
+               ELSE 'deleted' END \
+             WHERE id = $5 AND deleted = $4",
         )
-        .bind(status.as_str().to_owned())
         .bind(true)
         .bind(now)
-        .bind(id.to_string())
+        .bind(delayed)
         .bind(false)
+        .bind(id.to_string())
         .execute(&mut *tx)
         .await
         .map_err(map_err)
@@ -479,16 +479,22 @@ where
         if deleted == 0 {
             return Ok(None);
         }
-        sqlx::query::<DB>(
+        let rows = sqlx::query::<DB>(
             "UPDATE image_locations SET status = 'pending_delete', updated_at = $1 \
-             WHERE image_id = $2 AND deleted = $3 AND status = 'active'",
+             WHERE image_id = $2 AND deleted = $3 AND status = 'active' \
+             RETURNING id, image_id, value, meta_data",
         )
         .bind(now)
         .bind(id.to_string())
         .bind(false)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        let mut locations = rows
+            .iter()
+            .map(decode_location::<DB>)
+            .collect::<Result<Vec<_>, _>>()?;
+        locations.sort_by_key(|l| l.id);
         tx.commit().await.map_err(map_err)?;
         Ok(Some(locations))
     }
@@ -732,4 +738,19 @@ where
         url: row.try_get(2).map_err(get_err)?,
         metadata: row.try_get(3).map_err(get_err)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn transient_database_errors_are_retryable() {
+        for code in ["5", "6", "517", "262", "40001", "40P01", "57P01", "08006"] {
+            assert!(is_transient(code), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01"] {
+            assert!(!is_transient(code), "{code}");
+        }
+    }
 }

@@ -139,7 +139,10 @@ both_databases!(fn upload_records_size_and_digests_computed_on_the_fly(app) {
 });
 
 both_databases!(fn chunked_uploads_and_other_hash_algorithms(app, "[DEFAULT]\nhashing_algorithm = sha256\n") {
-    let id = app.create_raw_image().await;
+    let id = app.create_image(json!({"disk_format": "qcow2", "container_format": "bare"})).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let data = sample(2_500_000);
     let frames: Vec<Result<Bytes, std::io::Error>> = data.chunks(65_536).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     let response = put_file(&app, &id, &[], Body::from_stream(stream::iter(frames))).await;
@@ -148,6 +151,8 @@ both_databases!(fn chunked_uploads_and_other_hash_algorithms(app, "[DEFAULT]\nha
     assert_eq!(shown["os_hash_algo"], "sha256");
     assert_eq!(shown["os_hash_value"], hex(&hash(MessageDigest::sha256(), &data).expect("sha256")));
     assert_eq!(shown["checksum"], md5(&data));
+    // No qcow2 inspector yet: the virtual size is unknown rather than wrong.
+    assert!(shown["virtual_size"].is_null());
 });
 
 both_databases!(fn empty_images_are_valid(app) {
