@@ -6,7 +6,7 @@ mod error;
 mod reader;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -21,6 +21,9 @@ pub struct FileStore {
     config: FileConfig,
     /// Data directories, absolute, highest priority first.
     dirs: Vec<PathBuf>,
+    /// Every spelling of the data directories a location may use: as configured (Glance wrote
+    /// locations that way) and canonical (Glint writes those).
+    known_dirs: Vec<PathBuf>,
 }
 
 impl FileStore {
@@ -34,11 +37,22 @@ impl FileStore {
         let mut datadirs = config.datadirs.clone();
         datadirs.sort_by_key(|d| std::cmp::Reverse(d.priority));
         let mut dirs = Vec::new();
+        let mut known_dirs = Vec::new();
         for dir in &datadirs {
             std::fs::create_dir_all(&dir.path).map_err(|e| write_error(&config.name, e))?;
-            dirs.push(std::fs::canonicalize(&dir.path).map_err(|e| write_error(&config.name, e))?);
+            let canonical =
+                std::fs::canonicalize(&dir.path).map_err(|e| write_error(&config.name, e))?;
+            if dir.path.is_absolute() {
+                known_dirs.push(dir.path.components().collect());
+            }
+            known_dirs.push(canonical.clone());
+            dirs.push(canonical);
         }
-        Ok(FileStore { config, dirs })
+        Ok(FileStore {
+            config,
+            dirs,
+            known_dirs,
+        })
     }
 
     /// The data directories, highest priority first.
@@ -75,19 +89,26 @@ impl FileStore {
     }
 
     /// The file behind `location`, which must lie directly in one of the data directories: a
-    /// location row pointing elsewhere (`file:///etc/shadow`) is never served or deleted.
+    /// location row pointing elsewhere (`file:///etc/shadow`, `…/images/../x`) is never served
+    /// or deleted. Decided on the text alone (no filesystem calls, so it is cheap and never
+    /// blocks); files are then opened without following symbolic links.
     fn path_of(&self, location: &Location) -> Result<PathBuf, StoreError> {
         let invalid = || StoreError::InvalidLocation(location.to_string());
         let path = Path::new(location.file_path().ok_or_else(invalid)?);
+        if !path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        {
+            return Err(invalid());
+        }
         let (parent, name) = (
             path.parent().ok_or_else(invalid)?,
             path.file_name().ok_or_else(invalid)?,
         );
-        let parent = std::fs::canonicalize(parent).map_err(|_| invalid())?;
-        if !self.dirs.contains(&parent) || name.to_string_lossy().starts_with('.') {
+        if !self.known_dirs.iter().any(|d| d == parent) || name.to_string_lossy().starts_with('.') {
             return Err(invalid());
         }
-        Ok(parent.join(name))
+        Ok(path.to_owned())
     }
 }
 
@@ -172,10 +193,13 @@ impl Store for FileStore {
 
     async fn size(&self, location: &Location) -> Result<u64, StoreError> {
         let path = self.path_of(location)?;
-        tokio::fs::metadata(&path)
+        let meta = tokio::fs::symlink_metadata(&path)
             .await
-            .map(|m| m.len())
-            .map_err(|e| read_error(&self.config.name, location.as_str(), e))
+            .map_err(|e| read_error(&self.config.name, location.as_str(), e))?;
+        if !meta.is_file() {
+            return Err(StoreError::InvalidLocation(location.to_string()));
+        }
+        Ok(meta.len())
     }
 
     async fn delete(&self, location: &Location) -> Result<(), StoreError> {

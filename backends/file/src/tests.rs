@@ -224,3 +224,32 @@ async fn new_data_goes_to_the_highest_priority_directory_with_room() {
     ));
     assert_eq!(store.size(&legacy).await.expect("size"), 3);
 }
+
+#[tokio::test]
+async fn symbolic_links_in_a_data_directory_are_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = tempfile::NamedTempFile::new().expect("secret file");
+    std::fs::write(secret.path(), b"secret").expect("write");
+    std::os::unix::fs::symlink(secret.path(), dir.path().join("planted")).expect("symlink");
+    let store = store(dir.path(), false);
+    let location = Location::new(format!(
+        "file://{}/planted",
+        std::fs::canonicalize(dir.path())
+            .expect("canonical")
+            .display()
+    ));
+    assert!(matches!(
+        store.reader(&location, None).await,
+        Err(StoreError::InvalidLocation(_))
+    ));
+    assert!(matches!(
+        store.size(&location).await,
+        Err(StoreError::InvalidLocation(_))
+    ));
+    // Deleting removes the link, never its target.
+    store.delete(&location).await.expect("delete");
+    assert_eq!(
+        std::fs::read(secret.path()).expect("still there"),
+        b"secret"
+    );
+}
