@@ -67,6 +67,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if config.auth == glint::config::AuthFlavor::TrustedHeaders
+        && !matches!(
+            config.server.bind_host.as_str(),
+            "127.0.0.1" | "::1" | "localhost"
+        )
+    {
+        tracing::warn!(
+            bind_host = %config.server.bind_host,
+            "flavor = trusted-auth believes identity headers from any client: expose this \
+             address only to the authenticating proxy in front of Glint"
+        );
+    }
     for option in config.ignored_report() {
         tracing::warn!(option, "configuration option not used by Glint; ignored");
     }

@@ -136,28 +136,40 @@ impl From<DataError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Clients get the outcome in operator terms; locations (paths, URLs) and backend detail
+    /// go to the log only.
     fn from(error: StoreError) -> ApiError {
-        match &error {
-            StoreError::StorageFull { .. } => ApiError::new(
+        let (status, message) = match &error {
+            StoreError::StorageFull { store } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Image storage media is full: {error}"),
+                format!("Image storage media is full: store {store} is full"),
             ),
-            StoreError::WriteDenied { .. } => ApiError::new(
+            StoreError::WriteDenied { store, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("Insufficient permissions on image storage media: {error}"),
+                format!(
+                    "Insufficient permissions on image storage media: store {store} refuses writes"
+                ),
             ),
-            StoreError::Unavailable { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
-            }
-            StoreError::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
-            StoreError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, error.to_string()),
-            StoreError::Unsupported { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, error.to_string())
-            }
-            StoreError::InvalidLocation(_) | StoreError::Backend { .. } => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-            }
-        }
+            StoreError::Unavailable { store, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Image store {store} is unavailable; retry later."),
+            ),
+            StoreError::AlreadyExists(_) => (
+                StatusCode::CONFLICT,
+                "Data for this image already exists in the store.".to_owned(),
+            ),
+            StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Image data not found.".to_owned()),
+            StoreError::Unsupported { store, what } => (
+                StatusCode::BAD_REQUEST,
+                format!("Store {store} does not support {what}."),
+            ),
+            StoreError::InvalidLocation(_) | StoreError::Backend { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The image store failed.".to_owned(),
+            ),
+        };
+        tracing::warn!(error = %error, status = status.as_u16(), "image store error");
+        ApiError::new(status, message)
     }
 }
 

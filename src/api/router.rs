@@ -56,13 +56,14 @@ pub fn router(state: AppState) -> Router {
     let normalized = ServiceBuilder::new()
         .map_request(middleware::normalize)
         .service(routes);
+    // Innermost first: a panic becomes a 500 that still gets a body, a request id and a log line.
     Router::new()
         .fallback_service(normalized)
-        .layer(from_fn(middleware::render_error_bodies))
-        .layer(from_fn(middleware::request_id))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
+        .layer(from_fn(middleware::render_error_bodies))
+        .layer(from_fn(middleware::request_id))
 }
 
 /// Unknown `/v2/…` paths are 404; any other path names an unknown API version, for which

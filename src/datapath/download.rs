@@ -14,7 +14,7 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, Stream};
-use glint_store::{ByteRange, ImageReader, Location};
+use glint_store::{ByteRange, ImageReader, Location, StoreError};
 use openssl::hash::{Hasher, MessageDigest};
 
 use super::digest::to_hex;
@@ -79,12 +79,22 @@ impl DataService {
                 )));
                 continue;
             };
-            match store.reader(&location, range).await {
+            // Missing or damaged data at one location: log it and try the next.
+            let opened = match store.reader(&location, range).await {
                 Ok(reader) => {
                     let verify = (range.is_none() && self.config.verify_download_checksum)
                         .then(|| image.checksum.clone())
                         .flatten();
-                    let body = serve(reader, size, image.id.to_string(), verify)?;
+                    serve(reader, size, image.id.to_string(), verify)
+                }
+                Err(StoreError::NotFound(_)) => Err(DataError::Corrupt {
+                    image: image.id.to_string(),
+                    why: "its data is missing from the store".to_owned(),
+                }),
+                Err(e) => Err(e.into()),
+            };
+            match opened {
+                Ok(body) => {
                     let content_length = range.map_or(size, |r| r.len());
                     return Ok(Some(Download {
                         size,
@@ -95,8 +105,9 @@ impl DataService {
                     }));
                 }
                 Err(e) => {
-                    tracing::warn!(image.id = %image.id, store.name = store.name(), error = %e, "cannot read image data; trying the next location");
-                    last_error = Some(e.into());
+                    tracing::warn!(image.id = %image.id, store.name = store.name(), error = %e,
+                        "cannot serve image data from this location; trying the next");
+                    last_error = Some(e);
                 }
             }
         }

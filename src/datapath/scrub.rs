@@ -73,25 +73,24 @@ impl DataService {
                 i64::try_from(self.config.scrub_time_secs).unwrap_or(i64::MAX),
             );
         let mut report = ScrubReport::default();
+        // Pages by id, so locations that cannot be removed yet never hide the ones after them.
+        let mut after = 0;
         loop {
             let pending = self
                 .images
                 .repo()
-                .pending_deletions(cutoff, SCRUB_BATCH)
+                .pending_deletions(cutoff, after, SCRUB_BATCH)
                 .await?;
-            let batch = pending.len();
-            let mut progressed = false;
             for location in &pending {
                 if self.remove_data(location).await {
                     report.removed += 1;
-                    progressed = true;
                 } else {
                     report.failed += 1;
                 }
             }
-            // Stop when done, or when nothing in a full batch could be removed (retry later).
-            if batch < SCRUB_BATCH as usize || !progressed {
-                return Ok(report);
+            match pending.last() {
+                Some(last) if pending.len() == SCRUB_BATCH as usize => after = last.id,
+                _ => return Ok(report),
             }
         }
     }

@@ -677,14 +677,17 @@ where
     async fn pending_deletions(
         &self,
         cutoff: DateTime<Utc>,
+        after: i64,
         limit: u32,
     ) -> Result<Vec<StoredLocation>, RepoError> {
         let rows = sqlx::query::<DB>(
             "SELECT id, image_id, value, meta_data FROM image_locations \
-             WHERE status = 'pending_delete' AND deleted = $1 AND updated_at <= $2 ORDER BY id LIMIT $3",
+             WHERE status = 'pending_delete' AND deleted = $1 AND updated_at <= $2 AND id > $3 \
+             ORDER BY id LIMIT $4",
         )
         .bind(false)
         .bind(to_db_time(cutoff))
+        .bind(after)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await

@@ -128,10 +128,12 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
     /// Bytes of image data held for `owner` (size × active locations), for `user_storage_quota`.
     async fn storage_used(&self, owner: Option<&str>) -> Result<u64, RepoError>;
 
-    /// Locations waiting for their data to be removed since before `cutoff`.
+    /// Locations waiting for their data to be removed since before `cutoff`, with ids above
+    /// `after` (so a pass can page past locations it cannot remove yet).
     async fn pending_deletions(
         &self,
         cutoff: DateTime<Utc>,
+        after: i64,
         limit: u32,
     ) -> Result<Vec<StoredLocation>, RepoError>;
 

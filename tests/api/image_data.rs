@@ -340,6 +340,12 @@ both_databases!(fn damaged_data_is_never_served_as_good(app, "[glance_store]\nve
     assert!(response.error_message().contains("damaged"));
     // Ranges are still checked for size.
     app.request(Method::GET, &format!("/v2/images/{id}/file"), &[("range", "bytes=0-9")], Body::empty()).await.assert_status(500);
+    // Missing altogether: an active image without its data is damaged, not "not found".
+    std::fs::remove_file(&file).expect("remove the file");
+    let missing = app.get(&format!("/v2/images/{id}/file")).await;
+    missing.assert_status(500);
+    assert!(missing.error_message().contains("missing"), "{}", missing.error_message());
+    assert!(!missing.text().contains(app.images_dir.to_string_lossy().as_ref()), "no paths in error bodies");
 });
 
 both_databases!(fn deleting_an_image_removes_its_data(app) {
