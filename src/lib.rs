@@ -22,9 +22,6 @@ use domain::schema::Schemas;
 use domain::{ImageLimits, ImageService};
 use stores::StoreRegistry;
 
-/// Memory all uploads together may hold in flight (see `datapath::ByteBudget`).
-const UPLOAD_BUDGET_BYTES: u64 = 128 << 20;
-
 /// The services behind the API, built once per process.
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -60,7 +57,7 @@ pub fn services(config: &Config, database: &Database) -> Result<Services, String
         Arc::new(stores),
         config.datapath.clone(),
         data_limits,
-        ByteBudget::new(UPLOAD_BUDGET_BYTES),
+        ByteBudget::new(config.datapath.upload_memory_budget),
     );
     Ok(Services { images, data })
 }

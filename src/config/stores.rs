@@ -31,6 +31,9 @@ pub struct DataPathConfig {
     /// `[glance_store] verify_download_checksum` (Glint, false): hash whole downloads and cut
     /// the transfer before its last bytes if the data no longer matches `checksum`.
     pub verify_download_checksum: bool,
+    /// `[DEFAULT] upload_memory_budget` (Glint, 128 MiB): image bytes all uploads together may
+    /// hold in memory; uploads beyond it slow down rather than grow the process.
+    pub upload_memory_budget: u64,
 }
 
 impl StoresConfig {
@@ -141,6 +144,14 @@ impl DataPathConfig {
                 "verify_download_checksum",
                 false,
             )?,
+            upload_memory_budget: parse_int(
+                ini,
+                "DEFAULT",
+                "upload_memory_budget",
+                128 << 20,
+                1 << 20,
+                i64::from(u32::MAX),
+            )? as u64,
         })
     }
 }

@@ -6,32 +6,42 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::DataError;
 
-/// Counted in KiB so that one semaphore covers gigabytes.
+/// One permit per byte (up to 4 GiB in all), so small frames are not over-counted.
 #[derive(Debug, Clone)]
 pub struct ByteBudget {
     semaphore: Arc<Semaphore>,
-    kib: u32,
+    total: u32,
 }
 
 impl ByteBudget {
     pub fn new(bytes: u64) -> ByteBudget {
-        let kib = u32::try_from((bytes / 1024).max(1))
-            .unwrap_or(u32::MAX)
-            .min(Semaphore::MAX_PERMITS as u32);
+        let total = u32::try_from(bytes.max(1)).unwrap_or(u32::MAX);
         ByteBudget {
-            semaphore: Arc::new(Semaphore::new(kib as usize)),
-            kib,
+            semaphore: Arc::new(Semaphore::new(total as usize)),
+            total,
         }
     }
 
-    /// Waits until `bytes` fit in the budget; the permit gives them back when dropped.
-    pub async fn acquire(&self, bytes: usize) -> Result<OwnedSemaphorePermit, DataError> {
-        let kib = u32::try_from(bytes.div_ceil(1024))
+    fn permits(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes)
             .unwrap_or(u32::MAX)
-            .clamp(1, self.kib);
+            .clamp(1, self.total)
+    }
+
+    /// The permit for `bytes` if they fit now.
+    pub fn try_acquire(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
         self.semaphore
             .clone()
-            .acquire_many_owned(kib)
+            .try_acquire_many_owned(self.permits(bytes))
+            .ok()
+    }
+
+    /// Waits until `bytes` fit in the budget; the permit gives them back when dropped. A
+    /// request larger than the whole budget waits for all of it.
+    pub async fn acquire(&self, bytes: usize) -> Result<OwnedSemaphorePermit, DataError> {
+        self.semaphore
+            .clone()
+            .acquire_many_owned(self.permits(bytes))
             .await
             .map_err(|_| DataError::Internal("the upload memory budget was closed".to_owned()))
     }
@@ -45,6 +55,7 @@ mod tests {
     async fn holds_back_acquirers_beyond_the_budget() {
         let budget = ByteBudget::new(4 << 20);
         let first = budget.acquire(3 << 20).await.expect("fits");
+        assert!(budget.try_acquire(2 << 20).is_none());
         let waiting = tokio::time::timeout(
             std::time::Duration::from_millis(50),
             budget.acquire(2 << 20),
@@ -52,12 +63,13 @@ mod tests {
         .await;
         assert!(waiting.is_err(), "the second acquirer waits");
         drop(first);
-        let _second = budget.acquire(2 << 20).await.expect("fits once released");
+        let second = budget.acquire(2 << 20).await.expect("fits once released");
+        drop(second);
         // A request larger than the whole budget still proceeds, alone.
-        drop(_second);
         let _all = budget
             .acquire(64 << 20)
             .await
             .expect("clamped to the budget");
+        assert!(budget.try_acquire(1).is_none());
     }
 }

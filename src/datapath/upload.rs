@@ -20,7 +20,7 @@ use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 
 use glint_store::{Chunk, ImageWriter, Location, Store, StoreError, Stored};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::digest::{Digester, Digests};
 use super::error::DataError;
@@ -91,6 +91,11 @@ impl Drop for ClaimGuard {
             });
         }
     }
+}
+
+/// A budget permit as a chunk's guard.
+fn guard(permit: OwnedSemaphorePermit) -> Box<dyn std::any::Any + Send + Sync> {
+    Box::new(permit)
 }
 
 enum WriterMessage {
@@ -339,6 +344,9 @@ impl DataService {
         let streamed: Result<(), DataError> = async {
             let mut batch: Vec<Bytes> = Vec::new();
             let mut batch_len = 0usize;
+            // Every frame is counted against the byte budget as it arrives, so no upload holds
+            // memory the budget does not know about.
+            let mut batch_permit: Option<OwnedSemaphorePermit> = None;
             loop {
                 let frame = tokio::select! {
                     next = body.next() => match next {
@@ -362,21 +370,42 @@ impl DataService {
                 idle_deadline = Instant::now() + BODY_IDLE;
                 received += frame.len() as u64;
                 limits.check(received)?;
+                let permit = match self.budget.try_acquire(frame.len()) {
+                    Some(permit) => permit,
+                    None => {
+                        // The budget is spent: pass on what this upload holds before waiting,
+                        // so uploads never wait on each other's half-filled batches.
+                        if !batch.is_empty() {
+                            let chunk = Chunk::with_guard(
+                                std::mem::take(&mut batch),
+                                batch_permit.take().map(guard),
+                            );
+                            self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
+                                .await?;
+                            batch_len = 0;
+                        }
+                        self.budget.acquire(frame.len()).await?
+                    }
+                };
+                match batch_permit.as_mut() {
+                    Some(held) => held.merge(permit),
+                    None => batch_permit = Some(permit),
+                }
                 batch_len += frame.len();
                 batch.push(frame);
                 if batch_len >= BATCH_BYTES {
-                    self.send_batch(
+                    let chunk = Chunk::with_guard(
                         std::mem::take(&mut batch),
-                        &digester,
-                        inspector.as_mut(),
-                        &to_writer,
-                    )
-                    .await?;
+                        batch_permit.take().map(guard),
+                    );
+                    self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
+                        .await?;
                     batch_len = 0;
                 }
             }
             if !batch.is_empty() {
-                self.send_batch(batch, &digester, inspector.as_mut(), &to_writer)
+                let chunk = Chunk::with_guard(batch, batch_permit.take().map(guard));
+                self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
                     .await?;
             }
             Ok(())
@@ -402,17 +431,15 @@ impl DataService {
         }
     }
 
-    async fn send_batch(
+    /// Hands a chunk to the inspector, both hash workers and the writer. The chunk holds its
+    /// budget permit until every consumer is done with it.
+    async fn send_chunk(
         &self,
-        frames: Vec<Bytes>,
+        chunk: Chunk,
         digester: &Digester,
         inspector: &mut dyn Inspector,
         to_writer: &mpsc::Sender<WriterMessage>,
     ) -> Result<(), DataError> {
-        let len: usize = frames.iter().map(Bytes::len).sum();
-        // Held by the chunk until every consumer is done with it.
-        let permit = self.budget.acquire(len).await?;
-        let chunk = Chunk::with_guard(frames, Some(Box::new(permit)));
         inspector.inspect(&chunk)?;
         digester.feed(&chunk).await?;
         // A closed channel means the writer failed; `pump` reports its error.

@@ -435,3 +435,28 @@ both_databases!(fn an_upload_reset_by_another_node_cannot_overwrite_a_newer_one(
     assert_eq!(app.get(&format!("/v2/images/{id}/file")).await.body, b"new");
     assert_eq!(app.stored_files(), [id.as_str()]);
 });
+
+both_databases!(fn many_uploads_share_a_small_memory_budget_without_deadlock(app, "[DEFAULT]\nupload_memory_budget = 1048576\n") {
+    let app = std::sync::Arc::new(app);
+    let mut uploads = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let app = app.clone();
+        uploads.spawn(async move {
+            let id = app.create_raw_image().await;
+            let data = sample(3 << 20);
+            let frames: Vec<Result<Bytes, std::io::Error>> =
+                data.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            let response = put_file(&app, &id, &[], Body::from_stream(stream::iter(frames))).await;
+            (response.status.as_u16(), image(&app, &id).await["checksum"].clone(), md5(&data))
+        });
+    }
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(result) = uploads.join_next().await {
+            let (status, checksum, expected) = result.expect("joins");
+            assert_eq!(status, 204);
+            assert_eq!(checksum, expected);
+        }
+    })
+    .await;
+    assert!(finished.is_ok(), "uploads deadlocked on the memory budget");
+});
