@@ -42,6 +42,10 @@ fn decode_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Rows per multi-row INSERT: well under PostgreSQL's 65535 bind parameters and SQLite's
+/// 32766, whatever the number of properties an operator allows.
+const ROWS_PER_INSERT: usize = 1000;
+
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` placeholders.
 fn value_rows(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
@@ -198,7 +202,7 @@ where
         Ok(touched == 1)
     }
 
-    /// Inserts or replaces properties in one statement.
+    /// Inserts or replaces properties, `ROWS_PER_INSERT` rows per statement.
     async fn upsert_properties<'a>(
         conn: &mut DB::Connection,
         id: &ImageId,
@@ -206,28 +210,27 @@ where
         now: NaiveDateTime,
     ) -> Result<(), RepoError> {
         let rows: Vec<(&String, &String)> = properties.collect();
-        if rows.is_empty() {
-            return Ok(());
+        for batch in rows.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO image_properties (image_id, name, value, created_at, updated_at) VALUES {} \
+                 ON CONFLICT (image_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                value_rows(batch.len(), 5)
+            );
+            let mut insert = sqlx::query::<DB>(&sql);
+            for (name, value) in batch {
+                insert = insert
+                    .bind(id.to_string())
+                    .bind((*name).clone())
+                    .bind((*value).clone())
+                    .bind(now)
+                    .bind(now);
+            }
+            insert.execute(&mut *conn).await.map_err(map_err)?;
         }
-        let sql = format!(
-            "INSERT INTO image_properties (image_id, name, value, created_at, updated_at) VALUES {} \
-             ON CONFLICT (image_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            value_rows(rows.len(), 5)
-        );
-        let mut insert = sqlx::query::<DB>(&sql);
-        for (name, value) in rows {
-            insert = insert
-                .bind(id.to_string())
-                .bind(name.clone())
-                .bind(value.clone())
-                .bind(now)
-                .bind(now);
-        }
-        insert.execute(conn).await.map_err(map_err)?;
         Ok(())
     }
 
-    /// Inserts tags in one statement, ignoring those already present.
+    /// Inserts tags, ignoring those already present.
     async fn insert_tags<'a>(
         conn: &mut DB::Connection,
         id: &ImageId,
@@ -235,23 +238,22 @@ where
         now: NaiveDateTime,
     ) -> Result<(), RepoError> {
         let tags: Vec<&String> = tags.collect();
-        if tags.is_empty() {
-            return Ok(());
+        for batch in tags.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO image_tags (image_id, value, created_at, updated_at) VALUES {} \
+                 ON CONFLICT (image_id, value) DO NOTHING",
+                value_rows(batch.len(), 4)
+            );
+            let mut insert = sqlx::query::<DB>(&sql);
+            for tag in batch {
+                insert = insert
+                    .bind(id.to_string())
+                    .bind((*tag).clone())
+                    .bind(now)
+                    .bind(now);
+            }
+            insert.execute(&mut *conn).await.map_err(map_err)?;
         }
-        let sql = format!(
-            "INSERT INTO image_tags (image_id, value, created_at, updated_at) VALUES {} \
-             ON CONFLICT (image_id, value) DO NOTHING",
-            value_rows(tags.len(), 4)
-        );
-        let mut insert = sqlx::query::<DB>(&sql);
-        for tag in tags {
-            insert = insert
-                .bind(id.to_string())
-                .bind(tag.clone())
-                .bind(now)
-                .bind(now);
-        }
-        insert.execute(conn).await.map_err(map_err)?;
         Ok(())
     }
 }

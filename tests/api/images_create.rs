@@ -141,3 +141,16 @@ both_databases!(fn property_and_tag_quotas_are_413(app, "[DEFAULT]\nimage_proper
     tags.assert_status(413);
     assert_eq!(tags.error_message(), "The limit has been exceeded on the number of allowed image tags. Attempted: 2, Maximum: 1");
 });
+
+both_databases!(fn thousands_of_properties_are_stored_when_the_quota_allows(app, "[DEFAULT]\nimage_property_quota = -1\nimage_tag_quota = -1\n") {
+    let mut body = serde_json::Map::new();
+    for n in 0..2500 {
+        body.insert(format!("p{n}"), json!(format!("v{n}")));
+    }
+    body.insert("tags".to_owned(), json!((0..1200).map(|n| format!("t{n}")).collect::<Vec<_>>()));
+    let response = app.post("/v2/images", &serde_json::Value::Object(body)).await;
+    response.assert_status(201);
+    let shown = app.get(&format!("/v2/images/{}", response.json()["id"].as_str().unwrap_or_default())).await.json();
+    assert_eq!(shown["p2499"], "v2499");
+    assert_eq!(shown["tags"].as_array().map(Vec::len), Some(1200));
+});
