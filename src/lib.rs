@@ -54,6 +54,7 @@ pub fn services(config: &Config, database: &Database) -> Result<Services, String
     };
     let data = DataService::new(
         images.clone(),
+        database.upload_repo(),
         Arc::new(stores),
         config.datapath.clone(),
         data_limits,

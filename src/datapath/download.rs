@@ -57,7 +57,7 @@ impl DataService {
             )
             .into());
         }
-        let locations = self.images.repo().locations(&image.id).await?;
+        let locations = self.uploads.locations(&image.id).await?;
         if locations.is_empty() {
             return Ok(None);
         }

@@ -21,7 +21,7 @@ pub use scrub::ScrubReport;
 pub use upload::UploadRequest;
 
 use crate::config::DataPathConfig;
-use crate::domain::ImageService;
+use crate::domain::{ImageService, UploadRepo};
 use crate::stores::StoreRegistry;
 
 /// An upload whose heartbeat is older than this is considered abandoned by its node. Nodes'
@@ -43,6 +43,7 @@ pub struct DataLimits {
 #[derive(Debug, Clone)]
 pub struct DataService {
     images: ImageService,
+    uploads: Arc<dyn UploadRepo>,
     stores: Arc<StoreRegistry>,
     config: DataPathConfig,
     limits: DataLimits,
@@ -52,6 +53,7 @@ pub struct DataService {
 impl DataService {
     pub fn new(
         images: ImageService,
+        uploads: Arc<dyn UploadRepo>,
         stores: Arc<StoreRegistry>,
         config: DataPathConfig,
         limits: DataLimits,
@@ -59,6 +61,7 @@ impl DataService {
     ) -> DataService {
         DataService {
             images,
+            uploads,
             stores,
             config,
             limits,

@@ -48,8 +48,7 @@ impl DataService {
         };
         match result {
             Ok(()) => match self
-                .images
-                .repo()
+                .uploads
                 .location_removed(location.id, image::now())
                 .await
             {
@@ -77,8 +76,7 @@ impl DataService {
         let mut after = 0;
         loop {
             let pending = self
-                .images
-                .repo()
+                .uploads
                 .pending_deletions(cutoff, after, SCRUB_BATCH)
                 .await?;
             for location in &pending {
@@ -101,8 +99,7 @@ impl DataService {
         let cutoff =
             image::now() - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
         let reset = self
-            .images
-            .repo()
+            .uploads
             .reset_stale_uploads(cutoff, image::now())
             .await?;
         if reset > 0 {

@@ -28,7 +28,7 @@ use super::inspect::{self, Inspection, Inspector};
 use super::DataService;
 use crate::domain::image::{self, Image, ImageId};
 use crate::domain::policy::Action;
-use crate::domain::{ImageRepo, ImageStatus, RequestContext, SaveOutcome, UploadedData};
+use crate::domain::{ImageStatus, RequestContext, SaveOutcome, UploadRepo, UploadedData};
 
 /// Frames are gathered into chunks of about this size before they are shared out.
 const BATCH_BYTES: usize = 1 << 20;
@@ -51,7 +51,7 @@ pub struct UploadRequest<S> {
 /// Puts an image back to `queued` unless disarmed: runs on every exit from the pipeline,
 /// including a handler future dropped because the client went away.
 struct ClaimGuard {
-    repo: Arc<dyn ImageRepo>,
+    repo: Arc<dyn UploadRepo>,
     image_id: Option<ImageId>,
     /// The upload's claim token: a reset or abandoned upload cannot touch a newer claim.
     claim: String,
@@ -191,8 +191,7 @@ impl DataService {
         // Claim the image: only one upload wins `queued → saving`.
         let claim_token = uuid::Uuid::new_v4().to_string();
         match self
-            .images
-            .repo()
+            .uploads
             .claim_upload(&image.id, &claim_token, image::now())
             .await?
         {
@@ -205,7 +204,7 @@ impl DataService {
             }
         }
         let mut claim = ClaimGuard {
-            repo: self.images.repo().clone(),
+            repo: self.uploads.clone(),
             image_id: Some(image.id.clone()),
             claim: claim_token.clone(),
         };
@@ -288,7 +287,7 @@ impl DataService {
     ) -> Result<Box<dyn ImageWriter>, DataError> {
         match store.writer(image.id.as_str(), expected).await {
             Err(StoreError::AlreadyExists(location)) => {
-                let recorded = self.images.repo().locations(&image.id).await?;
+                let recorded = self.uploads.locations(&image.id).await?;
                 if recorded.iter().any(|l| l.url == location) {
                     return Err(StoreError::AlreadyExists(location).into());
                 }
@@ -303,14 +302,9 @@ impl DataService {
     async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {
         let quota_remaining = match self.limits.user_storage_quota {
             0 => None,
-            quota => Some(
-                quota.saturating_sub(
-                    self.images
-                        .repo()
-                        .storage_used(image.owner.as_deref())
-                        .await?,
-                ),
-            ),
+            quota => {
+                Some(quota.saturating_sub(self.uploads.storage_used(image.owner.as_deref()).await?))
+            }
         };
         Ok(Limits {
             size_cap: self.limits.image_size_cap,
@@ -355,7 +349,7 @@ impl DataService {
                         None => break,
                     },
                     _ = heartbeat.tick() => {
-                        if !self.images.repo().touch_upload(&image.id, claim, image::now()).await? {
+                        if !self.uploads.touch_upload(&image.id, claim, image::now()).await? {
                             return Err(DataError::DeletedDuringUpload(image.id.to_string()));
                         }
                         continue;
@@ -476,8 +470,7 @@ impl DataService {
             metadata: "{}".to_owned(),
         };
         match self
-            .images
-            .repo()
+            .uploads
             .finish_upload(&image.id, claim, &data, image::now())
             .await?
         {

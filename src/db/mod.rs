@@ -5,6 +5,7 @@ mod dialect;
 mod list_sql;
 mod repo;
 mod sql_builder;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Postgres, Sqlite};
 
 use crate::config::database::{DatabaseConfig, DatabaseUrl};
-use crate::domain::ImageRepo;
+use crate::domain::{ImageRepo, UploadRepo};
 pub use dialect::Dialect;
 use repo::SqlRepo;
 
@@ -145,6 +146,13 @@ impl Database {
     }
 
     pub fn image_repo(&self) -> Arc<dyn ImageRepo> {
+        match self {
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
+            Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),
+        }
+    }
+
+    pub fn upload_repo(&self) -> Arc<dyn UploadRepo> {
         match self {
             Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
             Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),

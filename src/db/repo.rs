@@ -9,15 +9,16 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type
 use super::dialect::Dialect;
 use super::list_sql;
 use super::sql_builder::SqlBuilder;
+use super::uploads::decode_location;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
-use crate::domain::repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation, UploadedData};
+use crate::domain::repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation};
 use crate::domain::ImageStatus;
 
 #[derive(Debug)]
 pub struct SqlRepo<DB: sqlx::Database> {
-    read: Pool<DB>,
-    write: Pool<DB>,
+    pub(super) read: Pool<DB>,
+    pub(super) write: Pool<DB>,
 }
 
 impl<DB: sqlx::Database> SqlRepo<DB> {
@@ -71,7 +72,7 @@ fn is_transient(code: &str) -> bool {
         || code.starts_with("08")
 }
 
-fn map_err(e: sqlx::Error) -> RepoError {
+pub(super) fn map_err(e: sqlx::Error) -> RepoError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
         sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient(&c)) => {
@@ -144,7 +145,7 @@ where
         })
     }
 
-    async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
+    pub(super) async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
         let row = sqlx::query::<DB>("SELECT 1 FROM images WHERE id = $1 AND deleted = $2")
             .bind(id.to_string())
             .bind(false)
@@ -500,249 +501,6 @@ where
         tx.commit().await.map_err(map_err)?;
         Ok(Some(locations))
     }
-
-    async fn claim_upload(
-        &self,
-        id: &ImageId,
-        claim: &str,
-        now: DateTime<Utc>,
-    ) -> Result<SaveOutcome, RepoError> {
-        let now = to_db_time(now);
-        let claimed = sqlx::query::<DB>(
-            "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $2 \
-             WHERE id = $3 AND status = 'queued' AND deleted = $4",
-        )
-        .bind(claim.to_owned())
-        .bind(now)
-        .bind(id.to_string())
-        .bind(false)
-        .execute(&self.write)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        if claimed == 1 {
-            return Ok(SaveOutcome::Saved);
-        }
-        Ok(if self.image_exists(id).await? {
-            SaveOutcome::StatusChanged
-        } else {
-            SaveOutcome::Gone
-        })
-    }
-
-    async fn finish_upload(
-        &self,
-        id: &ImageId,
-        claim: &str,
-        data: &UploadedData,
-        now: DateTime<Utc>,
-    ) -> Result<SaveOutcome, RepoError> {
-        let now = to_db_time(now);
-        let mut tx = self.write.begin().await.map_err(map_err)?;
-        let updated = sqlx::query::<DB>(
-            "UPDATE images SET status = 'active', size = $1, virtual_size = $8, checksum = $2, \
-             os_hash_algo = $3, os_hash_value = $4, updated_at = $5, upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE id = $6 AND status = 'saving' AND deleted = $7 AND upload_claim = $9",
-        )
-        .bind(data.size)
-        .bind(data.checksum.clone())
-        .bind(data.os_hash_algo.clone())
-        .bind(data.os_hash_value.clone())
-        .bind(now)
-        .bind(id.to_string())
-        .bind(false)
-        .bind(data.virtual_size)
-        .bind(claim.to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        if updated == 0 {
-            drop(tx);
-            return Ok(if self.image_exists(id).await? {
-                SaveOutcome::StatusChanged
-            } else {
-                SaveOutcome::Gone
-            });
-        }
-        sqlx::query::<DB>(
-            "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
-             VALUES ($1, $2, $3, 'active', $4, $4, $5)",
-        )
-        .bind(id.to_string())
-        .bind(data.location.clone())
-        .bind(data.metadata.clone())
-        .bind(now)
-        .bind(false)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(SaveOutcome::Saved)
-    }
-
-    async fn abandon_upload(
-        &self,
-        id: &ImageId,
-        claim: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RepoError> {
-        let reset = sqlx::query::<DB>(
-            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
-             upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4",
-        )
-        .bind(to_db_time(now))
-        .bind(id.to_string())
-        .bind(false)
-        .bind(claim.to_owned())
-        .execute(&self.write)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        Ok(reset == 1)
-    }
-
-    async fn touch_upload(
-        &self,
-        id: &ImageId,
-        claim: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RepoError> {
-        let touched = sqlx::query::<DB>(
-            "UPDATE images SET upload_heartbeat = $1 \
-             WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4",
-        )
-        .bind(to_db_time(now))
-        .bind(id.to_string())
-        .bind(false)
-        .bind(claim.to_owned())
-        .execute(&self.write)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        Ok(touched == 1)
-    }
-
-    async fn reset_stale_uploads(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepoError> {
-        sqlx::query::<DB>(
-            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
-             upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE status = 'saving' AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)",
-        )
-        .bind(to_db_time(now))
-        .bind(false)
-        .bind(to_db_time(cutoff))
-        .execute(&self.write)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))
-    }
-
-    async fn locations(&self, id: &ImageId) -> Result<Vec<StoredLocation>, RepoError> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, image_id, value, meta_data FROM image_locations \
-             WHERE image_id = $1 AND deleted = $2 AND status = 'active' ORDER BY id",
-        )
-        .bind(id.to_string())
-        .bind(false)
-        .fetch_all(&self.read)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(decode_location::<DB>).collect()
-    }
-
-    async fn storage_used(&self, owner: Option<&str>) -> Result<u64, RepoError> {
-        let owner_matches = if owner.is_some() {
-            "i.owner = $2"
-        } else {
-            "i.owner IS NULL AND $2 IS NULL"
-        };
-        let sql = format!(
-            "SELECT CAST(COALESCE(SUM(i.size), 0) AS BIGINT) FROM images i \
-             JOIN image_locations l ON l.image_id = i.id AND l.deleted = $1 AND l.status = 'active' \
-             WHERE i.deleted = $1 AND {owner_matches}"
-        );
-        let used: i64 = sqlx::query_scalar::<DB, i64>(&sql)
-            .bind(false)
-            .bind(owner.map(str::to_owned))
-            .fetch_one(&self.read)
-            .await
-            .map_err(map_err)?;
-        Ok(u64::try_from(used).unwrap_or(0))
-    }
-
-    async fn pending_deletions(
-        &self,
-        cutoff: DateTime<Utc>,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredLocation>, RepoError> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, image_id, value, meta_data FROM image_locations \
-             WHERE status = 'pending_delete' AND deleted = $1 AND updated_at <= $2 AND id > $3 \
-             ORDER BY id LIMIT $4",
-        )
-        .bind(false)
-        .bind(to_db_time(cutoff))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(decode_location::<DB>).collect()
-    }
-
-    async fn location_removed(
-        &self,
-        location_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepoError> {
-        let now = to_db_time(now);
-        let mut tx = self.write.begin().await.map_err(map_err)?;
-        sqlx::query::<DB>(
-            "UPDATE image_locations SET status = 'deleted', deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3",
-        )
-        .bind(true)
-        .bind(now)
-        .bind(location_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query::<DB>(
-            "UPDATE images SET status = 'deleted', updated_at = $1 \
-             WHERE id = (SELECT image_id FROM image_locations WHERE id = $2) AND status = 'pending_delete' \
-             AND NOT EXISTS (SELECT 1 FROM image_locations l WHERE l.image_id = images.id \
-                             AND l.status = 'pending_delete' AND l.deleted = $3)",
-        )
-        .bind(now)
-        .bind(location_id)
-        .bind(false)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
-    }
-}
-
-fn decode_location<DB>(row: &DB::Row) -> Result<StoredLocation, RepoError>
-where
-    DB: sqlx::Database,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
-    Ok(StoredLocation {
-        id: row.try_get(0).map_err(get_err)?,
-        image_id: row.try_get(1).map_err(get_err)?,
-        url: row.try_get(2).map_err(get_err)?,
-        metadata: row.try_get(3).map_err(get_err)?,
-    })
 }
 
 #[cfg(test)]

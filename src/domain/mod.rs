@@ -5,6 +5,7 @@
 pub mod context;
 pub mod error;
 pub mod image;
+mod image_rules;
 pub mod images;
 pub mod jsonschema;
 pub mod listing;
@@ -18,5 +19,5 @@ pub use context::RequestContext;
 pub use error::DomainError;
 pub use image::{Image, ImageId, Visibility};
 pub use images::{ImageLimits, ImageService};
-pub use repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation, UploadedData};
+pub use repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation, UploadRepo, UploadedData};
 pub use status::ImageStatus;

@@ -77,7 +77,12 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
         delayed: bool,
     ) -> Result<Option<Vec<StoredLocation>>, RepoError>;
+}
 
+/// What the data path needs from the metadata database: upload claims, locations, and the
+/// bookkeeping of data removal. Implemented by the same repositories as `ImageRepo`.
+#[async_trait]
+pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
     /// Claims a queued image for an upload (`queued → saving`), recording `claim`, a token
     /// only that upload knows. `StatusChanged` if another upload (or anything else) was first.
     async fn claim_upload(
