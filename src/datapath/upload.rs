@@ -93,9 +93,33 @@ impl Drop for ClaimGuard {
     }
 }
 
-/// A budget permit as a chunk's guard.
-fn guard(permit: OwnedSemaphorePermit) -> Box<dyn std::any::Any + Send + Sync> {
-    Box::new(permit)
+/// Frames gathered into the next chunk, with the budget permits that cover them.
+#[derive(Default)]
+struct Batch {
+    frames: Vec<Bytes>,
+    len: usize,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Batch {
+    fn push(&mut self, frame: Bytes, permit: OwnedSemaphorePermit) {
+        match self.permit.as_mut() {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.len += frame.len();
+        self.frames.push(frame);
+    }
+
+    /// The gathered frames as a chunk holding their permits; `None` when empty.
+    fn take(&mut self) -> Option<Chunk> {
+        let batch = std::mem::take(self);
+        (!batch.frames.is_empty()).then(|| {
+            let guard: Option<Box<dyn std::any::Any + Send + Sync>> =
+                batch.permit.map(|p| Box::new(p) as _);
+            Chunk::with_guard(batch.frames, guard)
+        })
+    }
 }
 
 enum WriterMessage {
@@ -336,11 +360,9 @@ impl DataService {
         let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
         let mut idle_deadline = Instant::now() + BODY_IDLE;
         let streamed: Result<(), DataError> = async {
-            let mut batch: Vec<Bytes> = Vec::new();
-            let mut batch_len = 0usize;
             // Every frame is counted against the byte budget as it arrives, so no upload holds
             // memory the budget does not know about.
-            let mut batch_permit: Option<OwnedSemaphorePermit> = None;
+            let mut batch = Batch::default();
             loop {
                 let frame = tokio::select! {
                     next = body.next() => match next {
@@ -369,36 +391,22 @@ impl DataService {
                     None => {
                         // The budget is spent: pass on what this upload holds before waiting,
                         // so uploads never wait on each other's half-filled batches.
-                        if !batch.is_empty() {
-                            let chunk = Chunk::with_guard(
-                                std::mem::take(&mut batch),
-                                batch_permit.take().map(guard),
-                            );
+                        if let Some(chunk) = batch.take() {
                             self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
                                 .await?;
-                            batch_len = 0;
                         }
                         self.budget.acquire(frame.len()).await?
                     }
                 };
-                match batch_permit.as_mut() {
-                    Some(held) => held.merge(permit),
-                    None => batch_permit = Some(permit),
-                }
-                batch_len += frame.len();
-                batch.push(frame);
-                if batch_len >= BATCH_BYTES {
-                    let chunk = Chunk::with_guard(
-                        std::mem::take(&mut batch),
-                        batch_permit.take().map(guard),
-                    );
-                    self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
-                        .await?;
-                    batch_len = 0;
+                batch.push(frame, permit);
+                if batch.len >= BATCH_BYTES {
+                    if let Some(chunk) = batch.take() {
+                        self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
+                            .await?;
+                    }
                 }
             }
-            if !batch.is_empty() {
-                let chunk = Chunk::with_guard(batch, batch_permit.take().map(guard));
+            if let Some(chunk) = batch.take() {
                 self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
                     .await?;
             }

@@ -145,6 +145,30 @@ where
         })
     }
 
+    /// `UPDATE images SET <set>` (where `$1` is `now`) on an image still `saving` under `claim`.
+    /// True if it was.
+    pub(super) async fn update_claimed(
+        &self,
+        set: &str,
+        id: &ImageId,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let sql = format!(
+            "UPDATE images SET {set} WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4"
+        );
+        let updated = sqlx::query::<DB>(&sql)
+            .bind(to_db_time(now))
+            .bind(id.to_string())
+            .bind(false)
+            .bind(claim.to_owned())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))?;
+        Ok(updated == 1)
+    }
+
     pub(super) async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
         let row = sqlx::query::<DB>("SELECT 1 FROM images WHERE id = $1 AND deleted = $2")
             .bind(id.to_string())

@@ -111,20 +111,14 @@ where
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let reset = sqlx::query::<DB>(
-            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
-             upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4",
+        self.update_claimed(
+            "status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
+             upload_claim = NULL, upload_heartbeat = NULL",
+            id,
+            claim,
+            now,
         )
-        .bind(to_db_time(now))
-        .bind(id.to_string())
-        .bind(false)
-        .bind(claim.to_owned())
-        .execute(&self.write)
         .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        Ok(reset == 1)
     }
 
     async fn touch_upload(
@@ -133,19 +127,8 @@ where
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let touched = sqlx::query::<DB>(
-            "UPDATE images SET upload_heartbeat = $1 \
-             WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4",
-        )
-        .bind(to_db_time(now))
-        .bind(id.to_string())
-        .bind(false)
-        .bind(claim.to_owned())
-        .execute(&self.write)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        Ok(touched == 1)
+        self.update_claimed("upload_heartbeat = $1", id, claim, now)
+            .await
     }
 
     async fn reset_stale_uploads(
