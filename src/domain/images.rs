@@ -409,11 +409,6 @@ impl ImageService {
         Ok(image)
     }
 
-    /// The metadata repository, for the data path's status transitions.
-    pub fn repo(&self) -> &Arc<dyn ImageRepo> {
-        &self.repo
-    }
-
     /// `POST …/actions/deactivate` (`reactivate: false`) and `…/reactivate` (`true`).
     pub async fn set_active(
         &self,
