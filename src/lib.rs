@@ -59,6 +59,7 @@ pub fn services(config: &Config, database: &Database) -> Result<Services, String
         config.datapath.clone(),
         data_limits,
         ByteBudget::new(config.datapath.upload_memory_budget),
+        &config.node_id,
     );
     Ok(Services { images, data })
 }

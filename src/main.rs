@@ -197,6 +197,11 @@ async fn serve(config: &Config) -> Result<(), String> {
     // Uploads interrupted by a crash of this or another node go back to queued.
     services
         .data
+        .reset_own_uploads()
+        .await
+        .map_err(|e| e.to_string())?;
+    services
+        .data
         .reconcile(STALE_UPLOAD)
         .await
         .map_err(|e| e.to_string())?;
@@ -234,8 +239,8 @@ async fn scrub(config: &Config) -> Result<(), String> {
     let services = glint::services(config, &database)?;
     let report = services.data.scrub().await.map_err(|e| e.to_string())?;
     println!(
-        "scrub: {} location(s) removed, {} left for a later pass",
-        report.removed, report.failed
+        "scrub: {} location(s) removed, {} left for a later pass, {} unrecorded data removed",
+        report.removed, report.failed, report.orphans
     );
     database.close().await;
     if report.failed > 0 {
@@ -260,8 +265,8 @@ async fn maintenance(data: glint::datapath::DataService, config: glint::config::
             }
             _ = scrubber.tick(), if config.scrub_in_serve => {
                 match data.scrub().await {
-                    Ok(report) if report.removed + report.failed > 0 => {
-                        tracing::info!(removed = report.removed, failed = report.failed, "scrubber pass");
+                    Ok(report) if report.removed + report.failed + report.orphans > 0 => {
+                        tracing::info!(removed = report.removed, failed = report.failed, orphans = report.orphans, "scrubber pass");
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "scrubber pass failed"),

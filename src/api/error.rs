@@ -91,11 +91,15 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Repository(e) => {
                 // The detail goes to the log only; clients get an operator-level summary.
-                tracing::error!(error = %e, "metadata database failure");
+                tracing::error!(error = ?e.to_string(), "metadata database failure");
                 match e {
-                    RepoError::Unavailable(_) => ApiError::new(
+                    RepoError::Unavailable(_) | RepoError::ConnectionLost(_) => ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "The metadata database is unavailable; retry later.",
+                    ),
+                    RepoError::TimedOut(_) => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The metadata query took too long and was cancelled; retry later or narrow the request.",
                     ),
                     _ => ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -168,7 +172,7 @@ impl From<StoreError> for ApiError {
                 "The image store failed.".to_owned(),
             ),
         };
-        tracing::warn!(error = %error, status = status.as_u16(), "image store error");
+        tracing::warn!(error = ?error.to_string(), status = status.as_u16(), "image store error");
         ApiError::new(status, message)
     }
 }

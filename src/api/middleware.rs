@@ -61,10 +61,10 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .map(|m| m.0.text())
     {
         Some(why) if status >= 500 => {
-            tracing::error!(request_id = %id, %method, %path, status, millis, error = %why, "request failed")
+            tracing::error!(request_id = %id, %method, %path, status, millis, error = ?why, "request failed")
         }
         Some(why) => {
-            tracing::info!(request_id = %id, %method, %path, status, millis, error = %why, "request refused")
+            tracing::info!(request_id = %id, %method, %path, status, millis, error = ?why, "request refused")
         }
         None => tracing::info!(request_id = %id, %method, %path, status, millis, "request"),
     }
@@ -163,6 +163,7 @@ fn context_from_headers(
 /// Writes the body of every error response, in the form the request's `Accept` asks for.
 pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     let form = body_form(request.headers());
+    let had_body = has_body(&request);
     let facts = RequestFacts {
         method: request.method().to_string(),
         content_type: request
@@ -176,6 +177,13 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
+    }
+    // A refusal may come before the body was read (a 415 or 409 upload): the rest of it is
+    // still on the connection, so say that it closes instead of leaving the client to find out.
+    if had_body {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let message = match response.extensions_mut().remove::<ErrorMessage>() {
         Some(ErrorMessage(message)) => message,
@@ -200,13 +208,7 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
 /// Rejects a body on requests that take none (Glance's `body_reject` routes): GET and DELETE
 /// of single resources and schemas, and the image actions.
 pub async fn reject_unexpected_body(request: Request, next: Next) -> Response {
-    let has_body = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0)
-        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body = has_body(&request);
     let path = request.uri().path();
     let takes_none = match *request.method() {
         Method::GET | Method::DELETE => path != "/v2/images",
@@ -217,6 +219,17 @@ pub async fn reject_unexpected_body(request: Request, next: Next) -> Response {
         return ApiError::bad_request("A body is not expected with this request.").into_response();
     }
     next.run(request).await
+}
+
+/// Whether the request announces a body (a length above zero, or chunked).
+fn has_body(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING)
 }
 
 /// Glance lists a path's methods as `GET, PATCH, DELETE`; routing adds HEAD for GET routes,

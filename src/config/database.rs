@@ -85,8 +85,12 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     /// `max_pool_size` (10): connections per Glint process.
     pub max_pool_size: u32,
-    /// `pool_timeout` (30 s): how long a request waits for a connection before 503.
+    /// `pool_timeout` (5 s; oslo.db's default is 30): how long a request waits for a pooled
+    /// connection before it is answered 503. Short, so that an exhausted pool shows at once.
     pub pool_timeout_secs: u64,
+    /// `statement_timeout` (Glint, 30 s, 0 = none): PostgreSQL cancels any statement running
+    /// longer, so no request can hold a connection and the database's CPU indefinitely.
+    pub statement_timeout_secs: u64,
 }
 
 impl DatabaseConfig {
@@ -98,7 +102,9 @@ impl DatabaseConfig {
         Ok(DatabaseConfig {
             url,
             max_pool_size: parse_int(ini, "database", "max_pool_size", 10, 1, 1000)? as u32,
-            pool_timeout_secs: parse_int(ini, "database", "pool_timeout", 30, 1, 3600)? as u64,
+            pool_timeout_secs: parse_int(ini, "database", "pool_timeout", 5, 1, 3600)? as u64,
+            statement_timeout_secs: parse_int(ini, "database", "statement_timeout", 30, 0, 86400)?
+                as u64,
         })
     }
 }

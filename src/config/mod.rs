@@ -78,6 +78,10 @@ pub struct Config {
     pub show_image_direct_url: bool,
     /// `[DEFAULT] show_multiple_locations` (deprecated in Glance, accepted for compatibility).
     pub show_multiple_locations: bool,
+    /// `[DEFAULT] node_id` (Glint; default `<hostname>:<bind_port>`): names this node in the
+    /// upload claims it makes, so that after a restart it resets its own interrupted uploads.
+    /// Must differ between nodes sharing a database.
+    pub node_id: String,
     /// Options present in the file or environment that Glint does not use, for one warning each.
     pub ignored: Vec<(String, String)>,
 }
@@ -106,8 +110,21 @@ impl Config {
     /// Builds the typed configuration from parsed options; `data_dir` anchors the embedded
     /// defaults (SQLite file, image directory).
     pub fn from_ini(ini: &Ini, data_dir: &Path) -> Result<Config, ConfigError> {
+        let server = ServerConfig::from_ini(ini)?;
+        let node_id = match ini.get("DEFAULT", "node_id").map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => format!("{}:{}", hostname(), server.bind_port),
+        };
+        if node_id.len() > 200 || node_id.contains('/') {
+            return Err(ConfigError::invalid(
+                "DEFAULT",
+                "node_id",
+                "at most 200 characters, without '/'",
+            ));
+        }
         let config = Config {
-            server: ServerConfig::from_ini(ini)?,
+            node_id,
+            server,
             limits: LimitsConfig::from_ini(ini)?,
             database: DatabaseConfig::from_ini(ini, data_dir)?,
             auth: AuthFlavor::from_ini(ini)?,
@@ -143,6 +160,15 @@ impl Config {
         );
         report
     }
+}
+
+/// The machine's host name (Linux), or `glint` where it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().replace('/', "_"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "glint".to_owned())
 }
 
 fn formats_from_ini(ini: &Ini) -> Formats {

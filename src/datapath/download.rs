@@ -67,7 +67,10 @@ impl DataService {
                 why: "it has data but no size".to_owned(),
             });
         };
-        let range = range.map(|header| parse_range(header, size)).transpose()?;
+        let range = match range {
+            Some(header) => parse_range(header, size)?,
+            None => None,
+        };
         // The locations in order; one whose store fails is skipped for the next.
         let mut last_error = None;
         for location in &locations {

@@ -48,6 +48,8 @@ pub struct DataService {
     config: DataPathConfig,
     limits: DataLimits,
     budget: ByteBudget,
+    /// This node's id, the prefix of its upload claims.
+    node_id: Arc<str>,
 }
 
 impl DataService {
@@ -58,6 +60,7 @@ impl DataService {
         config: DataPathConfig,
         limits: DataLimits,
         budget: ByteBudget,
+        node_id: &str,
     ) -> DataService {
         DataService {
             images,
@@ -66,6 +69,12 @@ impl DataService {
             config,
             limits,
             budget,
+            node_id: node_id.into(),
         }
+    }
+
+    /// The start of every upload claim this node makes: `<node id>/`.
+    fn claim_prefix(&self) -> String {
+        format!("{}/", self.node_id)
     }
 }

@@ -4,55 +4,59 @@ use glint_store::ByteRange;
 
 use super::error::DataError;
 
-/// Parses `header` against data of `size` bytes. Several ranges are refused (400), as are
-/// ranges outside the data (416, with the size for `Content-Range: bytes */size`).
-pub fn parse_range(header: &str, size: u64) -> Result<ByteRange, DataError> {
+/// Parses `header` against data of `size` bytes, as RFC 9110 §14 says: a header that is not a
+/// valid byte range is ignored (`None`: the whole image is served), an end beyond the data is
+/// trimmed to it, and a range that starts at or past the end is unsatisfiable (416, with the
+/// size for `Content-Range: bytes */size`). Several ranges are refused (400), as in Glance.
+pub fn parse_range(header: &str, size: u64) -> Result<Option<ByteRange>, DataError> {
     let unsatisfiable = || DataError::RangeNotSatisfiable { size };
-    let spec = header
-        .trim()
-        .strip_prefix("bytes=")
-        .ok_or_else(unsatisfiable)?
-        .trim();
+    let Some(spec) = header.trim().strip_prefix("bytes=").map(str::trim) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Err(DataError::BadRequest(
             "Multiple ranges are not supported.".to_owned(),
         ));
     }
-    let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let (first, last) = (first.trim(), last.trim());
-    let number = |s: &str| s.parse::<u64>().map_err(|_| unsatisfiable());
-    let range = match (first.is_empty(), last.is_empty()) {
+    let (first, last) = match (position(first), position(last)) {
+        (Some(first), Some(last)) => (first, last),
+        _ => return Ok(None),
+    };
+    let range = match (first, last) {
         // bytes=-n: the last n bytes.
-        (true, false) => {
-            let n = number(last)?;
-            if n == 0 {
-                return Err(unsatisfiable());
-            }
-            ByteRange {
-                start: size.saturating_sub(n),
-                end: size,
-            }
-        }
-        (false, true) => ByteRange {
-            start: number(first)?,
+        (None, Some(0)) => return Err(unsatisfiable()),
+        (None, Some(n)) => ByteRange {
+            start: size.saturating_sub(n),
             end: size,
         },
-        (false, false) => {
-            let (start, end) = (number(first)?, number(last)?);
-            if end < start {
-                return Err(unsatisfiable());
-            }
-            ByteRange {
-                start,
-                end: end.saturating_add(1).min(size),
-            }
-        }
-        (true, true) => return Err(unsatisfiable()),
+        (Some(start), None) => ByteRange { start, end: size },
+        (Some(start), Some(end)) if end < start => return Ok(None),
+        (Some(start), Some(end)) => ByteRange {
+            start,
+            end: end.saturating_add(1).min(size),
+        },
+        (None, None) => return Ok(None),
     };
     if range.start >= size {
         return Err(unsatisfiable());
     }
-    Ok(range)
+    Ok(Some(range))
+}
+
+/// One side of a range: `Some(None)` when empty, `Some(Some(n))` for digits (saturating: a
+/// position past any real size is as good as the end), `None` for anything else.
+fn position(text: &str) -> Option<Option<u64>> {
+    if text.is_empty() {
+        return Some(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Some(text.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
 #[cfg(test)]
@@ -60,7 +64,9 @@ mod tests {
     use super::*;
 
     fn ok(header: &str) -> (u64, u64) {
-        let r = parse_range(header, 100).expect("satisfiable");
+        let r = parse_range(header, 100)
+            .expect("satisfiable")
+            .expect("a range");
         (r.start, r.end)
     }
 
@@ -73,6 +79,23 @@ mod tests {
         assert_eq!(ok("bytes=-500"), (0, 100));
         assert_eq!(ok("bytes=95-1000"), (95, 100));
         assert_eq!(ok("bytes=99-99"), (99, 100));
+        assert_eq!(ok("bytes=0-999999999999999999999"), (0, 100));
+        assert_eq!(ok("bytes=-999999999999999999999"), (0, 100));
+    }
+
+    #[test]
+    fn invalid_ranges_are_ignored() {
+        for header in [
+            "bytes=junk",
+            "bytes=x-y",
+            "items=1-2",
+            "bytes=-",
+            "bytes=5-1",
+            "junk",
+            "bytes=1",
+        ] {
+            assert!(matches!(parse_range(header, 100), Ok(None)), "{header}");
+        }
     }
 
     #[test]
@@ -81,10 +104,7 @@ mod tests {
             "bytes=100-",
             "bytes=100-200",
             "bytes=-0",
-            "bytes=5-1",
-            "bytes=x-y",
-            "items=1-2",
-            "bytes=-",
+            "bytes=999999999999999999999-",
         ] {
             assert!(
                 matches!(

@@ -9,7 +9,7 @@ use glint_store::{Location, StoreError};
 use super::error::DataError;
 use super::{DataService, PARTIAL_FILE_AGE};
 use crate::domain::image;
-use crate::domain::{RequestContext, StoredLocation};
+use crate::domain::{DataReference, RequestContext, StoredLocation};
 
 /// Locations handled per scrubber query.
 const SCRUB_BATCH: u32 = 100;
@@ -19,6 +19,8 @@ const SCRUB_BATCH: u32 = 100;
 pub struct ScrubReport {
     pub removed: usize,
     pub failed: usize,
+    /// Store data that no location named, removed by the orphan sweep.
+    pub orphans: usize,
 }
 
 impl DataService {
@@ -88,9 +90,75 @@ impl DataService {
             }
             match pending.last() {
                 Some(last) if pending.len() == SCRUB_BATCH as usize => after = last.id,
-                _ => return Ok(report),
+                _ => break,
             }
         }
+        report.orphans = self.sweep_orphans().await?;
+        Ok(report)
+    }
+
+    /// Removes store data that no location names and none will: data an upload committed
+    /// while its record failed (the database was lost after the store's commit). Data of a
+    /// deleted or unknown image goes at once; data of a live image only once it is older than
+    /// any upload could leave it unrecorded; data of an image being uploaded stays.
+    async fn sweep_orphans(&self) -> Result<usize, DataError> {
+        let Some(file) = self.stores.file_store() else {
+            return Ok(0);
+        };
+        let file = file.clone();
+        let found = tokio::task::spawn_blocking(move || file.committed_data())
+            .await
+            .map_err(|e| DataError::Internal(e.to_string()))?;
+        let settled = std::time::SystemTime::now()
+            .checked_sub(PARTIAL_FILE_AGE)
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        let mut removed = 0;
+        for data in found {
+            let reference = self
+                .uploads
+                .data_reference(&data.image_id, data.location.as_str())
+                .await?;
+            let orphan = match reference {
+                DataReference::NoImage => true,
+                DataReference::Unnamed => data.modified < settled,
+                DataReference::Named | DataReference::Uploading => false,
+            };
+            if !orphan {
+                continue;
+            }
+            let Some(store) = self.stores.for_location(&data.location) else {
+                continue;
+            };
+            match store.delete(&data.location).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => {
+                    tracing::warn!(image.id = ?data.image_id, location = %data.location,
+                        "removed image data that no location names");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(image.id = ?data.image_id, location = %data.location, error = %e,
+                        "cannot remove image data that no location names yet")
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// At start-up: the uploads this node was running when it stopped are dead, whatever
+    /// their heartbeat says; they go back to `queued` at once.
+    pub async fn reset_own_uploads(&self) -> Result<u64, DataError> {
+        let reset = self
+            .uploads
+            .reset_uploads_claimed_by(&self.claim_prefix(), image::now())
+            .await?;
+        if reset > 0 {
+            tracing::warn!(
+                images = reset,
+                node = %self.node_id,
+                "uploads interrupted by this node's restart put back to queued"
+            );
+        }
+        Ok(reset)
     }
 
     /// Crash recovery: uploads whose node stopped heart-beating go back to `queued`, and the

@@ -62,7 +62,8 @@ impl ClaimGuard {
         self.image_id = None;
     }
 
-    /// Puts the image back to `queued` now, so the error response reflects it.
+    /// Puts the image back to `queued` now, so the error response reflects it; if the
+    /// database cannot be reached, keeps trying in the background.
     async fn release(mut self) {
         if let Some(id) = self.image_id.take() {
             if let Err(e) = self
@@ -70,10 +71,60 @@ impl ClaimGuard {
                 .abandon_upload(&id, &self.claim, image::now())
                 .await
             {
-                tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
+                tracing::warn!(image.id = %id, error = %e, "cannot put a failed upload back to queued yet; retrying");
+                tokio::spawn(abandon_until_done(
+                    self.repo.clone(),
+                    id,
+                    self.claim.clone(),
+                ));
             }
         }
     }
+}
+
+/// Delays between the background attempts to put a failed upload back to `queued`: about two
+/// minutes in all, after which the reconciliation of stale uploads does it.
+const RELEASE_RETRIES: [Duration; 6] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+];
+
+async fn abandon_until_done(repo: Arc<dyn UploadRepo>, id: ImageId, claim: String) {
+    for delay in RELEASE_RETRIES {
+        tokio::time::sleep(delay).await;
+        match repo.abandon_upload(&id, &claim, image::now()).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(image.id = %id, error = %e, "cannot put a failed upload back to queued yet")
+            }
+        }
+    }
+    tracing::error!(image.id = %id, "cannot put a failed upload back to queued; the reconciliation of stale uploads will");
+}
+
+/// Delays between attempts to record a committed upload when the database's answer is lost:
+/// the write is idempotent, so a repeat tells whether the first one took.
+const RECORD_RETRIES: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Whether a failed record left its outcome unknown (the database could not be reached).
+fn outcome_unknown(e: &DataError) -> bool {
+    matches!(
+        e,
+        DataError::Domain(crate::domain::DomainError::Repository(
+            crate::domain::RepoError::Unavailable(_)
+                | crate::domain::RepoError::ConnectionLost(_)
+                | crate::domain::RepoError::TimedOut(_)
+        ))
+    )
 }
 
 impl Drop for ClaimGuard {
@@ -213,7 +264,9 @@ impl DataService {
         let store = self.stores.default_store().clone();
 
         // Claim the image: only one upload wins `queued → saving`.
-        let claim_token = uuid::Uuid::new_v4().to_string();
+        // Prefixed with this node's id, so that after a restart the node resets its own
+        // earlier uploads at once instead of waiting for their heartbeat to go stale.
+        let claim_token = format!("{}{}", self.claim_prefix(), uuid::Uuid::new_v4());
         match self
             .uploads
             .claim_upload(&image.id, &claim_token, image::now())
@@ -221,7 +274,7 @@ impl DataService {
         {
             SaveOutcome::Saved => {}
             SaveOutcome::Gone => return Err(DataError::DeletedDuringUpload(id.to_owned())),
-            SaveOutcome::StatusChanged => {
+            SaveOutcome::StatusChanged | SaveOutcome::OverQuota { .. } => {
                 return Err(DataError::Conflict(
                     "Image status transition from saving to saving is not allowed".to_owned(),
                 ))
@@ -281,7 +334,22 @@ impl DataService {
         let (image, store, claim) = (image.clone(), store.clone(), claim.to_owned());
         tokio::spawn(async move {
             let stored = writer.commit().await?;
-            match service.record_upload(&image, &claim, &stored, &digests, &inspection, received).await {
+            let mut recorded = service
+                .record_upload(&image, &claim, &stored, &digests, &inspection, received)
+                .await;
+            for delay in RECORD_RETRIES {
+                match &recorded {
+                    Err(e) if outcome_unknown(e) => {
+                        tracing::warn!(image.id = %image.id, error = %e, "recording the upload failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        recorded = service
+                            .record_upload(&image, &claim, &stored, &digests, &inspection, received)
+                            .await;
+                    }
+                    _ => break,
+                }
+            }
+            match recorded {
                 Ok(()) => Ok(received),
                 // The database answered and the image does not point at the data: remove it.
                 Err(e @ (DataError::DeletedDuringUpload(_) | DataError::Conflict(_) | DataError::Internal(_))) => {
@@ -291,9 +359,14 @@ impl DataService {
                     }
                     Err(e)
                 }
-                // The outcome is unknown (the database failed): the data stays. If the image did
-                // not become active, the next upload finds the data orphaned and replaces it.
-                Err(e) => Err(e),
+                // Still unknown (the database stays unreachable): the data stays, since it may
+                // be recorded. If it is not, the next upload finds it orphaned and replaces it,
+                // and the scrubber's sweep removes it once the image is deleted.
+                Err(e) => {
+                    tracing::error!(image.id = %image.id, location = %stored.location, error = %e,
+                        "upload committed but not recorded; its data is left to the orphan sweep");
+                    Err(e)
+                }
             }
         })
         .await
@@ -484,10 +557,9 @@ impl DataService {
         {
             SaveOutcome::Saved => Ok(()),
             SaveOutcome::Gone => Err(DataError::DeletedDuringUpload(image.id.to_string())),
-            SaveOutcome::StatusChanged => Err(DataError::Conflict(format!(
-                "Image {} changed status during the upload.",
-                image.id
-            ))),
+            SaveOutcome::StatusChanged | SaveOutcome::OverQuota { .. } => Err(DataError::Conflict(
+                format!("Image {} changed status during the upload.", image.id),
+            )),
         }
     }
 }

@@ -55,10 +55,20 @@ pub(super) fn build(
     q.push(" AND i.status <> 'killed' AND ");
     push_visibility(q, query, viewer);
     q.push(" AND i.os_hidden = ").push_bind(query.os_hidden);
+    let mut tags: Vec<&String> = Vec::new();
+    let mut properties: Vec<(&String, &String)> = Vec::new();
     for filter in &query.filters {
-        q.push(" AND ");
-        push_filter(q, filter);
+        match filter {
+            Filter::Tag(tag) => tags.push(tag),
+            Filter::Property { key, value } => properties.push((key, value)),
+            other => {
+                q.push(" AND ");
+                push_filter(q, other);
+            }
+        }
     }
+    push_tags(q, tags);
+    push_properties(q, properties);
     if let Some(marker) = marker {
         q.push(" AND ");
         push_after_marker(q, &query.sort, marker);
@@ -184,20 +194,53 @@ fn push_filter(q: &mut SqlBuilder, filter: &Filter) {
             q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql()))
                 .push_bind(to_db_time(*value));
         }
-        Filter::Property { key, value } => {
-            q.push(
-                "EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = i.id AND p.name = ",
-            );
-            q.push_bind(key.clone())
-                .push(" AND p.value = ")
-                .push_bind(value.clone())
-                .push(")");
-        }
-        Filter::Tag(tag) => {
-            q.push("EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.value = ");
-            q.push_bind(tag.clone()).push(")");
+        // Gathered by `build` into one subquery each.
+        Filter::Property { .. } | Filter::Tag(_) => {
+            q.push("1 = 1");
         }
     }
+}
+
+/// Images that carry every one of `tags`: one grouped subquery whatever their number (one
+/// `EXISTS` per tag makes the planner's work grow far faster than the tag count).
+fn push_tags(q: &mut SqlBuilder, mut tags: Vec<&String>) {
+    tags.sort();
+    tags.dedup();
+    if tags.is_empty() {
+        return;
+    }
+    q.push(" AND i.id IN (SELECT t.image_id FROM image_tags t WHERE t.value IN (");
+    for (n, tag) in tags.iter().enumerate() {
+        if n > 0 {
+            q.push(", ");
+        }
+        q.push_bind((*tag).clone());
+    }
+    q.push(") GROUP BY t.image_id HAVING COUNT(*) = ")
+        .push_bind(tags.len() as i64)
+        .push(")");
+}
+
+/// Images with every `name = value` of `properties` (names are unique per image, and per
+/// query: only the last value of a repeated key counts).
+fn push_properties(q: &mut SqlBuilder, properties: Vec<(&String, &String)>) {
+    if properties.is_empty() {
+        return;
+    }
+    q.push(" AND i.id IN (SELECT p.image_id FROM image_properties p WHERE ");
+    for (n, (name, value)) in properties.iter().enumerate() {
+        if n > 0 {
+            q.push(" OR ");
+        }
+        q.push("(p.name = ")
+            .push_bind((*name).clone())
+            .push(" AND p.value = ")
+            .push_bind((*value).clone())
+            .push(")");
+    }
+    q.push(" GROUP BY p.image_id HAVING COUNT(*) = ")
+        .push_bind(properties.len() as i64)
+        .push(")");
 }
 
 /// Rows strictly after `marker` in sort order: for keys k1..kn,

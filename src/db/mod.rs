@@ -73,6 +73,14 @@ impl Database {
                 })?;
                 // No ping before each checkout: it would double the round trips of every
                 // request; a connection found broken fails that one query (503) and is dropped.
+                let options = if config.statement_timeout_secs > 0 {
+                    options.options([(
+                        "statement_timeout",
+                        format!("{}s", config.statement_timeout_secs),
+                    )])
+                } else {
+                    options
+                };
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_pool_size)
                     .test_before_acquire(false)

@@ -12,7 +12,9 @@ use super::sql_builder::SqlBuilder;
 use super::uploads::decode_location;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
-use crate::domain::repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation};
+use crate::domain::repository::{
+    CountLimits, Counted, ImageRepo, RepoError, SaveOutcome, StoredLocation,
+};
 use crate::domain::ImageStatus;
 
 #[derive(Debug)]
@@ -64,26 +66,88 @@ fn value_rows(rows: usize, columns: usize) -> String {
 }
 
 /// Database error codes that mean "try again": SQLite busy/locked (5, 6, and their extended
-/// forms), PostgreSQL serialization failure, deadlock, shutdown, and connection errors (08…).
+/// forms), PostgreSQL serialization failure, deadlock, and a server not accepting connections.
 fn is_transient(code: &str) -> bool {
     let sqlite = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-    sqlite
-        || matches!(code, "40001" | "40P01" | "57P01" | "57P02" | "57P03")
-        || code.starts_with("08")
+    sqlite || matches!(code, "40001" | "40P01" | "57P03")
+}
+
+/// PostgreSQL codes of a connection the server ended: admin or crash shutdown
+/// (`pg_terminate_backend` included) and connection exceptions (08…).
+fn is_connection_gone(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02") || code.starts_with("08")
+}
+
+/// Whether the error broke the connection itself, so the same work may succeed on another.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_connection_gone(&c)),
+        _ => false,
+    }
 }
 
 pub(super) fn map_err(e: sqlx::Error) -> RepoError {
     match e {
+        ref lost if connection_lost(lost) => RepoError::ConnectionLost(lost.to_string()),
         sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
+        // query_canceled: `statement_timeout` (Glint does not cancel statements otherwise).
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            RepoError::TimedOut(db.to_string())
+        }
         sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient(&c)) => {
             RepoError::Unavailable(db.to_string())
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => RepoError::Unavailable(e.to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            RepoError::Unavailable(e.to_string())
+        }
         other => RepoError::Other(other.to_string()),
+    }
+}
+
+/// Attempts of an operation that keeps failing on lost connections.
+const LOST_CONNECTION_ATTEMPTS: usize = 3;
+
+/// Runs `attempt` — a read, or a write whose condition makes a repeat harmless — again when
+/// its connection was lost, after the pool is rid of its other dead connections (a restarted
+/// database leaves every pooled connection dead, and each would otherwise cost one client a 503).
+pub(super) async fn retry_on_lost<DB, T, F, Fut>(
+    pool: &Pool<DB>,
+    mut attempt: F,
+) -> Result<T, RepoError>
+where
+    DB: sqlx::Database,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RepoError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(RepoError::ConnectionLost(why)) if tries < LOST_CONNECTION_ATTEMPTS => {
+                tracing::warn!(error = ?why, "database connection lost; retrying on a fresh one");
+                purge_dead_connections(pool).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Pings every idle connection of the pool at once; the dead ones are closed on release.
+async fn purge_dead_connections<DB: sqlx::Database>(pool: &Pool<DB>) {
+    use sqlx::Connection as _;
+    let mut idle = Vec::new();
+    while let Some(connection) = pool.try_acquire() {
+        idle.push(connection);
+    }
+    for connection in &mut idle {
+        let alive = tokio::time::timeout(std::time::Duration::from_secs(2), connection.ping())
+            .await
+            .is_ok_and(|ping| ping.is_ok());
+        if !alive {
+            connection.close_on_drop();
+        }
     }
 }
 
@@ -157,25 +221,41 @@ where
         let sql = format!(
             "UPDATE images SET {set} WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4"
         );
-        let updated = sqlx::query::<DB>(&sql)
-            .bind(to_db_time(now))
-            .bind(id.to_string())
-            .bind(false)
-            .bind(claim.to_owned())
-            .execute(&self.write)
-            .await
-            .map_err(map_err)
-            .map(|r| DB::rows_affected(&r))?;
+        // Conditional on the claim: repeating it after a lost connection changes nothing more.
+        let sql = &sql;
+        let updated = retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>(sql)
+                .bind(to_db_time(now))
+                .bind(id.to_string())
+                .bind(false)
+                .bind(claim.to_owned())
+                .execute(&self.write)
+                .await
+                .map_err(map_err)
+                .map(|r| DB::rows_affected(&r))
+        })
+        .await?;
         Ok(updated == 1)
     }
 
+    /// A write transaction; a connection found dead at `BEGIN` is replaced (nothing was done).
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, DB>, RepoError> {
+        retry_on_lost(&self.write, || async {
+            self.write.begin().await.map_err(map_err)
+        })
+        .await
+    }
+
     pub(super) async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
-        let row = sqlx::query::<DB>("SELECT 1 FROM images WHERE id = $1 AND deleted = $2")
-            .bind(id.to_string())
-            .bind(false)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(map_err)?;
+        let row = retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>("SELECT 1 FROM images WHERE id = $1 AND deleted = $2")
+                .bind(id.to_string())
+                .bind(false)
+                .fetch_optional(&self.write)
+                .await
+                .map_err(map_err)
+        })
+        .await?;
         Ok(row.is_some())
     }
     /// Appends `, column = value` for every core attribute that differs.
@@ -207,6 +287,30 @@ where
                 .push(", visibility = ")
                 .push_bind(after.visibility.as_str().to_owned());
         }
+    }
+
+    /// `OverQuota` if the image now has more rows of `what` than `quota` allows (the caller
+    /// then drops its transaction).
+    async fn over_quota(
+        conn: &mut DB::Connection,
+        id: &ImageId,
+        what: Counted,
+        quota: Option<usize>,
+    ) -> Result<Option<SaveOutcome>, RepoError> {
+        let Some(quota) = quota else {
+            return Ok(None);
+        };
+        let sql = match what {
+            Counted::Properties => "SELECT COUNT(*) FROM image_properties WHERE image_id = $1",
+            Counted::Tags => "SELECT COUNT(*) FROM image_tags WHERE image_id = $1",
+        };
+        let count: i64 = sqlx::query_scalar::<DB, i64>(sql)
+            .bind(id.to_string())
+            .fetch_one(conn)
+            .await
+            .map_err(map_err)?;
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        Ok((count > quota).then_some(SaveOutcome::OverQuota { what, count }))
     }
 
     /// Sets `updated_at`; false if the image is gone.
@@ -299,7 +403,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     async fn create(&self, image: &Image) -> Result<(), RepoError> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let created = to_db_time(image.created_at);
         let updated = to_db_time(image.updated_at);
         sqlx::query::<DB>(
@@ -340,12 +444,16 @@ where
             "SELECT {} FROM images i WHERE i.id = $1 AND i.deleted = $2",
             DB::IMAGE_SELECT
         );
-        let row = sqlx::query::<DB>(&sql)
-            .bind(id.to_string())
-            .bind(false)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
+        let sql = &sql;
+        let row = retry_on_lost(&self.read, || async move {
+            sqlx::query::<DB>(sql)
+                .bind(id.to_string())
+                .bind(false)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(map_err)
+        })
+        .await?;
         let Some(row) = row else { return Ok(None) };
         Self::decode_image(&row).map(Some)
     }
@@ -361,28 +469,39 @@ where
         }
         let mut select = SqlBuilder::default();
         list_sql::build(&mut select, DB::IMAGE_SELECT, query, viewer, marker);
-        let rows = select
-            .query::<DB>()
-            .fetch_all(&self.read)
-            .await
-            .map_err(map_err)?;
+        let select = &select;
+        let rows = retry_on_lost(&self.read, || async move {
+            select
+                .query::<DB>()
+                .fetch_all(&self.read)
+                .await
+                .map_err(map_err)
+        })
+        .await?;
         rows.iter().map(Self::decode_image).collect()
     }
 
     async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError> {
-        let row =
+        let row = retry_on_lost(&self.read, || async move {
             sqlx::query::<DB>("SELECT 1 FROM image_members WHERE image_id = $1 AND member = $2")
                 .bind(id.to_string())
                 .bind(project.to_owned())
                 .fetch_optional(&self.read)
                 .await
-                .map_err(map_err)?;
+                .map_err(map_err)
+        })
+        .await?;
         Ok(row.is_some())
     }
 
-    async fn save(&self, before: &Image, after: &Image) -> Result<SaveOutcome, RepoError> {
+    async fn save(
+        &self,
+        before: &Image,
+        after: &Image,
+        limits: CountLimits,
+    ) -> Result<SaveOutcome, RepoError> {
         let now = to_db_time(after.updated_at);
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let mut update = SqlBuilder::new("UPDATE images SET updated_at = ");
         update.push_bind(now);
         Self::push_changed_columns(&mut update, before, after);
@@ -435,6 +554,23 @@ where
         }
         let added = after.tags.iter().filter(|t| !before.tags.contains(t));
         Self::insert_tags(&mut *tx, &after.id, added, now).await?;
+        // Counted after the writes, under the image row's lock (the UPDATE above holds it on
+        // PostgreSQL; SQLite has one writer): concurrent requests see each other's rows.
+        if after.properties.len() > before.properties.len() {
+            if let Some(over) =
+                Self::over_quota(&mut *tx, &after.id, Counted::Properties, limits.properties)
+                    .await?
+            {
+                return Ok(over);
+            }
+        }
+        if after.tags.len() > before.tags.len() {
+            if let Some(over) =
+                Self::over_quota(&mut *tx, &after.id, Counted::Tags, limits.tags).await?
+            {
+                return Ok(over);
+            }
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(SaveOutcome::Saved)
     }
@@ -443,16 +579,21 @@ where
         &self,
         id: &ImageId,
         tag: &str,
+        tag_quota: Option<usize>,
         now: DateTime<Utc>,
-    ) -> Result<bool, RepoError> {
+    ) -> Result<SaveOutcome, RepoError> {
         let now = to_db_time(now);
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
+        // The touch locks the image row first, so the count below sees every concurrent tag.
         if !Self::touch(&mut *tx, id, now).await? {
-            return Ok(false);
+            return Ok(SaveOutcome::Gone);
         }
         Self::insert_tags(&mut *tx, id, std::iter::once(&tag.to_owned()), now).await?;
+        if let Some(over) = Self::over_quota(&mut *tx, id, Counted::Tags, tag_quota).await? {
+            return Ok(over);
+        }
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(SaveOutcome::Saved)
     }
 
     async fn remove_tag(
@@ -461,7 +602,7 @@ where
         tag: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let removed =
             sqlx::query::<DB>("DELETE FROM image_tags WHERE image_id = $1 AND value = $2")
                 .bind(id.to_string())
@@ -484,7 +625,7 @@ where
         delayed: bool,
     ) -> Result<Option<Vec<StoredLocation>>, RepoError> {
         let now = to_db_time(now);
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         // The image row first: from here on no upload can record a location for it, so the
         // locations read next are all there will ever be.
         let deleted = sqlx::query::<DB>(
@@ -529,15 +670,18 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::is_transient;
+    use super::{is_connection_gone, is_transient};
 
     #[test]
     fn transient_database_errors_are_retryable() {
-        for code in ["5", "6", "517", "262", "40001", "40P01", "57P01", "08006"] {
+        for code in ["5", "6", "517", "262", "40001", "40P01", "57P03"] {
             assert!(is_transient(code), "{code}");
         }
-        for code in ["19", "2067", "23505", "42P01"] {
+        for code in ["19", "2067", "23505", "42P01", "57014"] {
             assert!(!is_transient(code), "{code}");
+        }
+        for code in ["57P01", "57P02", "08006", "08003"] {
+            assert!(is_connection_gone(code), "{code}");
         }
     }
 }

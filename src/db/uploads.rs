@@ -6,9 +6,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::dialect::Dialect;
-use super::repo::{map_err, to_db_time, SqlRepo};
+use super::repo::{map_err, retry_on_lost, to_db_time, SqlRepo};
 use crate::domain::image::ImageId;
-use crate::domain::repository::{RepoError, SaveOutcome, StoredLocation, UploadRepo, UploadedData};
+use crate::domain::repository::{
+    DataReference, RepoError, SaveOutcome, StoredLocation, UploadRepo, UploadedData,
+};
 
 #[async_trait]
 impl<DB> UploadRepo for SqlRepo<DB>
@@ -32,18 +34,24 @@ where
         now: DateTime<Utc>,
     ) -> Result<SaveOutcome, RepoError> {
         let now = to_db_time(now);
-        let claimed = sqlx::query::<DB>(
-            "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $2 \
-             WHERE id = $3 AND status = 'queued' AND deleted = $4",
-        )
-        .bind(claim.to_owned())
-        .bind(now)
-        .bind(id.to_string())
-        .bind(false)
-        .execute(&self.write)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
+        // Also true of an image this claim holds already, so that a repeat after a lost
+        // connection (whose first attempt may have committed) finds its own claim.
+        let claimed = retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>(
+                "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $2 \
+                 WHERE id = $3 AND deleted = $4 \
+                 AND (status = 'queued' OR (status = 'saving' AND upload_claim = $1))",
+            )
+            .bind(claim.to_owned())
+            .bind(now)
+            .bind(id.to_string())
+            .bind(false)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))
+        })
+        .await?;
         if claimed == 1 {
             return Ok(SaveOutcome::Saved);
         }
@@ -62,47 +70,10 @@ where
         now: DateTime<Utc>,
     ) -> Result<SaveOutcome, RepoError> {
         let now = to_db_time(now);
-        let mut tx = self.write.begin().await.map_err(map_err)?;
-        let updated = sqlx::query::<DB>(
-            "UPDATE images SET status = 'active', size = $1, virtual_size = $8, checksum = $2, \
-             os_hash_algo = $3, os_hash_value = $4, updated_at = $5, upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE id = $6 AND status = 'saving' AND deleted = $7 AND upload_claim = $9",
-        )
-        .bind(data.size)
-        .bind(data.checksum.clone())
-        .bind(data.os_hash_algo.clone())
-        .bind(data.os_hash_value.clone())
-        .bind(now)
-        .bind(id.to_string())
-        .bind(false)
-        .bind(data.virtual_size)
-        .bind(claim.to_owned())
-        .execute(&mut *tx)
+        retry_on_lost(&self.write, || {
+            self.finish_upload_once(id, claim, data, now)
+        })
         .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        if updated == 0 {
-            drop(tx);
-            return Ok(if self.image_exists(id).await? {
-                SaveOutcome::StatusChanged
-            } else {
-                SaveOutcome::Gone
-            });
-        }
-        sqlx::query::<DB>(
-            "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
-             VALUES ($1, $2, $3, 'active', $4, $4, $5)",
-        )
-        .bind(id.to_string())
-        .bind(data.location.clone())
-        .bind(data.metadata.clone())
-        .bind(now)
-        .bind(false)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(SaveOutcome::Saved)
     }
 
     async fn abandon_upload(
@@ -136,30 +107,106 @@ where
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
-        sqlx::query::<DB>(
-            "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
-             upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE status = 'saving' AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)",
-        )
-        .bind(to_db_time(now))
-        .bind(false)
-        .bind(to_db_time(cutoff))
-        .execute(&self.write)
+        retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>(
+                "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
+                 upload_claim = NULL, upload_heartbeat = NULL \
+                 WHERE status = 'saving' AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)",
+            )
+            .bind(to_db_time(now))
+            .bind(false)
+            .bind(to_db_time(cutoff))
+            .execute(&self.write)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))
+        })
         .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))
+    }
+
+    async fn reset_uploads_claimed_by(
+        &self,
+        claim_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepoError> {
+        let length = i64::try_from(claim_prefix.len()).unwrap_or(i64::MAX);
+        retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>(
+                "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
+                 upload_claim = NULL, upload_heartbeat = NULL \
+                 WHERE status = 'saving' AND deleted = $2 AND SUBSTR(upload_claim, 1, $3) = $4",
+            )
+            .bind(to_db_time(now))
+            .bind(false)
+            .bind(length)
+            .bind(claim_prefix.to_owned())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))
+        })
+        .await
+    }
+
+    async fn data_reference(&self, image_id: &str, url: &str) -> Result<DataReference, RepoError> {
+        let (image, named, image_has_data) = retry_on_lost(&self.read, || async move {
+            let image = sqlx::query::<DB>("SELECT status, deleted FROM images WHERE id = $1")
+                .bind(image_id.to_owned())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(map_err)?;
+            let named = sqlx::query::<DB>(
+                "SELECT 1 FROM image_locations WHERE value = $1 AND deleted = $2 LIMIT 1",
+            )
+            .bind(url.to_owned())
+            .bind(false)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+            // A location spelled differently (another spelling of the data directory) may
+            // still mean this very data.
+            let image_has_data = sqlx::query::<DB>(
+                "SELECT 1 FROM image_locations WHERE image_id = $1 AND deleted = $2 LIMIT 1",
+            )
+            .bind(image_id.to_owned())
+            .bind(false)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+            Ok((image, named.is_some(), image_has_data.is_some()))
+        })
+        .await?;
+        if named || image_has_data {
+            return Ok(DataReference::Named);
+        }
+        let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
+        Ok(match image {
+            None => DataReference::NoImage,
+            Some(row) if row.try_get::<bool, _>(1).map_err(get_err)? => DataReference::NoImage,
+            Some(row) => {
+                let status: String = row.try_get(0).map_err(get_err)?;
+                if status == "saving" {
+                    DataReference::Uploading
+                } else {
+                    DataReference::Unnamed
+                }
+            }
+        })
     }
 
     async fn locations(&self, id: &ImageId) -> Result<Vec<StoredLocation>, RepoError> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, image_id, value, meta_data FROM image_locations \
-             WHERE image_id = $1 AND deleted = $2 AND status = 'active' ORDER BY id",
-        )
-        .bind(id.to_string())
-        .bind(false)
-        .fetch_all(&self.read)
-        .await
-        .map_err(map_err)?;
+        let rows = retry_on_lost(&self.read, || async move {
+            sqlx::query::<DB>(
+                "SELECT id, image_id, value, meta_data FROM image_locations \
+                 WHERE image_id = $1 AND deleted = $2 AND status = 'active' ORDER BY id",
+            )
+            .bind(id.to_string())
+            .bind(false)
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)
+        })
+        .await?;
         rows.iter().map(decode_location::<DB>).collect()
     }
 
@@ -174,12 +221,16 @@ where
              JOIN image_locations l ON l.image_id = i.id AND l.deleted = $1 AND l.status = 'active' \
              WHERE i.deleted = $1 AND {owner_matches}"
         );
-        let used: i64 = sqlx::query_scalar::<DB, i64>(&sql)
-            .bind(false)
-            .bind(owner.map(str::to_owned))
-            .fetch_one(&self.read)
-            .await
-            .map_err(map_err)?;
+        let sql = &sql;
+        let used: i64 = retry_on_lost(&self.read, || async move {
+            sqlx::query_scalar::<DB, i64>(sql)
+                .bind(false)
+                .bind(owner.map(str::to_owned))
+                .fetch_one(&self.read)
+                .await
+                .map_err(map_err)
+        })
+        .await?;
         Ok(u64::try_from(used).unwrap_or(0))
     }
 
@@ -189,18 +240,21 @@ where
         after: i64,
         limit: u32,
     ) -> Result<Vec<StoredLocation>, RepoError> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, image_id, value, meta_data FROM image_locations \
-             WHERE status = 'pending_delete' AND deleted = $1 AND updated_at <= $2 AND id > $3 \
-             ORDER BY id LIMIT $4",
-        )
-        .bind(false)
-        .bind(to_db_time(cutoff))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await
-        .map_err(map_err)?;
+        let rows = retry_on_lost(&self.read, || async move {
+            sqlx::query::<DB>(
+                "SELECT id, image_id, value, meta_data FROM image_locations \
+                 WHERE status = 'pending_delete' AND deleted = $1 AND updated_at <= $2 AND id > $3 \
+                 ORDER BY id LIMIT $4",
+            )
+            .bind(false)
+            .bind(to_db_time(cutoff))
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)
+        })
+        .await?;
         rows.iter().map(decode_location::<DB>).collect()
     }
 
@@ -210,6 +264,96 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         let now = to_db_time(now);
+        retry_on_lost(&self.write, || self.location_removed_once(location_id, now)).await
+    }
+}
+
+impl<DB> SqlRepo<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// One attempt of `finish_upload`. Idempotent: an image already active with this very
+    /// location is the outcome of an earlier attempt whose answer was lost.
+    async fn finish_upload_once(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        data: &UploadedData,
+        now: NaiveDateTime,
+    ) -> Result<SaveOutcome, RepoError> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let updated = sqlx::query::<DB>(
+            "UPDATE images SET status = 'active', size = $1, virtual_size = $8, checksum = $2, \
+             os_hash_algo = $3, os_hash_value = $4, updated_at = $5, upload_claim = NULL, upload_heartbeat = NULL \
+             WHERE id = $6 AND status = 'saving' AND deleted = $7 AND upload_claim = $9",
+        )
+        .bind(data.size)
+        .bind(data.checksum.clone())
+        .bind(data.os_hash_algo.clone())
+        .bind(data.os_hash_value.clone())
+        .bind(now)
+        .bind(id.to_string())
+        .bind(false)
+        .bind(data.virtual_size)
+        .bind(claim.to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)
+        .map(|r| DB::rows_affected(&r))?;
+        if updated == 0 {
+            drop(tx);
+            let recorded = sqlx::query::<DB>(
+                "SELECT 1 FROM images i JOIN image_locations l ON l.image_id = i.id \
+                 WHERE i.id = $1 AND i.deleted = $2 AND i.status = 'active' \
+                 AND l.value = $3 AND l.deleted = $2 AND l.status = 'active'",
+            )
+            .bind(id.to_string())
+            .bind(false)
+            .bind(data.location.clone())
+            .fetch_optional(&self.write)
+            .await
+            .map_err(map_err)?;
+            if recorded.is_some() {
+                return Ok(SaveOutcome::Saved);
+            }
+            return Ok(if self.image_exists(id).await? {
+                SaveOutcome::StatusChanged
+            } else {
+                SaveOutcome::Gone
+            });
+        }
+        sqlx::query::<DB>(
+            "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
+             VALUES ($1, $2, $3, 'active', $4, $4, $5)",
+        )
+        .bind(id.to_string())
+        .bind(data.location.clone())
+        .bind(data.metadata.clone())
+        .bind(now)
+        .bind(false)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(SaveOutcome::Saved)
+    }
+
+    /// One attempt of `location_removed` (both updates are idempotent).
+    async fn location_removed_once(
+        &self,
+        location_id: i64,
+        now: NaiveDateTime,
+    ) -> Result<(), RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         sqlx::query::<DB>(
             "UPDATE image_locations SET status = 'deleted', deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3",

@@ -44,11 +44,17 @@ pub(super) fn check_count(
     }
 }
 
-/// `min_ram` and `min_disk` must be non-negative and fit the database column.
+/// `min_ram` and `min_disk` must be non-negative and fit the database column. Integers beyond
+/// 64 bits or written with an exponent are out of range too, never wrapped or zeroed.
 pub(super) fn check_boot_minimums(values: &Map<String, Value>) -> DomainResult<()> {
     for key in ["min_ram", "min_disk"] {
-        let Some(value) = values.get(key).and_then(Value::as_i64) else {
+        let Some(number) = values.get(key).and_then(Value::as_number) else {
             continue;
+        };
+        let Some(value) = number.as_i64() else {
+            return Err(DomainError::bad_request(format!(
+                "'{key}' value out of range, must not exceed 2147483647."
+            )));
         };
         if value < 0 {
             return Err(DomainError::bad_request(format!(
@@ -62,6 +68,31 @@ pub(super) fn check_boot_minimums(values: &Map<String, Value>) -> DomainResult<(
         }
     }
     Ok(())
+}
+
+/// Text no database may store: PostgreSQL refuses NUL characters in text columns, so every
+/// database refuses them, naming the field.
+pub(super) fn check_storable(field: &str, text: &str) -> DomainResult<()> {
+    if text.contains('\0') {
+        return Err(DomainError::bad_request(format!(
+            "Invalid value for '{}': NUL characters are not allowed.",
+            field.replace('\0', "\\0")
+        )));
+    }
+    Ok(())
+}
+
+/// `check_storable` for a JSON value and everything inside it; `field` names it.
+pub(super) fn check_storable_json(field: &str, value: &Value) -> DomainResult<()> {
+    match value {
+        Value::String(text) => check_storable(field, text),
+        Value::Array(items) => items.iter().try_for_each(|v| check_storable_json(field, v)),
+        Value::Object(map) => map.iter().try_for_each(|(key, v)| {
+            check_storable(field, key)?;
+            check_storable_json(field, v)
+        }),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn invalid_object(reason: String) -> DomainError {

@@ -9,13 +9,13 @@ use super::context::RequestContext;
 use super::error::{DomainError, DomainResult, Refusal};
 use super::image::{self, Image, ImageId, Visibility};
 use super::image_rules::{
-    apply_change, check_boot_minimums, check_count, invalid_object, is_reserved,
-    is_schema_property, read_only, set_attribute, OUTPUT_ONLY,
+    apply_change, check_boot_minimums, check_count, check_storable, check_storable_json,
+    invalid_object, is_reserved, is_schema_property, read_only, set_attribute, OUTPUT_ONLY,
 };
 use super::listing::{ListQuery, PageLimits, Viewer};
 use super::patch::{Change, Op, PatchDialect};
 use super::policy::{Action, Policy, Target};
-use super::repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation};
+use super::repository::{CountLimits, Counted, ImageRepo, RepoError, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, READ_ONLY};
 use super::status::ImageStatus;
 
@@ -93,6 +93,10 @@ impl ImageService {
     ) -> DomainResult<Image> {
         if let Some(key) = body.keys().find(|k| OUTPUT_ONLY.contains(&k.as_str())) {
             return Err(read_only(key));
+        }
+        for (key, value) in body {
+            check_storable("property name", key)?;
+            check_storable_json(key, value)?;
         }
         self.schemas
             .image
@@ -270,10 +274,13 @@ impl ImageService {
                 return Ok(before);
             }
             after.updated_at = image::now();
-            match self.repo.save(&before, &after).await? {
+            match self.repo.save(&before, &after, self.count_limits()).await? {
                 SaveOutcome::Saved => return Ok(after),
                 SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
                 SaveOutcome::StatusChanged => continue,
+                SaveOutcome::OverQuota { what, count } => {
+                    return Err(self.over_quota(what, count));
+                }
             }
         }
         Err(DomainError::conflict(format!(
@@ -292,6 +299,10 @@ impl ImageService {
                 )))
             }
         };
+        check_storable("path", attribute)?;
+        if let Some(value) = &change.value {
+            check_storable_json(attribute, value)?;
+        }
         if attribute == "locations" {
             let verb = match change.op {
                 Op::Add => "add",
@@ -349,6 +360,25 @@ impl ImageService {
             before.map(|b| b.tags.len()),
             "image tags",
         )
+    }
+
+    fn count_limits(&self) -> CountLimits {
+        CountLimits {
+            properties: self.limits.property_quota,
+            tags: self.limits.tag_quota,
+        }
+    }
+
+    /// The refusal of a write the database found over a count quota.
+    fn over_quota(&self, what: Counted, count: usize) -> DomainError {
+        let (quota, name) = match what {
+            Counted::Properties => (self.limits.property_quota, "image properties"),
+            Counted::Tags => (self.limits.tag_quota, "image tags"),
+        };
+        match check_count(quota, count, None, name) {
+            Err(e) => e,
+            Ok(()) => DomainError::over_limit(format!("Too many {name}: {count}")),
+        }
     }
 
     /// `image_property_quota`, checked only when the count grows.
@@ -446,10 +476,13 @@ impl ImageService {
             let mut after = before.clone();
             after.status = to;
             after.updated_at = image::now();
-            match self.repo.save(&before, &after).await? {
+            match self.repo.save(&before, &after, self.count_limits()).await? {
                 SaveOutcome::Saved => return Ok(()),
                 SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
                 SaveOutcome::StatusChanged => continue,
+                SaveOutcome::OverQuota { what, count } => {
+                    return Err(self.over_quota(what, count));
+                }
             }
         }
         Err(DomainError::conflict(format!(
@@ -472,22 +505,31 @@ impl ImageService {
 
     /// `PUT /v2/images/{id}/tags/{tag}`.
     pub async fn add_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
+        check_storable("tag", tag)?;
         let image = self.tag_target(ctx, id).await?;
         self.schemas
             .image
             .validate_property("tags", &Value::Array(vec![Value::String(tag.to_owned())]))
             .map_err(invalid_object)?;
+        let tag_limit = |e: DomainError| {
+            DomainError::over_limit(format!("Image tag limit exceeded for image {id}: {e}:"))
+        };
         if !image.tags.iter().any(|t| t == tag) {
             let mut after = image.clone();
             after.add_tag(tag);
-            self.check_tag_quota(&after, Some(&image)).map_err(|e| {
-                DomainError::over_limit(format!("Image tag limit exceeded for image {id}: {e}:"))
-            })?;
+            self.check_tag_quota(&after, Some(&image))
+                .map_err(tag_limit)?;
         }
-        if self.repo.add_tag(&image.id, tag, image::now()).await? {
-            Ok(())
-        } else {
-            Err(DomainError::not_found(format!("Image {id} not found.")))
+        match self
+            .repo
+            .add_tag(&image.id, tag, self.limits.tag_quota, image::now())
+            .await?
+        {
+            SaveOutcome::Saved => Ok(()),
+            SaveOutcome::OverQuota { what, count } => Err(tag_limit(self.over_quota(what, count))),
+            SaveOutcome::Gone | SaveOutcome::StatusChanged => {
+                Err(DomainError::not_found(format!("Image {id} not found.")))
+            }
         }
     }
 

@@ -19,5 +19,8 @@ pub use context::RequestContext;
 pub use error::DomainError;
 pub use image::{Image, ImageId, Visibility};
 pub use images::{ImageLimits, ImageService};
-pub use repository::{ImageRepo, RepoError, SaveOutcome, StoredLocation, UploadRepo, UploadedData};
+pub use repository::{
+    CountLimits, Counted, DataReference, ImageRepo, RepoError, SaveOutcome, StoredLocation,
+    UploadRepo, UploadedData,
+};
 pub use status::ImageStatus;

@@ -16,6 +16,13 @@ pub enum RepoError {
     /// The database cannot be reached or is overloaded; the request may be retried.
     #[error("metadata database unavailable: {0}")]
     Unavailable(String),
+    /// The connection broke under the query (database restarted, connection killed). Reads
+    /// and conditional writes have been retried on a fresh connection already.
+    #[error("metadata database connection lost: {0}")]
+    ConnectionLost(String),
+    /// The query ran past `[database] statement_timeout` and was cancelled by the database.
+    #[error("metadata query cancelled after the statement timeout: {0}")]
+    TimedOut(String),
     /// Anything else: a bug or a schema problem. Logged with detail, shown as a plain 500.
     #[error("metadata database error: {0}")]
     Other(String),
@@ -29,6 +36,26 @@ pub enum SaveOutcome {
     Gone,
     /// The image's status changed since it was read; re-read and decide again.
     StatusChanged,
+    /// The write would take the image past a count quota (counted inside the write, so
+    /// concurrent requests cannot overshoot it); nothing was written.
+    OverQuota {
+        what: Counted,
+        count: usize,
+    },
+}
+
+/// What a count quota counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Properties,
+    Tags,
+}
+
+/// `image_property_quota` and `image_tag_quota` (`None`: unlimited), enforced by the writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountLimits {
+    pub properties: Option<usize>,
+    pub tags: Option<usize>,
 }
 
 #[async_trait]
@@ -52,12 +79,24 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
     async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError>;
 
     /// Writes what differs between `before` and `after`, provided the stored status still is
-    /// `before.status` (so a status decision is never made on stale data).
-    async fn save(&self, before: &Image, after: &Image) -> Result<SaveOutcome, RepoError>;
+    /// `before.status` (so a status decision is never made on stale data), and that a count
+    /// this write makes grow stays within `limits`.
+    async fn save(
+        &self,
+        before: &Image,
+        after: &Image,
+        limits: CountLimits,
+    ) -> Result<SaveOutcome, RepoError>;
 
-    /// Adds a tag (idempotent) and touches `updated_at`. False if the image is gone.
-    async fn add_tag(&self, id: &ImageId, tag: &str, now: DateTime<Utc>)
-        -> Result<bool, RepoError>;
+    /// Adds a tag (idempotent) and touches `updated_at`, within `tag_quota`. `Gone` if the
+    /// image is gone.
+    async fn add_tag(
+        &self,
+        id: &ImageId,
+        tag: &str,
+        tag_quota: Option<usize>,
+        now: DateTime<Utc>,
+    ) -> Result<SaveOutcome, RepoError>;
 
     /// Removes a tag. False if the image had no such tag.
     async fn remove_tag(
@@ -127,6 +166,18 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError>;
 
+    /// Puts back to `queued` every upload whose claim starts with `claim_prefix`: at start-up,
+    /// the uploads this node ran before it stopped, whose heartbeat may still look fresh.
+    async fn reset_uploads_claimed_by(
+        &self,
+        claim_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepoError>;
+
+    /// What the metadata says of store data found at `url` for image `image_id`, so that a
+    /// sweep can tell data that nothing will ever name (an orphan) from data in use.
+    async fn data_reference(&self, image_id: &str, url: &str) -> Result<DataReference, RepoError>;
+
     /// The active locations of a live image, oldest first.
     async fn locations(&self, id: &ImageId) -> Result<Vec<StoredLocation>, RepoError>;
 
@@ -146,6 +197,20 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
     /// `pending_delete` image with no data left becomes `deleted`.
     async fn location_removed(&self, location_id: i64, now: DateTime<Utc>)
         -> Result<(), RepoError>;
+}
+
+/// How the metadata relates to a piece of store data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataReference {
+    /// A location that is not deleted names it (in use, or `pending_delete` for the scrubber),
+    /// or its image has such a location under another spelling of the path.
+    Named,
+    /// No location names it and its image is being uploaded: it may be about to be recorded.
+    Uploading,
+    /// No location names it; its image exists, has no location and is not uploading.
+    Unnamed,
+    /// No location names it and its image is deleted or unknown: nothing ever will.
+    NoImage,
 }
 
 /// One row of `image_locations`.

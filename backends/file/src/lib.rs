@@ -16,6 +16,14 @@ pub use config::{DataDir, FileConfig};
 use error::{join_error, read_error, write_error};
 use writer::{FileWriter, TEMP_PREFIX};
 
+/// A committed data file found by `FileStore::committed_data`.
+#[derive(Debug, Clone)]
+pub struct StoredData {
+    pub image_id: String,
+    pub location: Location,
+    pub modified: SystemTime,
+}
+
 #[derive(Debug)]
 pub struct FileStore {
     config: FileConfig,
@@ -86,6 +94,33 @@ impl FileStore {
             }
         }
         removed
+    }
+
+    /// Every committed data file in the data directories, with its image id (the file name),
+    /// its location and when it was last written, for the sweep of data no location names.
+    /// Temporary files and anything that is not a regular file are left out.
+    pub fn committed_data(&self) -> Vec<StoredData> {
+        let mut found = Vec::new();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(metadata) = entry.metadata() else {
+                    continue;
+                };
+                if name.starts_with(TEMP_PREFIX) || name.starts_with('.') || !metadata.is_file() {
+                    continue;
+                }
+                found.push(StoredData {
+                    location: Location::new(format!("file://{}", entry.path().display())),
+                    image_id: name,
+                    modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+        found
     }
 
     /// The file behind `location`, which must lie directly in one of the data directories: a

@@ -222,6 +222,13 @@ pub struct PageLimits {
     pub max: u32,
 }
 
+/// Tag and property filters one listing may combine: each is a subquery, and beyond a few
+/// dozen the database's planning and execution cost grows much faster than their number.
+pub const MAX_SUBQUERY_FILTERS: usize = 64;
+/// Values one listing may compare with (all `in:` lists together), well under the bind
+/// parameter limits of every database.
+pub const MAX_FILTER_VALUES: usize = 1000;
+
 /// Keys that may repeat; of any other key only the last value counts, as in Glance.
 const REPEATABLE: [&str; 3] = ["tag", "sort_key", "sort_dir"];
 
@@ -240,9 +247,19 @@ impl ListQuery {
         let mut sort_keys: Vec<&str> = Vec::new();
         let mut sort_dirs: Vec<&str> = Vec::new();
         let mut sort_param: Option<&str> = None;
+        for (key, value) in params {
+            super::image_rules::check_storable("query parameter name", key)?;
+            super::image_rules::check_storable(key, value)?;
+        }
 
+        // Linear in the number of parameters, however many a query string holds.
+        let last: std::collections::HashMap<&str, usize> = params
+            .iter()
+            .enumerate()
+            .map(|(n, (key, _))| (key.as_str(), n))
+            .collect();
         let effective = params.iter().enumerate().filter(|(n, (key, _))| {
-            REPEATABLE.contains(&key.as_str()) || !params[n + 1..].iter().any(|(k, _)| k == key)
+            REPEATABLE.contains(&key.as_str()) || last.get(key.as_str()) == Some(n)
         });
         for (_, (key, value)) in effective {
             let value = value.as_str();
@@ -280,7 +297,38 @@ impl ListQuery {
             }
         }
         query.sort = parse_sort(&sort_keys, &sort_dirs, sort_param)?;
+        query.check_cost()?;
         Ok(query)
+    }
+}
+
+impl ListQuery {
+    /// Refuses listings whose filters would cost the database more than any real client needs.
+    fn check_cost(&self) -> DomainResult<()> {
+        let subqueries = self
+            .filters
+            .iter()
+            .filter(|f| matches!(f, Filter::Tag(_) | Filter::Property { .. }))
+            .count();
+        if subqueries > MAX_SUBQUERY_FILTERS {
+            return Err(DomainError::bad_request(format!(
+                "Too many tag and property filters: {subqueries}, at most {MAX_SUBQUERY_FILTERS} are allowed."
+            )));
+        }
+        let values: usize = self
+            .filters
+            .iter()
+            .map(|f| match f {
+                Filter::TextIn { values, .. } => values.len(),
+                _ => 1,
+            })
+            .sum();
+        if values > MAX_FILTER_VALUES {
+            return Err(DomainError::bad_request(format!(
+                "Too many filter values: {values}, at most {MAX_FILTER_VALUES} are allowed."
+            )));
+        }
+        Ok(())
     }
 }
 
