@@ -43,12 +43,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/schemas/members", get(schemas::members))
         .route_layer(from_fn(middleware::reject_unexpected_body))
         .route_layer(from_fn_with_state(state.clone(), middleware::authenticate))
-        .with_state(state);
+        .with_state(state.clone());
 
     let routes = Router::new()
         .route("/", get(versions::multiple_choices))
         .route("/versions", get(versions::list))
-        .route("/healthcheck", get(versions::healthcheck))
+        .route(
+            "/healthcheck",
+            get(versions::healthcheck).with_state(state.clone()),
+        )
         .merge(v2)
         .fallback(unknown_path);
 

@@ -1,10 +1,13 @@
 //! The versions document (`GET /` → 300, `GET /versions` → 200, unknown versions → 300) and
 //! the health check.
 
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+
+use super::AppState;
 
 /// Versions in the order Glance 33 lists them without image cache or multiple stores.
 const VERSIONS: [(&str, &str); 11] = [
@@ -43,7 +46,19 @@ pub async fn list(headers: HeaderMap) -> Json<Value> {
     Json(document(&headers))
 }
 
-/// oslo.middleware's health check: `OK`, no authentication.
-pub async fn healthcheck() -> &'static str {
-    "OK"
+/// oslo.middleware's health check: `OK`, no authentication. A node whose metadata database
+/// does not answer (down, or every pooled connection busy) reports itself degraded with a 503,
+/// so that a load balancer stops sending it requests it could only refuse.
+pub async fn healthcheck(State(state): State<AppState>) -> Response {
+    match state.images.health().await {
+        Ok(()) => (StatusCode::OK, "OK").into_response(),
+        Err(e) => {
+            tracing::warn!(error = ?e.to_string(), "health check: degraded");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "degraded: the metadata database does not answer",
+            )
+                .into_response()
+        }
+    }
 }

@@ -86,7 +86,11 @@ impl Database {
                     .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
                     .idle_timeout(Duration::from_secs(600))
-                    .connect_lazy_with(options.application_name("glint"));
+                    .connect_lazy_with(if options.get_application_name().is_some() {
+                        options
+                    } else {
+                        options.application_name("glint")
+                    });
                 Ok(Database::Postgres(pool))
             }
             DatabaseUrl::Sqlite(path) => {

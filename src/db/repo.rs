@@ -106,6 +106,9 @@ pub(super) fn map_err(e: sqlx::Error) -> RepoError {
     }
 }
 
+/// How long the health check waits for the database.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Attempts of an operation that keeps failing on lost connections.
 const LOST_CONNECTION_ATTEMPTS: usize = 3;
 
@@ -402,6 +405,22 @@ where
     for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    async fn health(&self) -> Result<(), RepoError> {
+        let answered = tokio::time::timeout(
+            HEALTH_TIMEOUT,
+            sqlx::query::<DB>("SELECT 1").fetch_one(&self.read),
+        )
+        .await;
+        match answered {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(map_err(e)),
+            Err(_) => Err(RepoError::Unavailable(format!(
+                "no answer within {} s (no free connection, or the database is stuck)",
+                HEALTH_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
     async fn create(&self, image: &Image) -> Result<(), RepoError> {
         let mut tx = self.begin_write().await?;
         let created = to_db_time(image.created_at);

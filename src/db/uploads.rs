@@ -129,7 +129,7 @@ where
         claim_prefix: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
-        let length = i64::try_from(claim_prefix.len()).unwrap_or(i64::MAX);
+        let length = i32::try_from(claim_prefix.len()).unwrap_or(i32::MAX);
         retry_on_lost(&self.write, || async move {
             sqlx::query::<DB>(
                 "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \

@@ -67,6 +67,11 @@ impl ImageService {
         }
     }
 
+    /// Whether the metadata database answers (the health check).
+    pub async fn health(&self) -> DomainResult<()> {
+        Ok(self.repo.health().await?)
+    }
+
     pub fn schemas(&self) -> &Schemas {
         &self.schemas
     }

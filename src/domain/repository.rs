@@ -60,6 +60,9 @@ pub struct CountLimits {
 
 #[async_trait]
 pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether the database answers a trivial query within a few seconds (for `/healthcheck`).
+    async fn health(&self) -> Result<(), RepoError>;
+
     /// Inserts a new image with its properties and tags; `Duplicate` if the id was ever used.
     async fn create(&self, image: &Image) -> Result<(), RepoError>;
 

@@ -136,8 +136,13 @@ impl TestApp {
                 } else {
                     '?'
                 };
+                // The schema's name as application_name too, so that a test can find (and
+                // kill) its own connections among those of tests running beside it.
                 (
-                    format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url()),
+                    format!(
+                        "{}{sep}options=-c%20search_path%3D{schema}&application_name={schema}",
+                        postgres_url()
+                    ),
                     Some(schema),
                 )
             }
@@ -326,6 +331,11 @@ impl TestApp {
                 .await
                 .expect("query runs"),
         }
+    }
+
+    /// The PostgreSQL schema (and application_name) of this app; `None` on SQLite.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     /// Runs raw SQL against the app's database, for test set-up the API cannot do yet.

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::both_databases;
 use crate::helpers::{TestApp, TestResponse};
 
-fn sample(len: usize) -> Vec<u8> {
+pub(crate) fn sample(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
@@ -45,7 +45,7 @@ fn cut_body(frames: Vec<Vec<u8>>) -> Body {
 }
 
 /// A body whose frames the test sends one by one (None ends it).
-fn channel_body() -> (mpsc::Sender<Vec<u8>>, Body) {
+pub(crate) fn channel_body() -> (mpsc::Sender<Vec<u8>>, Body) {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
     let frames = stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -57,7 +57,7 @@ fn channel_body() -> (mpsc::Sender<Vec<u8>>, Body) {
 
 /// Starts an upload whose body the test feeds frame by frame, and waits until the image is
 /// `saving`. Dropping the sender ends the body.
-async fn start_upload(
+pub(crate) async fn start_upload(
     app: &TestApp,
     id: &str,
     first_frame: Vec<u8>,
@@ -101,7 +101,7 @@ async fn put_file(app: &TestApp, id: &str, headers: &[(&str, &str)], body: Body)
         .await
 }
 
-async fn image(app: &TestApp, id: &str) -> serde_json::Value {
+pub(crate) async fn image(app: &TestApp, id: &str) -> serde_json::Value {
     app.get(&format!("/v2/images/{id}")).await.json()
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 mod auth;
 mod concurrency;
 mod errors;
+mod hardening;
 mod http_wire;
 mod image_data;
 mod images_create;
