@@ -283,6 +283,58 @@ mod tests {
         assert_eq!(req(Method::HEAD, "/healthcheck").method(), Method::HEAD);
     }
 
+    /// Collects what the log subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn client_text_cannot_forge_log_lines() {
+        use tower::ServiceExt as _;
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let app = axum::Router::new()
+                    .route(
+                        "/x",
+                        axum::routing::get(|| async {
+                            ApiError::bad_request(
+                                "No image found with ID x\n2026-01-01T00:00:00Z ERROR fake\0",
+                            )
+                        }),
+                    )
+                    .layer(axum::middleware::from_fn(request_id));
+                let request = Request::get("/x").body(Body::empty()).expect("request");
+                let response = app.oneshot(request).await.expect("infallible");
+                assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            });
+        });
+        let log = String::from_utf8(captured.0.lock().expect("log").clone()).expect("UTF-8");
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(!log.contains('\0'), "{log}");
+        assert!(log.contains(r"ID x\n2026"), "{log}");
+    }
+
     #[test]
     fn trusted_headers_need_confirmed_identity() {
         let mut headers = axum::http::HeaderMap::new();

@@ -6,6 +6,8 @@ pub mod context;
 pub mod error;
 pub mod image;
 mod image_rules;
+#[cfg(test)]
+mod property_tests;
 pub mod images;
 pub mod jsonschema;
 pub mod listing;
