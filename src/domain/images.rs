@@ -305,6 +305,12 @@ impl ImageService {
             }
         };
         check_storable("path", attribute)?;
+        // The property name column holds 255 characters; longer names would fail in the write.
+        if !is_schema_property(attribute) && attribute.chars().count() > 255 {
+            return Err(DomainError::bad_request(
+                "Custom property should not be greater than 255 characters.",
+            ));
+        }
         if let Some(value) = &change.value {
             check_storable_json(attribute, value)?;
         }

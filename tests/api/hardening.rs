@@ -84,6 +84,14 @@ both_databases!(fn nul_characters_are_refused_naming_the_field(app) {
         "os_distro",
     );
     refused(app.put(&format!("/v2/images/{id}/tags/a%00b")).await, "tag");
+    // A property name longer than its column is refused as on create, not failed in the write.
+    let long = "k".repeat(256);
+    let response = app
+        .patch(&format!("/v2/images/{id}"), crate::helpers::PATCH_V21,
+            &json!([{"op": "add", "path": format!("/{long}"), "value": "v"}]))
+        .await;
+    response.assert_status(400);
+    assert!(response.error_message().contains("255"), "{}", response.text());
     refused(app.get("/v2/images?name=a%00b").await, "name");
     refused(app.get("/v2/images?os_distro=%00").await, "os_distro");
     refused(app.get("/v2/images?tag=%00").await, "tag");
