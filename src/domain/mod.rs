@@ -6,13 +6,13 @@ pub mod context;
 pub mod error;
 pub mod image;
 mod image_rules;
-#[cfg(test)]
-mod property_tests;
 pub mod images;
 pub mod jsonschema;
 pub mod listing;
 pub mod patch;
 pub mod policy;
+#[cfg(test)]
+mod property_tests;
 pub mod repository;
 pub mod schema;
 pub mod status;
