@@ -388,3 +388,35 @@ both_databases!(fn ranges_follow_rfc_9110(app) {
     get("bytes=-0").await.assert_status(416);
     get("bytes=0-1,5-6").await.assert_status(400);
 });
+
+/// On a real keep-alive connection, a refused upload tells the client that the connection
+/// closes, and it does close (the unread body is never parsed as a next request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_on_a_keep_alive_connection_says_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start(Backend::Sqlite, "").await;
+    let id = app.create_raw_image().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let address = listener.local_addr().expect("address");
+    let router = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    let head = format!(
+        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+         Content-Length: 16\r\n\r\nGET / HTTP/1.1\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("writes");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("reads");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 415"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert_eq!(answer.matches("http/1.1").count(), 1, "{answer}");
+}
