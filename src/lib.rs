@@ -8,6 +8,7 @@ pub mod config;
 pub mod datapath;
 pub mod db;
 pub mod domain;
+pub mod server;
 pub mod stores;
 pub mod telemetry;
 

@@ -57,6 +57,9 @@ enum DbCommand {
     Version,
 }
 
+/// How long a stopping process waits for blocking tasks after serving ended.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     glint::telemetry::init();
@@ -105,6 +108,9 @@ fn main() -> ExitCode {
             } => db_version(&config).await,
         }
     });
+    // Blocking work still running (a store write of a cut upload) must not keep a stopping
+    // process alive.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -217,10 +223,9 @@ async fn serve(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     tracing::info!(%address, database = database.backend(), "glint serving the Image API v2");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    glint::server::serve(listener, app, &config.server.connections, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("serving failed: {e}"))?;
     database.close().await;
     tracing::info!("glint stopped");
     Ok(())
@@ -301,5 +306,5 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }

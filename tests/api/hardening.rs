@@ -401,7 +401,10 @@ async fn a_refused_upload_on_a_keep_alive_connection_says_close() {
         .expect("binds");
     let address = listener.local_addr().expect("address");
     let router = app.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let limits = glint::server::ConnectionLimits::default();
+    tokio::spawn(async move {
+        glint::server::serve(listener, router, &limits, std::future::pending()).await
+    });
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("connects");

@@ -12,7 +12,10 @@ async fn serve(app: &TestApp) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let address = listener.local_addr().expect("address");
     let router = app.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let limits = glint::server::ConnectionLimits::default();
+    tokio::spawn(async move {
+        glint::server::serve(listener, router, &limits, std::future::pending()).await
+    });
     address
 }
 

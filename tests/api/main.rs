@@ -13,6 +13,7 @@ mod images_delete;
 mod images_list;
 mod images_update;
 mod schemas;
+mod server_limits;
 mod store_limits;
 mod tags;
 mod versions;
