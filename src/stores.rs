@@ -12,19 +12,15 @@ pub struct StoreRegistry {
     /// New image data goes here.
     default: Arc<dyn Store>,
     all: Vec<Arc<dyn Store>>,
-    /// The file store, when configured (for its start-up sweep).
-    file: Option<Arc<FileStore>>,
 }
 
 impl StoreRegistry {
     /// Builds every configured store; a store that cannot start is a start-up error.
     pub fn from_config(config: &StoresConfig) -> Result<StoreRegistry, StoreError> {
-        let file = Arc::new(FileStore::new(config.file.clone())?);
-        let default: Arc<dyn Store> = file.clone();
+        let default: Arc<dyn Store> = Arc::new(FileStore::new(config.file.clone())?);
         Ok(StoreRegistry {
             default: default.clone(),
             all: vec![default],
-            file: Some(file),
         })
     }
 
@@ -37,7 +33,8 @@ impl StoreRegistry {
         self.all.iter().find(|s| s.owns(location))
     }
 
-    pub fn file_store(&self) -> Option<&Arc<FileStore>> {
-        self.file.as_ref()
+    /// Every configured store.
+    pub fn all(&self) -> &[Arc<dyn Store>] {
+        &self.all
     }
 }

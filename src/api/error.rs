@@ -163,6 +163,23 @@ impl From<StoreError> for ApiError {
                 "Data for this image already exists in the store.".to_owned(),
             ),
             StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Image data not found.".to_owned()),
+            StoreError::InUse { .. } => (
+                StatusCode::CONFLICT,
+                "Image data is in use by the store and cannot be removed.".to_owned(),
+            ),
+            // Glance's answer to a write into its read-only http store (StoreAddDisabled).
+            StoreError::ReadOnly { .. } => (
+                StatusCode::GONE,
+                "Error in store configuration. Adding images to store is disabled.".to_owned(),
+            ),
+            StoreError::Unauthenticated { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "The image store refused the request's credentials.".to_owned(),
+            ),
+            StoreError::Misconfigured { store, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Image store {store} is misconfigured; an operator must fix it."),
+            ),
             StoreError::Unsupported { store, what } => (
                 StatusCode::BAD_REQUEST,
                 format!("Store {store} does not support {what}."),

@@ -1,4 +1,10 @@
 //! A process-wide cap on the image bytes held in memory by all uploads together.
+//!
+//! Frames take permits as they arrive and give them back when every consumer is done with
+//! them. A writer that buffers (an object store filling parts) would hold permits while it
+//! waits for more, and several such writers could hold the whole budget between them, each
+//! waiting for the others; so an upload through such a writer first reserves its writer's
+//! buffer plus a pipeline's worth, all at once, and then draws only on that reservation.
 
 use std::sync::Arc;
 
@@ -11,6 +17,9 @@ use super::error::DataError;
 pub struct ByteBudget {
     semaphore: Arc<Semaphore>,
     total: u32,
+    /// For a reservation: its share of the budget it was carved from, returned when the last
+    /// clone goes.
+    _reserved: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl ByteBudget {
@@ -19,7 +28,28 @@ impl ByteBudget {
         ByteBudget {
             semaphore: Arc::new(Semaphore::new(total as usize)),
             total,
+            _reserved: None,
         }
+    }
+
+    /// The whole budget, in bytes.
+    pub fn total(&self) -> u64 {
+        u64::from(self.total)
+    }
+
+    /// Takes `bytes` (at most the whole budget) out of this budget at once, waiting in line
+    /// while holding nothing, and returns them as a budget of their own. Because a reservation
+    /// is taken whole, reservations can never wait on each other.
+    pub async fn reserve(&self, bytes: u64) -> Result<ByteBudget, DataError> {
+        let permits = u32::try_from(bytes)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total);
+        let reserved = self.acquire(permits as usize).await?;
+        Ok(ByteBudget {
+            semaphore: Arc::new(Semaphore::new(permits as usize)),
+            total: permits,
+            _reserved: Some(Arc::new(reserved)),
+        })
     }
 
     fn permits(&self, bytes: usize) -> u32 {
@@ -71,5 +101,29 @@ mod tests {
             .await
             .expect("clamped to the budget");
         assert!(budget.try_acquire(1).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_reservation_is_carved_out_whole_and_given_back() {
+        let budget = ByteBudget::new(10 << 20);
+        let reserved = budget.reserve(6 << 20).await.expect("fits");
+        assert_eq!(reserved.total(), 6 << 20);
+        assert!(
+            budget.try_acquire(5 << 20).is_none(),
+            "6 of 10 MiB are taken"
+        );
+        let inner = reserved
+            .acquire(6 << 20)
+            .await
+            .expect("the reservation is usable");
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            budget.reserve(6 << 20),
+        )
+        .await;
+        assert!(waiting.is_err(), "a second reservation waits");
+        drop(inner);
+        drop(reserved);
+        let _again = budget.reserve(6 << 20).await.expect("given back");
     }
 }

@@ -1,11 +1,10 @@
 //! `GET /v2/images/{id}/file`: finding the data, checking it, streaming it.
 //!
 //! Corruption: before a byte is sent, the stored size must equal the image's recorded `size`
-//! (else 500, logged, nothing served). While streaming, a file that shrinks cuts the transfer
-//! short of the announced `Content-Length`, so clients see an incomplete download, never a
-//! short "complete" one. With `verify_download_checksum`, whole downloads are also hashed as
-//! they go and the last block is held back until the md5 matches `checksum`; on a mismatch
-//! the transfer is cut instead.
+//! (else 500, logged, nothing served), whatever the store. While streaming, every store's
+//! bytes pass one check (`verify`): data that ends early or runs long cuts the transfer short
+//! of its `Content-Length`, and with `verify_download_checksum` whole downloads are hashed as
+//! they go, the last block held back until the md5 matches `checksum`.
 
 use std::fs::File;
 use std::io;
@@ -14,12 +13,11 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, Stream};
-use glint_store::{ByteRange, ImageReader, Location, StoreError};
-use openssl::hash::{Hasher, MessageDigest};
+use glint_store::{ByteRange, ImageReader, Location, ReaderBody, StoreError};
 
-use super::digest::to_hex;
 use super::error::DataError;
 use super::range::parse_range;
+use super::verify::checked;
 use super::DataService;
 use crate::domain::policy::Action;
 use crate::domain::{DomainError, ImageStatus, RequestContext};
@@ -74,11 +72,17 @@ impl DataService {
         // The locations in order; one whose store fails is skipped for the next.
         let mut last_error = None;
         for location in &locations {
-            let location = Location::new(location.url.clone());
+            let location = match Location::parse(&location.url) {
+                Ok(location) => location,
+                Err(e) => {
+                    last_error = Some(e.into());
+                    continue;
+                }
+            };
             let Some(store) = self.stores.for_location(&location) else {
                 last_error = Some(DataError::Internal(format!(
                     "no configured store serves {}",
-                    location.scheme().unwrap_or_default()
+                    location.scheme()
                 )));
                 continue;
             };
@@ -124,22 +128,18 @@ fn serve(
     image: String,
     verify_md5: Option<String>,
 ) -> Result<DataStream, DataError> {
-    match reader {
-        ImageReader::File { file, range } => {
-            let stored = file
-                .metadata()
-                .map_err(|e| DataError::Internal(e.to_string()))?
-                .len();
-            if stored != size {
-                return Err(DataError::Corrupt {
-                    image,
-                    why: format!("{stored} bytes stored, {size} recorded"),
-                });
-            }
-            Ok(file_stream(file, range, verify_md5, image))
-        }
-        ImageReader::Stream(stream) => Ok(stream),
+    if reader.stored_size != size {
+        return Err(DataError::Corrupt {
+            image,
+            why: format!("{} bytes stored, {size} recorded", reader.stored_size),
+        });
     }
+    let len = reader.range.len();
+    let body = match reader.body {
+        ReaderBody::File(file) => file_stream(file, reader.range, image.clone()),
+        ReaderBody::Stream(stream) => stream,
+    };
+    Ok(checked(body, len, verify_md5, image))
 }
 
 /// Blocks read ahead of the socket: the reader keeps this many ready while the server sends,
@@ -151,31 +151,17 @@ struct BlockReader {
     file: std::sync::Arc<File>,
     position: u64,
     end: u64,
-    /// md5 so far and the expected hex, when verifying.
-    verify: Option<(Hasher, String)>,
 }
 
 /// Reads `range` of `file` up to `READ_AHEAD` blocks ahead of the sender. Each block is read
-/// (and, when verifying, hashed) in a short task on the blocking pool; waiting for a slow
-/// client holds no thread. When verifying, the last block is released only once the md5
-/// matches. Reading stops as soon as the download is dropped.
-fn file_stream(
-    file: File,
-    range: ByteRange,
-    verify_md5: Option<String>,
-    image: String,
-) -> DataStream {
+/// in a short task on the blocking pool; waiting for a slow client holds no thread. Reading
+/// stops as soon as the download is dropped.
+fn file_stream(file: File, range: ByteRange, image: String) -> DataStream {
     let (blocks, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-    let verify = verify_md5.and_then(|expected| {
-        Hasher::new(MessageDigest::md5())
-            .ok()
-            .map(|h| (h, expected))
-    });
     let mut reader = BlockReader {
         file: std::sync::Arc::new(file),
         position: range.start,
         end: range.end,
-        verify,
     };
     tokio::spawn(async move {
         while reader.position < reader.end {
@@ -207,7 +193,7 @@ fn file_stream(
     }))
 }
 
-/// Reads the next block; checks the md5 before handing out the last one.
+/// Reads the next block.
 fn read_block(reader: &mut BlockReader) -> io::Result<Bytes> {
     let want = usize::try_from((reader.end - reader.position).min(READ_BLOCK as u64))
         .unwrap_or(READ_BLOCK);
@@ -226,18 +212,6 @@ fn read_block(reader: &mut BlockReader) -> io::Result<Bytes> {
         filled += n;
     }
     reader.position += want as u64;
-    if let Some((hasher, expected)) = reader.verify.as_mut() {
-        hasher.update(&buffer).map_err(io::Error::other)?;
-        if reader.position >= reader.end {
-            let actual = to_hex(&hasher.finish().map_err(io::Error::other)?);
-            if &actual != expected {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("image data does not match its checksum (expected {expected}, read {actual})"),
-                ));
-            }
-        }
-    }
     Ok(buffer.freeze())
 }
 
@@ -265,54 +239,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn streams_ranges_and_verifies_whole_files() {
+    async fn streams_whole_files_and_ranges() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let md5 = to_hex(&openssl::hash::hash(MessageDigest::md5(), &data).expect("md5"));
         let whole = file_stream(
             temp_file(&data),
             ByteRange {
                 start: 0,
                 end: data.len() as u64,
             },
-            Some(md5),
             "i".into(),
         );
         assert_eq!(collect(whole).await.expect("reads"), data);
         let part = file_stream(
             temp_file(&data),
             ByteRange { start: 10, end: 20 },
-            None,
             "i".into(),
         );
         assert_eq!(collect(part).await.expect("reads"), &data[10..20]);
-    }
-
-    #[tokio::test]
-    async fn a_checksum_mismatch_cuts_the_stream() {
-        let data = vec![7u8; 2_500_000];
-        let stream = file_stream(
-            temp_file(&data),
-            ByteRange {
-                start: 0,
-                end: data.len() as u64,
-            },
-            Some("0".repeat(32)),
-            "i".into(),
-        );
-        let mut stream = stream;
-        let mut sent = 0;
-        let mut failed = false;
-        while let Some(block) = stream.next().await {
-            match block {
-                Ok(b) => sent += b.len(),
-                Err(e) => {
-                    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-                    failed = true;
-                }
-            }
-        }
-        assert!(failed);
-        assert!(sent < data.len(), "the last block was held back");
     }
 
     #[tokio::test]
@@ -320,12 +263,24 @@ mod tests {
         let stream = file_stream(
             temp_file(b"short"),
             ByteRange { start: 0, end: 100 },
-            None,
             "i".into(),
         );
         assert_eq!(
             collect(stream).await.expect_err("cut").kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[tokio::test]
+    async fn a_size_other_than_recorded_serves_nothing() {
+        let reader = ImageReader {
+            stored_size: 5,
+            range: ByteRange { start: 0, end: 5 },
+            body: ReaderBody::File(temp_file(b"12345")),
+        };
+        assert!(matches!(
+            serve(reader, 6, "i".into(), None),
+            Err(DataError::Corrupt { .. })
+        ));
     }
 }

@@ -10,6 +10,8 @@ pub mod inspect;
 pub mod range;
 mod scrub;
 mod upload;
+mod verify;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;

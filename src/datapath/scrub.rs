@@ -40,13 +40,15 @@ impl DataService {
     /// Removes one location's data and records it; a failure leaves the location
     /// `pending_delete` for the next scrubber pass. Returns whether the data is gone.
     async fn remove_data(&self, location: &StoredLocation) -> bool {
-        let uri = Location::new(location.url.clone());
-        let result = match self.stores.for_location(&uri) {
-            Some(store) => match store.delete(&uri).await {
-                Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
-                Err(e) => Err(e.to_string()),
+        let result = match Location::parse(&location.url) {
+            Err(e) => Err(e.to_string()),
+            Ok(uri) => match self.stores.for_location(&uri) {
+                Some(store) => match store.delete(&uri).await {
+                    Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                },
+                None => Err(format!("no configured store serves {uri}")),
             },
-            None => Err(format!("no configured store serves {uri}")),
         };
         match result {
             Ok(()) => match self
@@ -61,7 +63,7 @@ impl DataService {
                 }
             },
             Err(e) => {
-                tracing::warn!(image.id = %location.image_id, location = %location.url, error = %e, "cannot remove image data yet; the scrubber will retry");
+                tracing::warn!(image.id = %location.image_id, location.id = location.id, error = %e, "cannot remove image data yet; the scrubber will retry");
                 false
             }
         }
@@ -102,42 +104,41 @@ impl DataService {
     /// deleted or unknown image goes at once; data of a live image only once it is older than
     /// any upload could leave it unrecorded; data of an image being uploaded stays.
     async fn sweep_orphans(&self) -> Result<usize, DataError> {
-        let Some(file) = self.stores.file_store() else {
-            return Ok(0);
-        };
-        let file = file.clone();
-        let found = tokio::task::spawn_blocking(move || file.committed_data())
-            .await
-            .map_err(|e| DataError::Internal(e.to_string()))?;
         let settled = std::time::SystemTime::now()
             .checked_sub(PARTIAL_FILE_AGE)
             .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
         let mut removed = 0;
-        for data in found {
-            let reference = self
-                .uploads
-                .data_reference(&data.image_id, data.location.as_str())
-                .await?;
-            let orphan = match reference {
-                DataReference::NoImage => true,
-                DataReference::Unnamed => data.modified < settled,
-                DataReference::Named | DataReference::Uploading => false,
-            };
-            if !orphan {
-                continue;
-            }
-            let Some(store) = self.stores.for_location(&data.location) else {
-                continue;
-            };
-            match store.delete(&data.location).await {
-                Ok(()) | Err(StoreError::NotFound(_)) => {
-                    tracing::warn!(image.id = ?data.image_id, location = %data.location,
-                        "removed image data that no location names");
-                    removed += 1;
-                }
+        for store in self.stores.all() {
+            let found = match store.committed_data().await {
+                Ok(found) => found,
                 Err(e) => {
-                    tracing::warn!(image.id = ?data.image_id, location = %data.location, error = %e,
-                        "cannot remove image data that no location names yet")
+                    tracing::warn!(store.name = store.name(), error = %e, "cannot list the store's data for the orphan sweep");
+                    continue;
+                }
+            };
+            for data in found {
+                let reference = self
+                    .uploads
+                    .data_reference(&data.image_id, &data.location.uri())
+                    .await?;
+                let orphan = match reference {
+                    DataReference::NoImage => true,
+                    DataReference::Unnamed => data.modified < settled,
+                    DataReference::Named | DataReference::Uploading => false,
+                };
+                if !orphan {
+                    continue;
+                }
+                match store.delete(&data.location).await {
+                    Ok(()) | Err(StoreError::NotFound(_)) => {
+                        tracing::warn!(image.id = ?data.image_id, location = %data.location,
+                            "removed image data that no location names");
+                        removed += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(image.id = ?data.image_id, location = %data.location, error = %e,
+                            "cannot remove image data that no location names yet")
+                    }
                 }
             }
         }
@@ -161,8 +162,8 @@ impl DataService {
         Ok(reset)
     }
 
-    /// Crash recovery: uploads whose node stopped heart-beating go back to `queued`, and the
-    /// file store's abandoned temporary files are removed.
+    /// Crash recovery: uploads whose node stopped heart-beating go back to `queued`, and what
+    /// writers that never finished left in the stores is removed.
     pub async fn reconcile(&self, stale_after: Duration) -> Result<u64, DataError> {
         let cutoff =
             image::now() - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
@@ -176,14 +177,20 @@ impl DataService {
                 "uploads abandoned by a stopped node put back to queued"
             );
         }
-        if let Some(file) = self.stores.file_store() {
-            let file = file.clone();
-            let age = stale_after.max(PARTIAL_FILE_AGE);
-            let removed = tokio::task::spawn_blocking(move || file.sweep_partials(age))
-                .await
-                .map_err(|e| DataError::Internal(e.to_string()))?;
-            if removed > 0 {
-                tracing::info!(files = removed, "removed abandoned partial image files");
+        let age = stale_after.max(PARTIAL_FILE_AGE);
+        for store in self.stores.all() {
+            match store.sweep_abandoned(age).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(
+                        store.name = store.name(),
+                        removed,
+                        "removed data of uploads that never finished"
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(store.name = store.name(), error = %e, "cannot sweep the store's unfinished uploads")
+                }
             }
         }
         Ok(reset)

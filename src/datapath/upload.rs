@@ -19,12 +19,14 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 
-use glint_store::{Chunk, ImageWriter, Location, Store, StoreError, Stored};
+use glint_store::{Chunk, Location, Store, StoreError, Stored, WriteOptions};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::budget::ByteBudget;
 use super::digest::{Digester, Digests};
 use super::error::DataError;
 use super::inspect::{self, Inspection, Inspector};
+use super::writer::OpenWriter;
 use super::DataService;
 use crate::domain::image::{self, Image, ImageId};
 use crate::domain::policy::Action;
@@ -34,6 +36,9 @@ use crate::domain::{ImageStatus, RequestContext, SaveOutcome, UploadRepo, Upload
 const BATCH_BYTES: usize = 1 << 20;
 /// Chunks the writer may fall behind by.
 const WRITER_DEPTH: usize = 4;
+/// What an upload's own pipeline (the batch being gathered, the chunks queued for the hashers
+/// and the writer) needs to flow, reserved next to a buffering writer's share.
+const PIPELINE_BYTES: u64 = 4 * BATCH_BYTES as u64;
 /// How often a running upload tells the database it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// A client that sends nothing for this long has gone; its upload fails.
@@ -188,9 +193,9 @@ enum WriterStop {
 /// Feeds the store. Aborts the writer itself unless told to finish, so that no path —
 /// including cancellation — leaves partial data behind.
 async fn write_loop(
-    mut writer: Box<dyn ImageWriter>,
+    mut writer: OpenWriter,
     mut messages: mpsc::Receiver<WriterMessage>,
-) -> Result<Box<dyn ImageWriter>, WriterStop> {
+) -> Result<OpenWriter, WriterStop> {
     while let Some(message) = messages.recv().await {
         match message {
             WriterMessage::Data(chunk) => {
@@ -218,6 +223,12 @@ struct Limits {
 }
 
 impl Limits {
+    /// The most the data may be.
+    fn max_size(&self) -> u64 {
+        self.quota_remaining
+            .map_or(self.size_cap, |q| q.min(self.size_cap))
+    }
+
     fn check(&self, size: u64) -> Result<(), DataError> {
         if size > self.size_cap {
             return Err(DataError::SizeCapExceeded { cap: self.size_cap });
@@ -315,10 +326,22 @@ impl DataService {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
+        let options = WriteOptions {
+            size: expected,
+            max_size: limits.max_size(),
+            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
+        };
+        let buffer = store.write_buffer(&options)?;
+        // A writer that buffers draws on a reservation of its own (see `budget`); one that
+        // does not shares the whole budget with every other upload, frame by frame.
+        let budget = match buffer {
+            0 => self.budget.clone(),
+            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
+        };
         // A store that cannot hold the announced size says so here, before the body is read.
-        let writer = self.open_writer(image, store, expected).await?;
+        let writer = self.open_writer(image, store, &options).await?;
         let (writer, digests, inspection, received) = self
-            .pump(image, claim, writer, request.body, limits)
+            .pump(image, claim, writer, request.body, limits, &budget)
             .await?;
         if let Some(declared) = request.declared_size {
             if declared != received {
@@ -380,20 +403,21 @@ impl DataService {
         &self,
         image: &Image,
         store: &Arc<dyn Store>,
-        expected: Option<u64>,
-    ) -> Result<Box<dyn ImageWriter>, DataError> {
-        match store.writer(image.id.as_str(), expected).await {
+        options: &WriteOptions,
+    ) -> Result<OpenWriter, DataError> {
+        let writer = match store.writer(image.id.as_str(), options).await {
             Err(StoreError::AlreadyExists(location)) => {
                 let recorded = self.uploads.locations(&image.id).await?;
                 if recorded.iter().any(|l| l.url == location) {
                     return Err(StoreError::AlreadyExists(location).into());
                 }
                 tracing::warn!(image.id = %image.id, %location, "removing orphaned data left by an interrupted upload");
-                store.delete(&Location::new(location)).await?;
-                Ok(store.writer(image.id.as_str(), expected).await?)
+                store.delete(&Location::parse(&location)?).await?;
+                store.writer(image.id.as_str(), options).await?
             }
-            other => Ok(other?),
-        }
+            other => other?,
+        };
+        Ok(OpenWriter::new(writer, store.name()))
     }
 
     async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {
@@ -415,10 +439,11 @@ impl DataService {
         &self,
         image: &Image,
         claim: &str,
-        writer: Box<dyn ImageWriter>,
+        writer: OpenWriter,
         mut body: S,
         limits: &Limits,
-    ) -> Result<(Box<dyn ImageWriter>, Digests, Inspection, u64), DataError>
+        budget: &ByteBudget,
+    ) -> Result<(OpenWriter, Digests, Inspection, u64), DataError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
@@ -459,7 +484,7 @@ impl DataService {
                 idle_deadline = Instant::now() + BODY_IDLE;
                 received += frame.len() as u64;
                 limits.check(received)?;
-                let permit = match self.budget.try_acquire(frame.len()) {
+                let permit = match budget.try_acquire(frame.len()) {
                     Some(permit) => permit,
                     None => {
                         // The budget is spent: pass on what this upload holds before waiting,
@@ -468,7 +493,7 @@ impl DataService {
                             self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
                                 .await?;
                         }
-                        self.budget.acquire(frame.len()).await?
+                        budget.acquire(frame.len()).await?
                     }
                 };
                 batch.push(frame, permit);
@@ -547,7 +572,7 @@ impl DataService {
             checksum: digests.md5.clone(),
             os_hash_algo: digests.algorithm.clone(),
             os_hash_value: digests.value.clone(),
-            location: stored.location.to_string(),
+            location: stored.location.uri(),
             metadata: "{}".to_owned(),
         };
         match self

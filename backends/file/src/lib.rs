@@ -10,19 +10,14 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use glint_store::{ByteRange, Capabilities, ImageReader, ImageWriter, Location, Store, StoreError};
+use glint_store::{
+    ByteRange, Capabilities, ImageReader, ImageWriter, Location, Store, StoreError, StoredData,
+    WriteOptions,
+};
 
 pub use config::{DataDir, FileConfig};
 use error::{join_error, read_error, write_error};
 use writer::{FileWriter, TEMP_PREFIX};
-
-/// A committed data file found by `FileStore::committed_data`.
-#[derive(Debug, Clone)]
-pub struct StoredData {
-    pub image_id: String,
-    pub location: Location,
-    pub modified: SystemTime,
-}
 
 #[derive(Debug)]
 pub struct FileStore {
@@ -38,9 +33,10 @@ impl FileStore {
     /// Validates the configuration and creates missing data directories.
     pub fn new(config: FileConfig) -> Result<FileStore, StoreError> {
         if config.datadirs.is_empty() {
-            return Err(StoreError::InvalidLocation(
-                "no filesystem_store_datadir configured".to_owned(),
-            ));
+            return Err(StoreError::Misconfigured {
+                store: config.name.clone(),
+                why: "no filesystem_store_datadir configured".to_owned(),
+            });
         }
         let mut datadirs = config.datadirs.clone();
         datadirs.sort_by_key(|d| std::cmp::Reverse(d.priority));
@@ -70,12 +66,12 @@ impl FileStore {
 
     /// Removes temporary files older than `age` left by writers that never finished (a crash
     /// or kill). Returns how many were removed.
-    pub fn sweep_partials(&self, age: Duration) -> usize {
+    fn sweep_partials(dirs: &[PathBuf], age: Duration) -> usize {
         let cutoff = SystemTime::now()
             .checked_sub(age)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut removed = 0;
-        for dir in &self.dirs {
+        for dir in dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -99,9 +95,9 @@ impl FileStore {
     /// Every committed data file in the data directories, with its image id (the file name),
     /// its location and when it was last written, for the sweep of data no location names.
     /// Temporary files and anything that is not a regular file are left out.
-    pub fn committed_data(&self) -> Vec<StoredData> {
+    fn list_committed(dirs: &[PathBuf]) -> Vec<StoredData> {
         let mut found = Vec::new();
-        for dir in &self.dirs {
+        for dir in dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -114,7 +110,7 @@ impl FileStore {
                     continue;
                 }
                 found.push(StoredData {
-                    location: Location::new(format!("file://{}", entry.path().display())),
+                    location: Location::file(entry.path()),
                     image_id: name,
                     modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 });
@@ -187,8 +183,9 @@ impl Store for FileStore {
     async fn writer(
         &self,
         image_id: &str,
-        size_hint: Option<u64>,
+        options: &WriteOptions,
     ) -> Result<Box<dyn ImageWriter>, StoreError> {
+        let size_hint = options.size;
         if image_id.is_empty() || image_id.contains(['/', '\0']) || image_id.starts_with('.') {
             return Err(StoreError::InvalidLocation(image_id.to_owned()));
         }
@@ -223,14 +220,14 @@ impl Store for FileStore {
         range: Option<ByteRange>,
     ) -> Result<ImageReader, StoreError> {
         let path = self.path_of(location)?;
-        reader::open(&self.config.name, &path, location.as_str(), range).await
+        reader::open(&self.config.name, &path, &location.to_string(), range).await
     }
 
     async fn size(&self, location: &Location) -> Result<u64, StoreError> {
         let path = self.path_of(location)?;
         let meta = tokio::fs::symlink_metadata(&path)
             .await
-            .map_err(|e| read_error(&self.config.name, location.as_str(), e))?;
+            .map_err(|e| read_error(&self.config.name, &location.to_string(), e))?;
         if !meta.is_file() {
             return Err(StoreError::InvalidLocation(location.to_string()));
         }
@@ -241,7 +238,21 @@ impl Store for FileStore {
         let path = self.path_of(location)?;
         tokio::fs::remove_file(&path)
             .await
-            .map_err(|e| read_error(&self.config.name, location.as_str(), e))
+            .map_err(|e| read_error(&self.config.name, &location.to_string(), e))
+    }
+
+    async fn sweep_abandoned(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let dirs = self.dirs.clone();
+        tokio::task::spawn_blocking(move || FileStore::sweep_partials(&dirs, older_than))
+            .await
+            .map_err(|e| join_error(&self.config.name, e))
+    }
+
+    async fn committed_data(&self) -> Result<Vec<StoredData>, StoreError> {
+        let dirs = self.dirs.clone();
+        tokio::task::spawn_blocking(move || FileStore::list_committed(&dirs))
+            .await
+            .map_err(|e| join_error(&self.config.name, e))
     }
 }
 

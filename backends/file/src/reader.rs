@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use glint_store::{ByteRange, ImageReader, StoreError};
+use glint_store::{ByteRange, ImageReader, ReaderBody, StoreError};
 
 use crate::error::{join_error, read_error};
 
@@ -41,7 +41,11 @@ pub(crate) async fn open(
             },
             None => ByteRange { start: 0, end: len },
         };
-        Ok(ImageReader::File { file, range })
+        Ok(ImageReader {
+            stored_size: len,
+            range,
+            body: ReaderBody::File(file),
+        })
     })
     .await
     .map_err(|e| join_error(store, e))?

@@ -1,7 +1,7 @@
 //! Writing an image file: data goes to a hidden temporary file in the target directory and
 //! is renamed (hard-linked, so an existing image is never replaced) to its final name on
-//! commit. A crash leaves at most a temporary file, which the start-up sweep removes; never a
-//! truncated file under a live location.
+//! commit. A crash, or a writer dropped without commit or abort, leaves at most a temporary
+//! file, which `sweep_abandoned` removes; never a truncated file under a live location.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -29,8 +29,6 @@ pub(crate) struct FileWriter {
     thin_provisioning: bool,
     fsync: bool,
     file_perm: Option<u32>,
-    /// Set once the temporary file has been renamed or removed.
-    finished: bool,
 }
 
 impl FileWriter {
@@ -67,7 +65,6 @@ impl FileWriter {
             thin_provisioning,
             fsync,
             file_perm,
-            finished: false,
         })
     }
 
@@ -121,7 +118,8 @@ impl ImageWriter for FileWriter {
         let (temp, target) = (self.temp_path.clone(), self.final_path.clone());
         let (written, fsync, perm, store) =
             (self.written, self.fsync, self.file_perm, self.store.clone());
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        let temp_path = temp.clone();
+        let committed = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let fail = |e| write_error(&store, e);
             // Trailing holes do not extend the file by themselves.
             file.set_len(written).map_err(fail)?;
@@ -157,10 +155,15 @@ impl ImageWriter for FileWriter {
             Ok(())
         })
         .await
-        .map_err(|e| join_error(&self.store, e))??;
-        self.finished = true;
+        .map_err(|e| join_error(&self.store, e))
+        .and_then(|r| r);
+        if let Err(e) = committed {
+            // A failed commit leaves nothing: the temporary file goes with it.
+            let _ = tokio::fs::remove_file(&temp_path).await;
+            return Err(e);
+        }
         Ok(Stored {
-            location: Location::new(format!("file://{}", self.final_path.display())),
+            location: Location::file(&self.final_path),
             size: self.written,
         })
     }
@@ -172,25 +175,10 @@ impl ImageWriter for FileWriter {
         let result = tokio::task::spawn_blocking(move || std::fs::remove_file(&temp))
             .await
             .map_err(|e| join_error(&store, e))?;
-        self.finished = true;
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(write_error(&self.store, e)),
-        }
-    }
-}
-
-impl Drop for FileWriter {
-    fn drop(&mut self) {
-        // Neither committed nor aborted (a cancelled upload): remove the partial data now.
-        if !self.finished {
-            self.file = None;
-            if let Err(e) = std::fs::remove_file(&self.temp_path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %self.temp_path.display(), error = %e, "cannot remove partial image file");
-                }
-            }
         }
     }
 }

@@ -1,16 +1,21 @@
 //! The store driver interface: how Glint moves image bytes into and out of a backend.
 //!
-//! A driver moves bytes and nothing else. Hashing, size limits, quotas, image status and the
-//! cleanup policy live once in Glint's data path, which drives a writer through
-//! `write* → commit | abort`: nothing a writer wrote is visible under a location until
-//! `commit` succeeds, and `abort` (or dropping the writer) removes every byte written.
+//! A driver moves bytes and nothing else. Hashing, size limits, quotas, image status, the
+//! memory budget and the cleanup policy live once in Glint's data path, which drives a writer
+//! through `write* → commit | abort`: nothing a writer wrote is visible under a location until
+//! `commit` returns, and `abort` removes every byte written. A writer dropped without either
+//! (a killed task) may leave data behind that only `sweep_abandoned` removes; the data path
+//! never does that on purpose.
 
 mod chunk;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod location;
 
 use std::fmt::Debug;
 use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,7 +23,10 @@ use futures_core::Stream;
 
 pub use chunk::Chunk;
 pub use error::StoreError;
-pub use location::Location;
+pub use location::{
+    CinderLocation, Credentials, FileLocation, HttpLocation, Location, RbdLocation, S3Location,
+    SwiftLocation,
+};
 
 /// What a store can do; the data path and the tests are selected by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,12 +48,26 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn len(&self) -> u64 {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 
     pub fn is_empty(&self) -> bool {
         self.end <= self.start
     }
+}
+
+/// What the data path knows about an upload when it asks for a writer: enough for a driver to
+/// size its parts and its buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// The size the client announced, if it did (`X-OpenStack-Image-Size`, `Content-Length`).
+    pub size: Option<u64>,
+    /// The most the data may grow to (`image_size_cap`, or what the quota leaves): with no
+    /// announced size, parts must be large enough for this many bytes.
+    pub max_size: u64,
+    /// The most image bytes the writer may hold in memory at once. The data path reserves
+    /// `Store::write_buffer` of it before the upload starts.
+    pub memory: u64,
 }
 
 /// The result of a committed write.
@@ -56,25 +78,41 @@ pub struct Stored {
     pub size: u64,
 }
 
-/// How image data comes back from a store.
-pub enum ImageReader {
-    /// A local file and the byte range to serve from it; lets the server use the cheapest
-    /// copy path the kernel offers.
-    File {
-        file: std::fs::File,
-        range: ByteRange,
-    },
-    /// Any other store: a stream of the requested bytes.
-    Stream(Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>),
+/// Committed data found in a store, for the sweep of data no location names.
+#[derive(Debug, Clone)]
+pub struct StoredData {
+    /// The image the data was written for (drivers name data after the image id).
+    pub image_id: String,
+    pub location: Location,
+    pub modified: SystemTime,
 }
 
-impl Debug for ImageReader {
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// An opened image: the bytes of `range`, and what the store holds in all.
+#[derive(Debug)]
+pub struct ImageReader {
+    /// Bytes stored at the location, whatever the range; the data path compares it with the
+    /// image's recorded size before serving a byte.
+    pub stored_size: u64,
+    /// The range `body` yields, clamped to the data.
+    pub range: ByteRange,
+    pub body: ReaderBody,
+}
+
+/// How a reader's bytes come.
+pub enum ReaderBody {
+    /// A local file, read at `range` by the data path.
+    File(std::fs::File),
+    /// Any other store: a stream of exactly the bytes of `range`.
+    Stream(ByteStream),
+}
+
+impl Debug for ReaderBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ImageReader::File { range, .. } => {
-                f.debug_struct("File").field("range", range).finish()
-            }
-            ImageReader::Stream(_) => f.write_str("Stream"),
+            ReaderBody::File(_) => f.write_str("File"),
+            ReaderBody::Stream(_) => f.write_str("Stream"),
         }
     }
 }
@@ -90,12 +128,19 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Whether `location` belongs to this store.
     fn owns(&self, location: &Location) -> bool;
 
-    /// Starts writing the data of image `image_id`. `size_hint` is the announced size, if
-    /// any: a store may refuse at once (`StorageFull`) when it cannot hold it.
+    /// Image bytes a writer opened with `options` holds at most (parts being filled or in
+    /// flight). Must not exceed `options.memory`; `Err` when the store cannot work within it.
+    fn write_buffer(&self, options: &WriteOptions) -> Result<u64, StoreError> {
+        let _ = options;
+        Ok(0)
+    }
+
+    /// Starts writing the data of image `image_id`. A store may refuse at once
+    /// (`StorageFull`) when it cannot hold the announced size.
     async fn writer(
         &self,
         image_id: &str,
-        size_hint: Option<u64>,
+        options: &WriteOptions,
     ) -> Result<Box<dyn ImageWriter>, StoreError>;
 
     /// Opens `location` for reading, whole or one range (clamped to the data).
@@ -110,6 +155,17 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Removes the data at `location`; `NotFound` if it is already gone.
     async fn delete(&self, location: &Location) -> Result<(), StoreError>;
+
+    /// Removes what writers that never finished left behind (a killed process): temporary
+    /// files, unfinished multipart uploads; only Glint's own, and only those untouched for
+    /// `older_than`. Returns how many were removed.
+    async fn sweep_abandoned(&self, older_than: Duration) -> Result<usize, StoreError>;
+
+    /// Every piece of committed data in the store that Glint wrote, for the sweep of data no
+    /// location names. A store that cannot list (or holds data it did not write) returns none.
+    async fn committed_data(&self) -> Result<Vec<StoredData>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// One image's data on its way into a store.
@@ -121,6 +177,6 @@ pub trait ImageWriter: Send {
     /// Makes the data visible under its location: the only step that does.
     async fn commit(self: Box<Self>) -> Result<Stored, StoreError>;
 
-    /// Removes everything written. Dropping a writer without `commit` must do the same.
+    /// Removes everything written.
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }
