@@ -117,9 +117,13 @@ impl DataService {
                 }
             };
             for data in found {
+                let spellings: Vec<String> = std::iter::once(&data.location)
+                    .chain(&data.aliases)
+                    .map(Location::uri)
+                    .collect();
                 let reference = self
                     .uploads
-                    .data_reference(&data.image_id, &data.location.uri())
+                    .data_reference(&data.image_id, &spellings)
                     .await?;
                 let orphan = match reference {
                     DataReference::NoImage => true,

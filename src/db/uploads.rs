@@ -148,32 +148,44 @@ where
         .await
     }
 
-    async fn data_reference(&self, image_id: &str, url: &str) -> Result<DataReference, RepoError> {
+    async fn data_reference(
+        &self,
+        image_id: &str,
+        urls: &[String],
+    ) -> Result<DataReference, RepoError> {
+        // Data stays while any row may still need it: a live location, or one waiting for the
+        // scrubber (Glance marks those `deleted` as well as `pending_delete`).
         let (image, named, image_has_data) = retry_on_lost(&self.read, || async move {
             let image = sqlx::query::<DB>("SELECT status, deleted FROM images WHERE id = $1")
                 .bind(image_id.to_owned())
                 .fetch_optional(&self.read)
                 .await
                 .map_err(map_err)?;
-            let named = sqlx::query::<DB>(
-                "SELECT 1 FROM image_locations WHERE value = $1 AND deleted = $2 LIMIT 1",
-            )
-            .bind(url.to_owned())
-            .bind(false)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
+            let mut named = false;
+            for url in urls {
+                named |= sqlx::query::<DB>(
+                    "SELECT 1 FROM image_locations WHERE value = $1 \
+                     AND (deleted = $2 OR status = 'pending_delete') LIMIT 1",
+                )
+                .bind(url.clone())
+                .bind(false)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(map_err)?
+                .is_some();
+            }
             // A location spelled differently (another spelling of the data directory) may
             // still mean this very data.
             let image_has_data = sqlx::query::<DB>(
-                "SELECT 1 FROM image_locations WHERE image_id = $1 AND deleted = $2 LIMIT 1",
+                "SELECT 1 FROM image_locations WHERE image_id = $1 \
+                 AND (deleted = $2 OR status = 'pending_delete') LIMIT 1",
             )
             .bind(image_id.to_owned())
             .bind(false)
             .fetch_optional(&self.read)
             .await
             .map_err(map_err)?;
-            Ok((image, named.is_some(), image_has_data.is_some()))
+            Ok((image, named, image_has_data.is_some()))
         })
         .await?;
         if named || image_has_data {
@@ -243,10 +255,9 @@ where
         let rows = retry_on_lost(&self.read, || async move {
             sqlx::query::<DB>(
                 "SELECT id, image_id, value, meta_data FROM image_locations \
-                 WHERE status = 'pending_delete' AND deleted = $1 AND updated_at <= $2 AND id > $3 \
-                 ORDER BY id LIMIT $4",
+                 WHERE status = 'pending_delete' AND updated_at <= $1 AND id > $2 \
+                 ORDER BY id LIMIT $3",
             )
-            .bind(false)
             .bind(to_db_time(cutoff))
             .bind(after)
             .bind(i64::from(limit))
@@ -368,11 +379,10 @@ where
             "UPDATE images SET status = 'deleted', updated_at = $1 \
              WHERE id = (SELECT image_id FROM image_locations WHERE id = $2) AND status = 'pending_delete' \
              AND NOT EXISTS (SELECT 1 FROM image_locations l WHERE l.image_id = images.id \
-                             AND l.status = 'pending_delete' AND l.deleted = $3)",
+                             AND l.status = 'pending_delete')",
         )
         .bind(now)
         .bind(location_id)
-        .bind(false)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

@@ -177,9 +177,14 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError>;
 
-    /// What the metadata says of store data found at `url` for image `image_id`, so that a
-    /// sweep can tell data that nothing will ever name (an orphan) from data in use.
-    async fn data_reference(&self, image_id: &str, url: &str) -> Result<DataReference, RepoError>;
+    /// What the metadata says of store data found for image `image_id` at any of `urls` (the
+    /// spellings of one location), so that a sweep can tell data that nothing will ever name
+    /// (an orphan) from data in use.
+    async fn data_reference(
+        &self,
+        image_id: &str,
+        urls: &[String],
+    ) -> Result<DataReference, RepoError>;
 
     /// The active locations of a live image, oldest first.
     async fn locations(&self, id: &ImageId) -> Result<Vec<StoredLocation>, RepoError>;

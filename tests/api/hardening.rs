@@ -259,6 +259,22 @@ both_databases!(fn data_no_location_names_is_swept_by_the_scrubber(app) {
     let _ = upload.await;
 });
 
+both_databases!(fn the_orphan_sweep_keeps_data_waiting_for_glance_s_scrubber_and_foreign_files(app, "[DEFAULT]\nscrub_time = 86400\n") {
+    // Glance's delayed delete marks the image and its location both `deleted` and
+    // `pending_delete`; the data must wait for `scrub_time`, not go with the orphans.
+    let pending = app.create_raw_image().await;
+    app.upload(&pending, sample(1000)).await.assert_status(204);
+    app.execute(&format!("UPDATE images SET status = 'pending_delete', deleted = true, deleted_at = '2026-01-01 00:00:00' WHERE id = '{pending}'")).await;
+    app.execute(&format!("UPDATE image_locations SET status = 'pending_delete', deleted = true, deleted_at = '2026-01-01 00:00:00' WHERE image_id = '{pending}'")).await;
+    // Files the operator put in the directory are not Glint's to remove.
+    std::fs::write(app.images_dir.join("README"), b"operator notes").expect("writes");
+    let report = app.services.data.scrub().await.expect("scrubs");
+    assert_eq!((report.removed, report.orphans), (0, 0), "{report:?}");
+    let files = app.stored_files();
+    assert!(files.contains(&pending), "{files:?}");
+    assert!(app.images_dir.join("README").exists());
+});
+
 /// Takes every connection of the app's PostgreSQL schema hostage behind an exclusive lock
 /// on `images`, so that statements time out, until the returned sender is dropped.
 async fn lock_images(schema: &str) -> tokio::sync::oneshot::Sender<()> {

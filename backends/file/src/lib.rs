@@ -27,6 +27,8 @@ pub struct FileStore {
     /// Every spelling of the data directories a location may use: as configured (Glance wrote
     /// locations that way) and canonical (Glint writes those).
     known_dirs: Vec<PathBuf>,
+    /// The spellings of each of `dirs`, in the same order.
+    spellings: Vec<Vec<PathBuf>>,
 }
 
 impl FileStore {
@@ -42,20 +44,27 @@ impl FileStore {
         datadirs.sort_by_key(|d| std::cmp::Reverse(d.priority));
         let mut dirs = Vec::new();
         let mut known_dirs = Vec::new();
+        let mut spellings = Vec::new();
         for dir in &datadirs {
             std::fs::create_dir_all(&dir.path).map_err(|e| write_error(&config.name, e))?;
             let canonical =
                 std::fs::canonicalize(&dir.path).map_err(|e| write_error(&config.name, e))?;
+            let mut these = vec![canonical.clone()];
             if dir.path.is_absolute() {
-                known_dirs.push(dir.path.components().collect());
+                let configured: PathBuf = dir.path.components().collect();
+                if configured != canonical {
+                    these.push(configured);
+                }
             }
-            known_dirs.push(canonical.clone());
+            known_dirs.extend(these.iter().cloned());
+            spellings.push(these);
             dirs.push(canonical);
         }
         Ok(FileStore {
             config,
             dirs,
             known_dirs,
+            spellings,
         })
     }
 
@@ -94,10 +103,14 @@ impl FileStore {
 
     /// Every committed data file in the data directories, with its image id (the file name),
     /// its location and when it was last written, for the sweep of data no location names.
-    /// Temporary files and anything that is not a regular file are left out.
-    fn list_committed(dirs: &[PathBuf]) -> Vec<StoredData> {
+    /// Temporary files, files not named as an image id (the operator's, not Glint's) and
+    /// anything that is not a regular file are left out.
+    fn list_committed(spellings: &[Vec<PathBuf>]) -> Vec<StoredData> {
         let mut found = Vec::new();
-        for dir in dirs {
+        for names in spellings {
+            let Some(dir) = names.first() else {
+                continue;
+            };
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -106,11 +119,15 @@ impl FileStore {
                 let Ok(metadata) = entry.metadata() else {
                     continue;
                 };
-                if name.starts_with(TEMP_PREFIX) || name.starts_with('.') || !metadata.is_file() {
+                if !is_image_id(&name) || !metadata.is_file() {
                     continue;
                 }
                 found.push(StoredData {
                     location: Location::file(entry.path()),
+                    aliases: names[1..]
+                        .iter()
+                        .map(|d| Location::file(d.join(&name)))
+                        .collect(),
                     image_id: name,
                     modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 });
@@ -141,6 +158,15 @@ impl FileStore {
         }
         Ok(path.to_owned())
     }
+}
+
+/// Whether `name` has the form of an image id (a UUID, as Glance and Glint make them).
+fn is_image_id(name: &str) -> bool {
+    name.len() == 36
+        && name.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// Free bytes for an unprivileged writer on the filesystem of `path`.
@@ -249,8 +275,8 @@ impl Store for FileStore {
     }
 
     async fn committed_data(&self) -> Result<Vec<StoredData>, StoreError> {
-        let dirs = self.dirs.clone();
-        tokio::task::spawn_blocking(move || FileStore::list_committed(&dirs))
+        let spellings = self.spellings.clone();
+        tokio::task::spawn_blocking(move || FileStore::list_committed(&spellings))
             .await
             .map_err(|e| join_error(&self.config.name, e))
     }

@@ -36,6 +36,11 @@ pub fn options(size: Option<u64>) -> WriteOptions {
     }
 }
 
+/// The id of test image `n`: data is named after image ids, which are UUIDs.
+pub fn image_id(n: u8) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
 /// Deterministic, incompressible-looking bytes.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     let mut state = u32::from(seed).wrapping_mul(2_654_435_761).max(1);
@@ -144,26 +149,26 @@ async fn check_round_trip(subject: &Subject, id: &str, data: &[u8], announce: bo
 
 /// An announced length, several chunks.
 pub async fn known_length(subject: &Subject) {
-    check_round_trip(subject, "known-length", &data(3 << 20 | 12_345, 1), true).await;
+    check_round_trip(subject, &image_id(1), &data(3 << 20 | 12_345, 1), true).await;
 }
 
 /// No announced length: the store learns the size at commit.
 pub async fn unknown_length(subject: &Subject) {
-    check_round_trip(subject, "unknown-length", &data(5 << 20 | 777, 2), false).await;
-    check_round_trip(subject, "one-byte", b"x", false).await;
+    check_round_trip(subject, &image_id(2), &data(5 << 20 | 777, 2), false).await;
+    check_round_trip(subject, &image_id(3), b"x", false).await;
 }
 
 /// Zero bytes, announced and not.
 pub async fn empty_data(subject: &Subject) {
-    check_round_trip(subject, "empty-announced", b"", true).await;
-    check_round_trip(subject, "empty-unannounced", b"", false).await;
+    check_round_trip(subject, &image_id(4), b"", true).await;
+    check_round_trip(subject, &image_id(5), b"", false).await;
 }
 
 /// Ranges at the start, the middle and the end, clamped past the end.
 pub async fn ranged_reads(subject: &Subject) {
     let store = subject.store.as_ref();
     let bytes = data(2 << 20 | 3, 3);
-    let stored = put(store, "ranges", &bytes, true).await;
+    let stored = put(store, &image_id(6), &bytes, true).await;
     let len = bytes.len() as u64;
     for (start, end) in [
         (0, 1),
@@ -194,20 +199,20 @@ pub async fn ranged_reads(subject: &Subject) {
 pub async fn abort(subject: &Subject) {
     let store = subject.store.as_ref();
     let mut writer = store
-        .writer("aborted", &options(None))
+        .writer(&image_id(7), &options(None))
         .await
         .expect("writer");
     for chunk in chunks(&data(2 << 20, 4)) {
         writer.write(chunk).await.expect("write");
     }
     writer.abort().await.expect("abort");
-    assert!(!committed_ids(store).await.contains(&"aborted".to_owned()));
+    assert!(!committed_ids(store).await.contains(&image_id(7)));
     assert_eq!(
         store.sweep_abandoned(Duration::ZERO).await.expect("sweeps"),
         0,
         "abort left nothing for the sweep"
     );
-    check_round_trip(subject, "aborted", b"again", true).await;
+    check_round_trip(subject, &image_id(7), b"again", true).await;
 }
 
 /// A writer dropped without commit or abort: nothing becomes visible, and the sweep removes
@@ -215,28 +220,31 @@ pub async fn abort(subject: &Subject) {
 pub async fn drop_without_commit(subject: &Subject) {
     let store = subject.store.as_ref();
     let mut writer = store
-        .writer("dropped", &options(None))
+        .writer(&image_id(8), &options(None))
         .await
         .expect("writer");
     for chunk in chunks(&data(1 << 20, 5)) {
         writer.write(chunk).await.expect("write");
     }
     drop(writer);
-    assert!(!committed_ids(store).await.contains(&"dropped".to_owned()));
+    assert!(!committed_ids(store).await.contains(&image_id(8)));
     store.sweep_abandoned(Duration::ZERO).await.expect("sweeps");
     assert_eq!(
         store.sweep_abandoned(Duration::ZERO).await.expect("sweeps"),
         0,
         "the first sweep removed everything"
     );
-    assert!(!committed_ids(store).await.contains(&"dropped".to_owned()));
+    assert!(!committed_ids(store).await.contains(&image_id(8)));
 }
 
 /// The sweep leaves a live writer alone when it is younger than the age given.
 pub async fn sweep_spares_live_writers(subject: &Subject) {
     let store = subject.store.as_ref();
     let bytes = data(1 << 20, 6);
-    let mut writer = store.writer("live", &options(None)).await.expect("writer");
+    let mut writer = store
+        .writer(&image_id(9), &options(None))
+        .await
+        .expect("writer");
     writer
         .write(Chunk::from(Bytes::copy_from_slice(&bytes)))
         .await
@@ -257,29 +265,25 @@ pub async fn sweep_spares_live_writers(subject: &Subject) {
 pub async fn commit_is_the_only_publication(subject: &Subject) {
     let store = subject.store.as_ref();
     let mut writer = store
-        .writer("publication", &options(Some(3)))
+        .writer(&image_id(10), &options(Some(3)))
         .await
         .expect("writer");
     writer
         .write(Chunk::from(Bytes::from_static(b"abc")))
         .await
         .expect("write");
-    assert!(!committed_ids(store)
-        .await
-        .contains(&"publication".to_owned()));
+    assert!(!committed_ids(store).await.contains(&image_id(10)));
     let stored = writer.commit().await.expect("commit");
-    assert!(committed_ids(store)
-        .await
-        .contains(&"publication".to_owned()));
+    assert!(committed_ids(store).await.contains(&image_id(10)));
     assert_eq!(store.size(&stored.location).await.expect("size"), 3);
 }
 
 /// Data already committed for an image is never replaced.
 pub async fn existing_data_is_kept(subject: &Subject) {
     let store = subject.store.as_ref();
-    let stored = put(store, "kept", b"first", true).await;
+    let stored = put(store, &image_id(11), b"first", true).await;
     let second = async {
-        let mut writer = store.writer("kept", &options(Some(6))).await?;
+        let mut writer = store.writer(&image_id(11), &options(Some(6))).await?;
         writer
             .write(Chunk::from(Bytes::from_static(b"second")))
             .await?;
@@ -304,11 +308,11 @@ pub async fn existing_data_is_kept(subject: &Subject) {
 pub async fn racing_writers(subject: &Subject) {
     let store = subject.store.as_ref();
     let mut first = store
-        .writer("raced", &options(Some(5)))
+        .writer(&image_id(12), &options(Some(5)))
         .await
         .expect("writer");
     let mut second = store
-        .writer("raced", &options(Some(6)))
+        .writer(&image_id(12), &options(Some(6)))
         .await
         .expect("writer");
     first
@@ -337,7 +341,7 @@ pub async fn racing_writers(subject: &Subject) {
 /// Delete removes the data; deleting it again says `NotFound`.
 pub async fn delete(subject: &Subject) {
     let store = subject.store.as_ref();
-    let stored = put(store, "deleted", b"bytes", true).await;
+    let stored = put(store, &image_id(13), b"bytes", true).await;
     store.delete(&stored.location).await.expect("delete");
     assert!(matches!(
         store.reader(&stored.location, None).await,
@@ -347,7 +351,7 @@ pub async fn delete(subject: &Subject) {
         store.size(&stored.location).await,
         Err(StoreError::NotFound(_))
     ));
-    assert!(!committed_ids(store).await.contains(&"deleted".to_owned()));
+    assert!(!committed_ids(store).await.contains(&image_id(13)));
     assert!(matches!(
         store.delete(&stored.location).await,
         Err(StoreError::NotFound(_))

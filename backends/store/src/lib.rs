@@ -84,6 +84,9 @@ pub struct StoredData {
     /// The image the data was written for (drivers name data after the image id).
     pub image_id: String,
     pub location: Location,
+    /// Other spellings of `location` that rows may hold for the same data (Glance wrote a
+    /// data directory as configured, Glint writes it resolved).
+    pub aliases: Vec<Location>,
     pub modified: SystemTime,
 }
 
