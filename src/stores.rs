@@ -1,40 +1,174 @@
-//! The configured stores: which one new uploads go to, and which one serves a location.
+//! The configured stores: which one new uploads go to, which one serves a location, and what
+//! `/v2/info/stores` says of them.
 
 use std::sync::Arc;
 
 use glint_store::{Location, Store, StoreError};
 use glint_store_file::FileStore;
+use serde_json::{json, Value};
 
+use crate::config::stores::{BackendConfig, DriverConfig};
 use crate::config::StoresConfig;
+
+/// A store and what the operator said of it.
+#[derive(Debug, Clone)]
+pub struct StoreEntry {
+    pub id: String,
+    pub store: Arc<dyn Store>,
+    pub description: Option<String>,
+    pub weight: i64,
+    config: DriverConfig,
+}
+
+impl StoreEntry {
+    pub fn type_name(&self) -> &'static str {
+        self.config.type_name()
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.store.capabilities().read_only
+    }
+
+    /// The driver's options `/v2/info/stores/detail` shows (never credentials).
+    fn properties(&self) -> Value {
+        match &self.config {
+            DriverConfig::File(file) => json!({
+                "data_dir": file.datadirs.first().map(|d| d.path.display().to_string()),
+                "chunk_size": 65536,
+                "thin_provisioning": file.thin_provisioning,
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct StoreRegistry {
-    /// New image data goes here.
-    default: Arc<dyn Store>,
-    all: Vec<Arc<dyn Store>>,
+    /// In `enabled_backends` order, as `/v2/info/stores` lists them.
+    entries: Vec<StoreEntry>,
+    default: usize,
+    multi: bool,
+}
+
+/// Why a request cannot use the store it named.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreChoiceError {
+    /// Glance's `UnknownScheme` text, which clients show.
+    #[error("Unknown scheme '{0}' found in URI")]
+    Unknown(String),
 }
 
 impl StoreRegistry {
     /// Builds every configured store; a store that cannot start is a start-up error.
     pub fn from_config(config: &StoresConfig) -> Result<StoreRegistry, StoreError> {
-        let default: Arc<dyn Store> = Arc::new(FileStore::new(config.file.clone())?);
+        let entries = config
+            .backends
+            .iter()
+            .map(build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let default = entries
+            .iter()
+            .position(|e| e.id == config.default_backend)
+            .ok_or_else(|| StoreError::Misconfigured {
+                store: config.default_backend.clone(),
+                why: "the default store is not configured".to_owned(),
+            })?;
         Ok(StoreRegistry {
-            default: default.clone(),
-            all: vec![default],
+            entries,
+            default,
+            multi: config.multi,
         })
     }
 
-    pub fn default_store(&self) -> &Arc<dyn Store> {
-        &self.default
+    /// Multi-store mode (`enabled_backends`): stores are named in the API.
+    pub fn multi(&self) -> bool {
+        self.multi
     }
 
-    /// The store holding `location`, if it is one of ours.
-    pub fn for_location(&self, location: &Location) -> Option<&Arc<dyn Store>> {
-        self.all.iter().find(|s| s.owns(location))
+    pub fn default_entry(&self) -> &StoreEntry {
+        &self.entries[self.default]
+    }
+
+    pub fn default_store(&self) -> &Arc<dyn Store> {
+        &self.default_entry().store
+    }
+
+    /// The store a request names (`X-Image-Meta-Store`), or the default.
+    pub fn for_upload(&self, requested: Option<&str>) -> Result<&StoreEntry, StoreChoiceError> {
+        match requested {
+            None => Ok(self.default_entry()),
+            Some(id) => self
+                .entries
+                .iter()
+                .find(|e| e.id == id)
+                .ok_or_else(|| StoreChoiceError::Unknown(id.to_owned())),
+        }
+    }
+
+    /// The store holding `location`: the one its metadata names when that store owns it,
+    /// else the first that owns it.
+    pub fn for_location(&self, location: &Location, named: Option<&str>) -> Option<&StoreEntry> {
+        named
+            .and_then(|id| {
+                self.entries
+                    .iter()
+                    .find(|e| e.id == id && e.store.owns(location))
+            })
+            .or_else(|| self.entries.iter().find(|e| e.store.owns(location)))
+    }
+
+    /// The weight of the store with this id (0 if unknown), for ordering reads.
+    pub fn weight(&self, id: Option<&str>) -> i64 {
+        id.and_then(|id| self.entries.iter().find(|e| e.id == id))
+            .map_or(0, |e| e.weight)
     }
 
     /// Every configured store.
-    pub fn all(&self) -> &[Arc<dyn Store>] {
-        &self.all
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Store>> {
+        self.entries.iter().map(|e| &e.store)
     }
+
+    pub fn entries(&self) -> &[StoreEntry] {
+        &self.entries
+    }
+
+    /// `GET /v2/info/stores`; `detail` adds what admins see.
+    pub fn info(&self, detail: bool) -> Value {
+        let stores: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|entry| {
+                let mut store = serde_json::Map::new();
+                store.insert("id".into(), json!(entry.id));
+                if let Some(description) = &entry.description {
+                    store.insert("description".into(), json!(description));
+                }
+                if entry.id == self.default_entry().id {
+                    store.insert("default".into(), json!("true"));
+                }
+                if entry.read_only() {
+                    store.insert("read-only".into(), json!("true"));
+                }
+                if detail {
+                    store.insert("type".into(), json!(entry.type_name()));
+                    store.insert("weight".into(), json!(entry.weight));
+                    store.insert("properties".into(), entry.properties());
+                }
+                Value::Object(store)
+            })
+            .collect();
+        json!({ "stores": stores })
+    }
+}
+
+fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
+    let store: Arc<dyn Store> = match &config.driver {
+        DriverConfig::File(file) => Arc::new(FileStore::new(file.clone())?),
+    };
+    Ok(StoreEntry {
+        id: config.id.clone(),
+        store,
+        description: config.description.clone(),
+        weight: config.weight,
+        config: config.driver.clone(),
+    })
 }

@@ -43,6 +43,7 @@ pub async fn upload(
     };
     let content_length =
         header_text(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let store = header_text(headers, "x-image-meta-store").map(str::to_owned);
     let body = request.into_body().into_data_stream();
     state
         .data
@@ -53,6 +54,7 @@ pub async fn upload(
                 body,
                 content_length,
                 declared_size,
+                store,
             },
         )
         .await?;

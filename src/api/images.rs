@@ -18,12 +18,16 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 /// Serialises an image as Glance does: extra properties first, then the core attributes
 /// (all present, `null` when unset), tags and links. Written straight to the output, with no
-/// intermediate JSON tree, because lists of 1000 images are common.
-pub struct ImageView<'a>(pub &'a Image);
+/// intermediate JSON tree, because lists of 1000 images are common. `stores` is shown only
+/// with several stores, as Glance.
+pub struct ImageView<'a> {
+    pub image: &'a Image,
+    pub multi_store: bool,
+}
 
 impl Serialize for ImageView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let image = self.0;
+        let image = self.image;
         let mut map = serializer.serialize_map(Some(image.properties.len() + 22))?;
         for (key, value) in &image.properties {
             map.serialize_entry(key, value)?;
@@ -54,6 +58,9 @@ impl Serialize for ImageView<'_> {
             &image.updated_at.format(TIME_FORMAT).to_string(),
         )?;
         map.serialize_entry("tags", &image.tags)?;
+        if self.multi_store && !image.stores.is_empty() {
+            map.serialize_entry("stores", &image.stores.join(","))?;
+        }
         map.serialize_entry("self", &format!("/v2/images/{id}"))?;
         map.serialize_entry("file", &format!("/v2/images/{id}/file"))?;
         map.serialize_entry("schema", "/v2/schemas/image")?;
@@ -64,6 +71,7 @@ impl Serialize for ImageView<'_> {
 /// The image list page: `{"images": […], "first": …, "schema": …, "next"?: …}`.
 struct ImageListView<'a> {
     images: &'a [Image],
+    multi_store: bool,
     first: String,
     next: Option<String>,
 }
@@ -71,7 +79,14 @@ struct ImageListView<'a> {
 impl Serialize for ImageListView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        let images: Vec<ImageView<'_>> = self.images.iter().map(ImageView).collect();
+        let images: Vec<ImageView<'_>> = self
+            .images
+            .iter()
+            .map(|image| ImageView {
+                image,
+                multi_store: self.multi_store,
+            })
+            .collect();
         map.serialize_entry("images", &images)?;
         map.serialize_entry("first", &self.first)?;
         map.serialize_entry("schema", "/v2/schemas/images")?;
@@ -107,6 +122,7 @@ pub async fn list(
     let page = state.images.list(&ctx, &params).await?;
     let view = ImageListView {
         images: &page.images,
+        multi_store: state.data.stores().multi(),
         first: list_link(&params, None),
         next: page
             .next_marker
@@ -128,13 +144,22 @@ pub async fn create(
         ));
     };
     let image = state.images.create(&ctx, &body).await?;
-    let mut response = (StatusCode::CREATED, Json(ImageView(&image))).into_response();
+    let mut response = (StatusCode::CREATED, Json(state.view(&image))).into_response();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or(&state.advertised_host);
     if let Ok(location) = HeaderValue::from_str(&format!("http://{host}/v2/images/{}", image.id)) {
         response.headers_mut().insert(header::LOCATION, location);
+    }
+    let stores = state.data.stores();
+    if stores.multi() {
+        let ids: Vec<&str> = stores.entries().iter().map(|e| e.id.as_str()).collect();
+        if let Ok(ids) = HeaderValue::from_str(&ids.join(",")) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("openstack-image-store-ids"), ids);
+        }
     }
     Ok(response)
 }
@@ -145,7 +170,7 @@ pub async fn show(
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let image = state.images.get(&ctx, &id).await?;
-    Ok(Json(ImageView(&image)).into_response())
+    Ok(Json(state.view(&image)).into_response())
 }
 
 pub async fn update(
@@ -168,7 +193,7 @@ pub async fn update(
     })?;
     let changes = parse_patch(&body, dialect).map_err(ApiError::from)?;
     let image = state.images.update(&ctx, &id, dialect, &changes).await?;
-    Ok(Json(ImageView(&image)).into_response())
+    Ok(Json(state.view(&image)).into_response())
 }
 
 /// `Accept-Patch` on a 415: both media types, in Glance's order (a test keeps it in step with the

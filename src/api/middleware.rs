@@ -71,21 +71,22 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Version prefixes that Glance (without cache or multiple stores) serves as `/v2`.
+/// Version prefixes that Glance (without cache) serves as `/v2`; multi-store adds more.
 const VERSION_ALIASES: [&str; 11] = [
     "v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.9", "v2.15", "v2.17",
 ];
+const MULTI_STORE_ALIASES: [&str; 5] = ["v2.8", "v2.10", "v2.11", "v2.12", "v2.13"];
 
 /// Rewrites what must be decided before routing: `/v2.N/…` aliases become `/v2/…`, and `HEAD`
 /// on the API (which Glance does not serve) becomes a method no route has, so that routing
 /// answers 405 with the path's `Allow` list.
-pub fn normalize(mut request: Request) -> Request {
+pub fn normalize(mut request: Request, multi_store: bool) -> Request {
     let path = request.uri().path();
     let rewritten = path.strip_prefix('/').and_then(|rest| {
         let (prefix, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        VERSION_ALIASES
-            .contains(&prefix)
-            .then(|| format!("/v2/{tail}"))
+        (VERSION_ALIASES.contains(&prefix)
+            || (multi_store && MULTI_STORE_ALIASES.contains(&prefix)))
+        .then(|| format!("/v2/{tail}"))
     });
     if let Some(new_path) = rewritten {
         let path_and_query = match request.uri().query() {
@@ -265,6 +266,7 @@ mod tests {
                     .uri(uri)
                     .body(Body::empty())
                     .expect("request"),
+                false,
             )
         };
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, middleware and rendering. Handlers parse the request,
 //! call the domain service and render its answer; they hold no image rules themselves.
 
+mod discovery;
 pub mod error;
 mod extract;
 mod image_data;
@@ -25,4 +26,14 @@ pub struct AppState {
     pub auth: AuthFlavor,
     /// `host:port` for absolute links when a request carries no `Host` header.
     pub advertised_host: String,
+}
+
+impl AppState {
+    /// How an image is rendered here.
+    fn view<'a>(&self, image: &'a crate::domain::image::Image) -> images::ImageView<'a> {
+        images::ImageView {
+            image,
+            multi_store: self.data.stores().multi(),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Every route of the service, in one list.
 
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +10,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::ApiError;
-use super::{image_data, images, middleware, schemas, tags, versions, AppState};
+use super::{discovery, image_data, images, middleware, schemas, tags, versions, AppState};
 
 /// The complete application: routing, identity, request ids and error bodies.
 pub fn router(state: AppState) -> Router {
@@ -37,6 +38,8 @@ pub fn router(state: AppState) -> Router {
             "/v2/images/{image_id}/tags/{tag}",
             put(tags::add).delete(tags::remove),
         )
+        .route("/v2/info/stores", get(discovery::stores))
+        .route("/v2/info/stores/detail", get(discovery::stores_detail))
         .route("/v2/schemas/image", get(schemas::image))
         .route("/v2/schemas/images", get(schemas::images))
         .route("/v2/schemas/member", get(schemas::member))
@@ -46,18 +49,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
 
     let routes = Router::new()
-        .route("/", get(versions::multiple_choices))
-        .route("/versions", get(versions::list))
+        .route(
+            "/",
+            get(versions::multiple_choices).with_state(state.clone()),
+        )
+        .route("/versions", get(versions::list).with_state(state.clone()))
         .route(
             "/healthcheck",
             get(versions::healthcheck).with_state(state.clone()),
         )
         .merge(v2)
-        .fallback(unknown_path);
+        .fallback(unknown_path)
+        .with_state(state.clone());
 
     // Version aliases and HEAD are rewritten before routing, so the routes see `/v2/…`.
+    let multi_store = state.data.stores().multi();
     let normalized = ServiceBuilder::new()
-        .map_request(middleware::normalize)
+        .map_request(move |request| middleware::normalize(request, multi_store))
         .service(routes);
     // Innermost first: a panic becomes a 500 that still gets a body, a request id and a log line.
     Router::new()
@@ -71,11 +79,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Unknown `/v2/…` paths are 404; any other path names an unknown API version, for which
 /// Glance answers with the versions document (300).
-async fn unknown_path(uri: Uri, headers: HeaderMap) -> Response {
+async fn unknown_path(state: State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     if uri.path() == "/v2" || uri.path().starts_with("/v2/") {
         ApiError::plain(StatusCode::NOT_FOUND).into_response()
     } else {
-        let mut response = versions::multiple_choices(headers).await;
+        let mut response = versions::multiple_choices(state, headers).await;
         response.headers_mut().remove(header::LOCATION);
         response
     }

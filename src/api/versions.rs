@@ -9,41 +9,51 @@ use serde_json::{json, Value};
 
 use super::AppState;
 
-/// Versions in the order Glance 33 lists them without image cache or multiple stores.
-const VERSIONS: [(&str, &str); 11] = [
-    ("v2.15", "SUPPORTED"),
-    ("v2.9", "SUPPORTED"),
-    ("v2.17", "CURRENT"),
-    ("v2.7", "SUPPORTED"),
-    ("v2.6", "SUPPORTED"),
-    ("v2.5", "SUPPORTED"),
-    ("v2.4", "SUPPORTED"),
-    ("v2.3", "SUPPORTED"),
-    ("v2.2", "SUPPORTED"),
-    ("v2.1", "SUPPORTED"),
-    ("v2.0", "SUPPORTED"),
-];
+/// Versions in the order Glance 33 lists them without image cache; multi-store adds 2.8 and
+/// 2.10–2.13 after 2.15.
+pub fn versions(multi_store: bool) -> Vec<(&'static str, &'static str)> {
+    let mut versions = vec![("v2.15", "SUPPORTED")];
+    if multi_store {
+        versions
+            .extend(["v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8"].map(|v| (v, "SUPPORTED")));
+    } else {
+        versions.push(("v2.9", "SUPPORTED"));
+    }
+    versions.push(("v2.17", "CURRENT"));
+    versions.extend(
+        [
+            "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
+        ]
+        .map(|v| (v, "SUPPORTED")),
+    );
+    versions
+}
 
 /// The document with links made absolute from the request's `Host`, as Glance does.
-fn document(headers: &HeaderMap) -> Value {
+fn document(headers: &HeaderMap, multi_store: bool) -> Value {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let href = format!("http://{host}/v2/");
-    let versions: Vec<Value> = VERSIONS
+    let versions: Vec<Value> = versions(multi_store)
         .iter()
         .map(|(id, status)| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]}))
         .collect();
     json!({ "versions": versions })
 }
 
-pub async fn multiple_choices(headers: HeaderMap) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, Json(document(&headers))).into_response()
+pub async fn multiple_choices(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let multi = state.data.stores().multi();
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(document(&headers, multi)),
+    )
+        .into_response()
 }
 
-pub async fn list(headers: HeaderMap) -> Json<Value> {
-    Json(document(&headers))
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    Json(document(&headers, state.data.stores().multi()))
 }
 
 /// oslo.middleware's health check: `OK`, no authentication. A node whose metadata database

@@ -43,7 +43,8 @@ pub enum ConfigError {
     },
     #[error("[{section}] {option}: {message}")]
     Invalid {
-        section: &'static str,
+        /// A fixed section, or a store's own (`[fast]` for `enabled_backends = fast:rbd`).
+        section: String,
         option: &'static str,
         message: String,
     },
@@ -51,12 +52,12 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(
-        section: &'static str,
+        section: &str,
         option: &'static str,
         message: impl Into<String>,
     ) -> ConfigError {
         ConfigError::Invalid {
-            section,
+            section: section.to_owned(),
             option,
             message: message.into(),
         }
@@ -147,7 +148,9 @@ impl Config {
         let mut report = Vec::new();
         let mut other_sections: Vec<&str> = Vec::new();
         for (section, option) in &self.ignored {
-            if KNOWN_SECTIONS.contains(&section.as_str()) {
+            let known = KNOWN_SECTIONS.contains(&section.as_str())
+                || self.stores.sections().any(|s| s == section);
+            if known {
                 report.push(format!("[{section}] {option}"));
             } else if !other_sections.contains(&section.as_str()) {
                 other_sections.push(section);
@@ -193,7 +196,7 @@ fn formats_from_ini(ini: &Ini) -> Formats {
 /// oslo.config boolean spellings.
 pub(crate) fn parse_bool(
     ini: &Ini,
-    section: &'static str,
+    section: &str,
     option: &'static str,
     default: bool,
 ) -> Result<bool, ConfigError> {
@@ -216,7 +219,7 @@ pub(crate) fn parse_bool(
 /// An integer option with bounds.
 pub(crate) fn parse_int(
     ini: &Ini,
-    section: &'static str,
+    section: &str,
     option: &'static str,
     default: i64,
     min: i64,

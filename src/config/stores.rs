@@ -8,13 +8,49 @@ use glint_store_file::{DataDir, FileConfig};
 use super::ini::Ini;
 use super::{parse_bool, parse_int, ConfigError};
 
+/// The stores, in Glance's two forms: the legacy single store (`[glance_store] default_store`,
+/// its options in `[glance_store]`) and multi-store (`[DEFAULT] enabled_backends = id:type,…`,
+/// `[glance_store] default_backend`, each store's options in its own `[id]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoresConfig {
-    /// The filesystem store: `filesystem_store_datadir` (default `<data dir>/images`) or
-    /// `filesystem_store_datadirs` (`/path:priority`, repeatable), `filesystem_store_file_perm`,
-    /// `filesystem_thin_provisioning`, and Glint's `filesystem_store_fsync` (default true).
-    pub file: FileConfig,
+    /// Multi-store (`enabled_backends` set): store ids are exposed (`/v2/info/stores`, the
+    /// `stores` attribute, `X-Image-Meta-Store`) and locations carry `{"store": id}`.
+    pub multi: bool,
+    /// Where new data goes unless the request names a store.
+    pub default_backend: String,
+    /// In `enabled_backends` order.
+    pub backends: Vec<BackendConfig>,
 }
+
+/// One store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// The `enabled_backends` id (legacy: the store type).
+    pub id: String,
+    /// `store_description`, shown by `/v2/info/stores`.
+    pub description: Option<String>,
+    /// `weight` (0): stores of higher weight are read first.
+    pub weight: i64,
+    pub driver: DriverConfig,
+}
+
+/// A store's own options, typed by its driver crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverConfig {
+    File(FileConfig),
+}
+
+impl DriverConfig {
+    /// The type name `enabled_backends` uses.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DriverConfig::File(_) => "file",
+        }
+    }
+}
+
+/// Store types Glance knows that Glint does not drive yet, for a clear start-up error.
+const NOT_YET: [&str; 6] = ["http", "s3", "swift", "rbd", "cinder", "vmware"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPathConfig {
@@ -38,63 +74,214 @@ pub struct DataPathConfig {
 
 impl StoresConfig {
     pub fn from_ini(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
-        let mut datadirs = Vec::new();
-        for entry in ini
-            .get_all("glance_store", "filesystem_store_datadirs")
-            .unwrap_or_default()
-        {
-            for item in entry
-                .split([',', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                datadirs.push(parse_datadir(item)?);
-            }
+        match ini.get("DEFAULT", "enabled_backends").map(str::trim) {
+            Some(list) if !list.is_empty() => multi_store(ini, list, data_dir),
+            _ => single_store(ini, data_dir),
         }
-        if datadirs.is_empty() {
-            let path = ini
-                .get("glance_store", "filesystem_store_datadir")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("images"));
-            datadirs.push(DataDir { path, priority: 0 });
-        }
-        let perm = parse_int(
-            ini,
-            "glance_store",
-            "filesystem_store_file_perm",
-            0,
-            0,
-            7777,
-        )?;
-        let file_perm = match perm {
-            0 => None,
-            digits => Some(u32::from_str_radix(&digits.to_string(), 8).map_err(|_| {
-                ConfigError::invalid(
-                    "glance_store",
-                    "filesystem_store_file_perm",
-                    format!("{digits} is not an octal mode"),
-                )
-            })?),
-        };
-        Ok(StoresConfig {
-            file: FileConfig {
-                name: "file".to_owned(),
-                datadirs,
-                file_perm,
-                thin_provisioning: parse_bool(
-                    ini,
-                    "glance_store",
-                    "filesystem_thin_provisioning",
-                    false,
-                )?,
-                fsync: parse_bool(ini, "glance_store", "filesystem_store_fsync", true)?,
-            },
-        })
+    }
+
+    /// The ids of stores' own sections, whose options Glint reads.
+    pub fn sections(&self) -> impl Iterator<Item = &str> {
+        self.backends
+            .iter()
+            .filter(|_| self.multi)
+            .map(|b| b.id.as_str())
     }
 }
 
-fn parse_datadir(item: &str) -> Result<DataDir, ConfigError> {
+/// `[glance_store] stores` and `default_store` (deprecated in Glance, still the common form).
+fn single_store(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
+    // `stores` lists what may be read; Glint reads from every store it drives, so only the
+    // default (where data is written) matters.
+    let _ = ini.get("glance_store", "stores");
+    let kind = ini
+        .get("glance_store", "default_store")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("file")
+        .to_ascii_lowercase();
+    let driver = driver(ini, "glance_store", &kind, &kind, data_dir.join("images"))
+        .map_err(|e| rename_option(e, "default_store"))?;
+    Ok(StoresConfig {
+        multi: false,
+        default_backend: kind.clone(),
+        backends: vec![BackendConfig {
+            id: kind,
+            description: None,
+            weight: 0,
+            driver,
+        }],
+    })
+}
+
+fn multi_store(ini: &Ini, list: &str, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
+    let invalid = |message: String| ConfigError::invalid("DEFAULT", "enabled_backends", message);
+    let mut backends: Vec<BackendConfig> = Vec::new();
+    for item in list
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let Some((id, kind)) = item.split_once(':').map(|(i, k)| (i.trim(), k.trim())) else {
+            return Err(invalid(format!("{item:?} is not of the form id:type")));
+        };
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(invalid(format!("{id:?} is not a valid store id")));
+        }
+        if id.starts_with("os_glance_") {
+            return Err(invalid(format!(
+                "store ids starting with os_glance_ are reserved ({id})"
+            )));
+        }
+        if backends.iter().any(|b| b.id == id) {
+            return Err(invalid(format!("store id {id} is listed twice")));
+        }
+        let kind = kind.to_ascii_lowercase();
+        let driver = driver(ini, id, id, &kind, data_dir.join(id))
+            .map_err(|e| rename_option(e, "enabled_backends"))?;
+        backends.push(BackendConfig {
+            id: id.to_owned(),
+            description: ini
+                .get(id, "store_description")
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
+            weight: parse_int(ini, id, "weight", 0, i64::MIN, i64::MAX)?,
+            driver,
+        });
+    }
+    if backends.is_empty() {
+        return Err(invalid("no store listed".to_owned()));
+    }
+    let default_backend = ini
+        .get("glance_store", "default_backend")
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "glance_store",
+                "default_backend",
+                "must name one of enabled_backends when enabled_backends is set",
+            )
+        })?
+        .to_owned();
+    if !backends.iter().any(|b| b.id == default_backend) {
+        return Err(ConfigError::invalid(
+            "glance_store",
+            "default_backend",
+            format!("{default_backend} is not in enabled_backends"),
+        ));
+    }
+    Ok(StoresConfig {
+        multi: true,
+        default_backend,
+        backends,
+    })
+}
+
+/// A store's options from `section`. An unknown type is reported against the option that
+/// named it (`rename_option` fixes the option name).
+fn driver(
+    ini: &Ini,
+    section: &str,
+    id: &str,
+    kind: &str,
+    default_dir: PathBuf,
+) -> Result<DriverConfig, ConfigError> {
+    match kind {
+        "file" | "filesystem" => Ok(DriverConfig::File(file_config(
+            ini,
+            section,
+            id,
+            default_dir,
+        )?)),
+        other if NOT_YET.contains(&other) => Err(ConfigError::invalid(
+            section,
+            "type",
+            format!("the {other} store is not available in this version of Glint"),
+        )),
+        other => Err(ConfigError::invalid(
+            section,
+            "type",
+            format!("unknown store type {other:?}"),
+        )),
+    }
+}
+
+fn rename_option(error: ConfigError, option: &'static str) -> ConfigError {
+    match error {
+        ConfigError::Invalid {
+            option: "type",
+            message,
+            ..
+        } => ConfigError::invalid(
+            if option == "default_store" {
+                "glance_store"
+            } else {
+                "DEFAULT"
+            },
+            option,
+            message,
+        ),
+        other => other,
+    }
+}
+
+/// The filesystem store's options: `filesystem_store_datadir` (or repeated
+/// `filesystem_store_datadirs = /path:priority`), `filesystem_store_file_perm`,
+/// `filesystem_thin_provisioning`, and Glint's `filesystem_store_fsync` (default true).
+fn file_config(
+    ini: &Ini,
+    section: &str,
+    id: &str,
+    default_dir: PathBuf,
+) -> Result<FileConfig, ConfigError> {
+    let mut datadirs = Vec::new();
+    for entry in ini
+        .get_all(section, "filesystem_store_datadirs")
+        .unwrap_or_default()
+    {
+        for item in entry
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            datadirs.push(parse_datadir(section, item)?);
+        }
+    }
+    if datadirs.is_empty() {
+        let path = ini
+            .get(section, "filesystem_store_datadir")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or(default_dir);
+        datadirs.push(DataDir { path, priority: 0 });
+    }
+    let perm = parse_int(ini, section, "filesystem_store_file_perm", 0, 0, 7777)?;
+    let file_perm = match perm {
+        0 => None,
+        digits => Some(u32::from_str_radix(&digits.to_string(), 8).map_err(|_| {
+            ConfigError::invalid(
+                section,
+                "filesystem_store_file_perm",
+                format!("{digits} is not an octal mode"),
+            )
+        })?),
+    };
+    Ok(FileConfig {
+        name: id.to_owned(),
+        datadirs,
+        file_perm,
+        thin_provisioning: parse_bool(ini, section, "filesystem_thin_provisioning", false)?,
+        fsync: parse_bool(ini, section, "filesystem_store_fsync", true)?,
+    })
+}
+
+fn parse_datadir(section: &str, item: &str) -> Result<DataDir, ConfigError> {
     match item.rsplit_once(':') {
         Some((path, priority))
             if priority.chars().all(|c| c.is_ascii_digit()) && !priority.is_empty() =>
@@ -103,7 +290,7 @@ fn parse_datadir(item: &str) -> Result<DataDir, ConfigError> {
                 path: PathBuf::from(path),
                 priority: priority.parse().map_err(|_| {
                     ConfigError::invalid(
-                        "glance_store",
+                        section,
                         "filesystem_store_datadirs",
                         format!("bad priority in {item:?}"),
                     )
@@ -160,6 +347,13 @@ impl DataPathConfig {
 mod tests {
     use super::*;
 
+    /// The only store's file options.
+    fn file(config: &StoresConfig) -> &FileConfig {
+        match &config.backends[0].driver {
+            DriverConfig::File(file) => file,
+        }
+    }
+
     #[test]
     fn datadirs_with_priorities() {
         let ini = Ini::parse(
@@ -168,7 +362,7 @@ mod tests {
         .expect("parses");
         let config = StoresConfig::from_ini(&ini, Path::new("/d")).expect("loads");
         assert_eq!(
-            config.file.datadirs,
+            file(&config).datadirs,
             [
                 DataDir {
                     path: "/a".into(),
@@ -180,24 +374,76 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(config.file.file_perm, Some(0o640));
-        assert!(config.file.fsync);
+        assert_eq!(file(&config).file_perm, Some(0o640));
+        assert!(file(&config).fsync);
     }
 
     #[test]
     fn single_datadir_and_defaults() {
         let config = StoresConfig::from_ini(&Ini::default(), Path::new("/d")).expect("loads");
         assert_eq!(
-            config.file.datadirs,
+            file(&config).datadirs,
             [DataDir {
                 path: "/d/images".into(),
                 priority: 0
             }]
         );
-        assert_eq!(config.file.file_perm, None);
+        assert_eq!(file(&config).file_perm, None);
         let datapath = DataPathConfig::from_ini(&Ini::default()).expect("loads");
         assert_eq!(datapath.hashing_algorithm, "sha512");
         assert!(!datapath.delayed_delete);
+    }
+
+    #[test]
+    fn several_stores_each_with_its_own_section() {
+        let ini = Ini::parse(
+            "[DEFAULT]\nenabled_backends = fast:file,\n    cheap:filesystem\n\
+             [glance_store]\ndefault_backend = cheap\n\
+             [fast]\nfilesystem_store_datadir = /srv/fast\nweight = 5\nstore_description = SSD\n\
+             [cheap]\nfilesystem_store_file_perm = 600\n",
+        )
+        .expect("parses");
+        let config = StoresConfig::from_ini(&ini, Path::new("/d")).expect("loads");
+        assert!(config.multi);
+        assert_eq!(config.default_backend, "cheap");
+        let ids: Vec<&str> = config.backends.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["fast", "cheap"]);
+        assert_eq!(config.backends[0].weight, 5);
+        assert_eq!(config.backends[0].description.as_deref(), Some("SSD"));
+        let DriverConfig::File(fast) = &config.backends[0].driver;
+        assert_eq!(fast.datadirs[0].path, PathBuf::from("/srv/fast"));
+        assert_eq!(fast.name, "fast");
+        let DriverConfig::File(cheap) = &config.backends[1].driver;
+        assert_eq!(cheap.datadirs[0].path, PathBuf::from("/d/cheap"));
+        assert_eq!(cheap.file_perm, Some(0o600));
+        assert_eq!(config.sections().collect::<Vec<_>>(), ["fast", "cheap"]);
+        // The legacy form names no sections of its own.
+        let single = StoresConfig::from_ini(&Ini::default(), Path::new("/d")).expect("loads");
+        assert!(!single.multi);
+        assert_eq!(single.sections().count(), 0);
+    }
+
+    #[test]
+    fn bad_store_lists_are_refused_with_the_option_named() {
+        let cases = [
+            ("[DEFAULT]\nenabled_backends = fast:file\n", "default_backend"),
+            ("[DEFAULT]\nenabled_backends = fast:file\n[glance_store]\ndefault_backend = slow\n", "default_backend"),
+            ("[DEFAULT]\nenabled_backends = fast\n[glance_store]\ndefault_backend = fast\n", "enabled_backends"),
+            ("[DEFAULT]\nenabled_backends = a:file, a:file\n[glance_store]\ndefault_backend = a\n", "enabled_backends"),
+            ("[DEFAULT]\nenabled_backends = os_glance_staging_store:file\n[glance_store]\ndefault_backend = os_glance_staging_store\n", "enabled_backends"),
+            ("[DEFAULT]\nenabled_backends = t:tape\n[glance_store]\ndefault_backend = t\n", "enabled_backends"),
+            ("[glance_store]\ndefault_store = tape\n", "default_store"),
+            ("[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = a\n[a]\nweight = heavy\n", "weight"),
+        ];
+        for (text, option) in cases {
+            let ini = Ini::parse(text).expect("parses");
+            match StoresConfig::from_ini(&ini, Path::new("/d")) {
+                Err(ConfigError::Invalid { option: named, .. }) => {
+                    assert_eq!(named, option, "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -55,7 +55,9 @@ impl DataService {
             )
             .into());
         }
-        let locations = self.uploads.locations(&image.id).await?;
+        let mut locations = self.uploads.locations(&image.id).await?;
+        // Heavier stores first, as Glance orders them; the sort is stable.
+        locations.sort_by_key(|l| std::cmp::Reverse(self.stores.weight(l.store_id().as_deref())));
         if locations.is_empty() {
             return Ok(None);
         }
@@ -71,21 +73,35 @@ impl DataService {
         };
         // The locations in order; one whose store fails is skipped for the next.
         let mut last_error = None;
-        for location in &locations {
-            let location = match Location::parse(&location.url) {
+        for stored in &locations {
+            let location = match Location::parse(&stored.url) {
                 Ok(location) => location,
                 Err(e) => {
                     last_error = Some(e.into());
                     continue;
                 }
             };
-            let Some(store) = self.stores.for_location(&location) else {
+            let Some(entry) = self
+                .stores
+                .for_location(&location, stored.store_id().as_deref())
+            else {
                 last_error = Some(DataError::Internal(format!(
                     "no configured store serves {}",
                     location.scheme()
                 )));
                 continue;
             };
+            let store = &entry.store;
+            if range.is_some() && !store.capabilities().ranged_read {
+                last_error = Some(
+                    StoreError::Unsupported {
+                        store: entry.id.clone(),
+                        what: "ranged reads",
+                    }
+                    .into(),
+                );
+                continue;
+            }
             // Missing or damaged data at one location: log it and try the next.
             let opened = match store.reader(&location, range).await {
                 Ok(reader) => {

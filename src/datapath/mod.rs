@@ -75,6 +75,11 @@ impl DataService {
         }
     }
 
+    /// The configured stores.
+    pub fn stores(&self) -> &StoreRegistry {
+        &self.stores
+    }
+
     /// The start of every upload claim this node makes: `<node id>/`.
     fn claim_prefix(&self) -> String {
         format!("{}/", self.node_id)

@@ -42,8 +42,11 @@ impl DataService {
     async fn remove_data(&self, location: &StoredLocation) -> bool {
         let result = match Location::parse(&location.url) {
             Err(e) => Err(e.to_string()),
-            Ok(uri) => match self.stores.for_location(&uri) {
-                Some(store) => match store.delete(&uri).await {
+            Ok(uri) => match self
+                .stores
+                .for_location(&uri, location.store_id().as_deref())
+            {
+                Some(entry) => match entry.store.delete(&uri).await {
                     Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
                     Err(e) => Err(e.to_string()),
                 },

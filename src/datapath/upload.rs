@@ -51,6 +51,8 @@ pub struct UploadRequest<S> {
     pub content_length: Option<u64>,
     /// `X-OpenStack-Image-Size`, the client's statement of the image size.
     pub declared_size: Option<u64>,
+    /// `X-Image-Meta-Store`: the store to write to (multi-store only; else ignored, as Glance).
+    pub store: Option<String>,
 }
 
 /// Puts an image back to `queued` unless disarmed: runs on every exit from the pipeline,
@@ -253,6 +255,17 @@ impl DataService {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
+        // As Glance: an unknown store is refused before the image is even looked at.
+        let requested = if self.stores.multi() {
+            request.store.as_deref()
+        } else {
+            None
+        };
+        let entry = self
+            .stores
+            .for_upload(requested)
+            .map_err(|e| DataError::BadRequest(e.to_string()))?;
+        let (store, store_id) = (entry.store.clone(), entry.id.clone());
         let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
         if image.status != ImageStatus::Queued {
             return Err(DataError::Conflict(format!(
@@ -272,7 +285,9 @@ impl DataService {
         if let Some(size) = expected {
             limits.check(size)?;
         }
-        let store = self.stores.default_store().clone();
+        if store.capabilities().read_only {
+            return Err(StoreError::ReadOnly { store: store_id }.into());
+        }
 
         // Claim the image: only one upload wins `queued → saving`.
         // Prefixed with this node's id, so that after a restart the node resets its own
@@ -358,7 +373,7 @@ impl DataService {
         tokio::spawn(async move {
             let stored = writer.commit().await?;
             let mut recorded = service
-                .record_upload(&image, &claim, &stored, &digests, &inspection, received)
+                .record_upload(&image, &claim, store.name(), &stored, &digests, &inspection, received)
                 .await;
             for delay in RECORD_RETRIES {
                 match &recorded {
@@ -366,7 +381,7 @@ impl DataService {
                         tracing::warn!(image.id = %image.id, error = %e, "recording the upload failed; retrying");
                         tokio::time::sleep(delay).await;
                         recorded = service
-                            .record_upload(&image, &claim, &stored, &digests, &inspection, received)
+                            .record_upload(&image, &claim, store.name(), &stored, &digests, &inspection, received)
                             .await;
                     }
                     _ => break,
@@ -549,10 +564,15 @@ impl DataService {
             .map_err(|_| DataError::Internal("the store writer stopped".to_owned()))
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one upload's results, recorded together"
+    )]
     async fn record_upload(
         &self,
         image: &Image,
         claim: &str,
+        store: &str,
         stored: &Stored,
         digests: &Digests,
         inspection: &Inspection,
@@ -573,7 +593,12 @@ impl DataService {
             os_hash_algo: digests.algorithm.clone(),
             os_hash_value: digests.value.clone(),
             location: stored.location.uri(),
-            metadata: "{}".to_owned(),
+            // Multi-store Glance names the store in every location's metadata.
+            metadata: if self.stores.multi() {
+                serde_json::json!({ "store": store }).to_string()
+            } else {
+                "{}".to_owned()
+            },
         };
         match self
             .uploads

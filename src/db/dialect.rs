@@ -40,7 +40,9 @@ impl Dialect for Postgres {
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!(),
         ", (SELECT json_object_agg(p.name, p.value)::text FROM image_properties p WHERE p.image_id = i.id)",
-        ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id)"
+        ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id)",
+        ", (SELECT json_agg(l.meta_data ORDER BY l.id)::text FROM image_locations l \
+           WHERE l.image_id = i.id AND l.deleted = false AND l.status = 'active')"
     );
     const MIGRATIONS_TABLE_EXISTS: &'static str =
         "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()";
@@ -59,7 +61,9 @@ impl Dialect for Sqlite {
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!(),
         ", (SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)",
-        ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id)"
+        ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id)",
+        ", (SELECT json_group_array(meta_data) FROM (SELECT l.meta_data FROM image_locations l \
+           WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active' ORDER BY l.id))"
     );
     const MIGRATIONS_TABLE_EXISTS: &'static str =
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";

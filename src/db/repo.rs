@@ -45,6 +45,17 @@ fn decode_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// The store ids named by locations' metadata (each a JSON text, `{"store": "fast"}`); rows
+/// without one (single-store Glance writes `{}`) name none.
+fn location_stores(metadata: Vec<Option<String>>) -> Vec<String> {
+    metadata
+        .iter()
+        .flatten()
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .filter_map(|meta| meta.get("store")?.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Rows per multi-row INSERT: well under PostgreSQL's 65535 bind parameters and SQLite's
 /// 32766, whatever the number of properties an operator allows.
 const ROWS_PER_INSERT: usize = 1000;
@@ -209,6 +220,7 @@ where
                 tags.sort();
                 tags
             },
+            stores: location_stores(decode_json(row.try_get(20).map_err(get_err)?, &id)?),
         })
     }
 

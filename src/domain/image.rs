@@ -100,6 +100,9 @@ pub struct Image {
     pub properties: BTreeMap<String, String>,
     /// A set; kept sorted so output and comparisons are stable.
     pub tags: Vec<String>,
+    /// Ids of the stores holding the data, as the active locations' metadata names them
+    /// (multi-store), in location order. Read-only: the data path records it.
+    pub stores: Vec<String>,
 }
 
 impl Image {
@@ -126,6 +129,7 @@ impl Image {
             updated_at: now,
             properties: BTreeMap::new(),
             tags: Vec::new(),
+            stores: Vec::new(),
         }
     }
 

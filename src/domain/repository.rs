@@ -232,6 +232,17 @@ pub struct StoredLocation {
     pub metadata: String,
 }
 
+impl StoredLocation {
+    /// The store id its metadata names (multi-store Glance and Glint write one).
+    pub fn store_id(&self) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(&self.metadata)
+            .ok()?
+            .get("store")?
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
 /// What a finished upload records on the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadedData {

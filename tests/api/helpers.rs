@@ -333,6 +333,12 @@ impl TestApp {
         }
     }
 
+    /// The app's data directory: a multi-store configuration's file stores default to
+    /// `<data dir>/<store id>`.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The PostgreSQL schema (and application_name) of this app; `None` on SQLite.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()

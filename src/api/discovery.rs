@@ -1,0 +1,46 @@
+//! `GET /v2/info/stores` and `/v2/info/stores/detail`: the stores a multi-store deployment
+//! offers. Without `enabled_backends` both are 404, as in Glance.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::extract::Ctx;
+use super::AppState;
+use crate::domain::DomainError;
+
+fn not_multi_store() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "Multi backend is not supported at this site.",
+    )
+}
+
+pub async fn stores(
+    State(state): State<AppState>,
+    Ctx(_ctx): Ctx,
+) -> Result<Json<Value>, ApiError> {
+    let stores = state.data.stores();
+    if !stores.multi() {
+        return Err(not_multi_store());
+    }
+    Ok(Json(stores.info(false)))
+}
+
+/// Types, weights and driver options: for administrators and services only (Glance's
+/// `stores_info_detail` rule).
+pub async fn stores_detail(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<Json<Value>, ApiError> {
+    let stores = state.data.stores();
+    if !stores.multi() {
+        return Err(not_multi_store());
+    }
+    if !(ctx.is_admin || ctx.has_role("service")) {
+        return Err(DomainError::not_authorized("stores_info_detail").into());
+    }
+    Ok(Json(stores.info(true)))
+}
