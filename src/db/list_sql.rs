@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::repo::to_db_time;
+use super::rows::to_db_time;
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, Visibility};
 use crate::domain::listing::{
