@@ -1,13 +1,16 @@
 //! Glint: an OpenStack Image API v2 (Glance) service.
 //!
 //! `api` speaks HTTP, `domain` holds the image rules, `db` persists metadata, `config` reads
-//! glance-api.conf-style files. `app` wires them together; `main.rs` is only the command line.
+//! glance-api.conf-style files. `app` wires them together; `cli` holds the commands, and
+//! `main.rs` only parses the command line.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod datapath;
 pub mod db;
 pub mod domain;
+pub mod maintenance;
 pub mod server;
 pub mod stores;
 pub mod telemetry;

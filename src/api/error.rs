@@ -1,7 +1,15 @@
 //! `ApiError` and the only code that renders error bodies. Handlers return `ApiError` (usually
-//! converted from `DomainError`); it becomes a response carrying an `ErrorExplanation`
-//! extension, and `render_error_bodies` (which can see the request's `Accept`) writes the
-//! body in webob's three forms: JSON, HTML or plain text.
+//! converted from `DomainError`); it becomes a response carrying an `ErrorMessage` extension,
+//! and `render_error_bodies` (which can see the request's `Accept`) writes the body in webob's
+//! three forms: JSON, HTML or plain text.
+//!
+//! What failed inside (a driver's or the database's message, a join error) never reaches the
+//! body: it travels as the `ErrorSource` extension to `middleware::request_id`, which logs it
+//! once, on the request's line. 5xx bodies say what failed in operator terms only.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +25,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: Message,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What failed inside, for the log only.
+    pub source: Option<ErrorSource>,
 }
 
 impl ApiError {
@@ -26,6 +36,7 @@ impl ApiError {
             status,
             message: Message::Explanation(explanation.into()),
             headers: Vec::new(),
+            source: None,
         }
     }
 
@@ -35,6 +46,7 @@ impl ApiError {
             status,
             message: Message::Detail(detail.into()),
             headers: Vec::new(),
+            source: None,
         }
     }
 
@@ -44,6 +56,7 @@ impl ApiError {
             status,
             message: Message::Default,
             headers: Vec::new(),
+            source: None,
         }
     }
 
@@ -54,6 +67,51 @@ impl ApiError {
     pub fn with_header(mut self, name: HeaderName, value: &'static str) -> ApiError {
         self.headers.push((name, HeaderValue::from_static(value)));
         self
+    }
+
+    /// Attaches what failed inside: logged with the request, never shown to the client.
+    pub fn caused_by(mut self, source: impl StdError + Send + Sync + 'static) -> ApiError {
+        self.source = Some(ErrorSource(Arc::new(source)));
+        self
+    }
+}
+
+/// The internal cause of an error response, carried as a response extension to the request
+/// log line (`middleware::request_id`); never rendered into a body.
+#[derive(Debug, Clone)]
+pub struct ErrorSource(pub Arc<dyn StdError + Send + Sync>);
+
+impl ErrorSource {
+    /// The error and its chain of sources, `outer: inner: …`; a source whose text its
+    /// parent already includes is not repeated.
+    pub fn text(&self) -> String {
+        let mut text = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(source) = next {
+            let part = source.to_string();
+            if !text.contains(&part) {
+                let _ = write!(text, ": {part}");
+            }
+            next = source.source();
+        }
+        text
+    }
+}
+
+/// A panic caught on a request path, as an error to log.
+#[derive(Debug, thiserror::Error)]
+#[error("panicked: {0}")]
+pub struct Panic(pub String);
+
+impl Panic {
+    /// The panic's message, when it has one (`panic!` with a string or a format).
+    pub fn from_payload(payload: &(dyn std::any::Any + Send)) -> Panic {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|m| (*m).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        Panic(message)
     }
 }
 
@@ -68,6 +126,9 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(name, value);
         }
         response.extensions_mut().insert(ErrorMessage(self.message));
+        if let Some(source) = self.source {
+            response.extensions_mut().insert(source);
+        }
         response
     }
 }
@@ -87,26 +148,25 @@ impl From<DomainError> for ApiError {
                     status,
                     message,
                     headers: Vec::new(),
+                    source: None,
                 }
             }
-            DomainError::Repository(e) => {
-                // The detail goes to the log only; clients get an operator-level summary.
-                tracing::error!(error = ?e.to_string(), "metadata database failure");
-                match e {
-                    RepoError::Unavailable(_) | RepoError::ConnectionLost(_) => ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The metadata database is unavailable; retry later.",
-                    ),
-                    RepoError::TimedOut(_) => ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The metadata query took too long and was cancelled; retry later or narrow the request.",
-                    ),
-                    _ => ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "The server failed to read or write image metadata.",
-                    ),
-                }
+            // The detail goes to the log only; clients get an operator-level summary.
+            DomainError::Repository(e) => match e {
+                RepoError::Unavailable(_) | RepoError::ConnectionLost(_) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The metadata database is unavailable; retry later.",
+                ),
+                RepoError::TimedOut(_) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The metadata query took too long and was cancelled; retry later or narrow the request.",
+                ),
+                _ => ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server failed to read or write image metadata.",
+                ),
             }
+            .caused_by(e),
         }
     }
 }
@@ -132,8 +192,11 @@ impl From<DataError> for ApiError {
                 }
                 error
             }
-            DataError::Corrupt { .. } | DataError::Internal(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, text)
+            // Says which image and what is wrong with its data, nothing internal.
+            DataError::Corrupt { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, text),
+            // A join error, a stopped worker, an I/O error: the client gets webob's default.
+            DataError::Internal(_) => {
+                ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR).caused_by(error)
             }
         }
     }
@@ -189,8 +252,7 @@ impl From<StoreError> for ApiError {
                 "The image store failed.".to_owned(),
             ),
         };
-        tracing::warn!(error = ?error.to_string(), status = status.as_u16(), "image store error");
-        ApiError::new(status, message)
+        ApiError::new(status, message).caused_by(error)
     }
 }
 
@@ -371,6 +433,48 @@ pub fn render_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("store fast failed: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("commit failed")]
+    struct Wrapper(#[source] Outer);
+
+    #[test]
+    fn a_source_is_logged_with_its_chain_once() {
+        let source = ErrorSource(Arc::new(Wrapper(Outer {
+            source: std::io::Error::other("disk on fire"),
+        })));
+        assert_eq!(
+            source.text(),
+            "commit failed: store fast failed: disk on fire"
+        );
+        let panic = Panic::from_payload(&"index out of bounds");
+        assert_eq!(panic.to_string(), "panicked: index out of bounds");
+    }
+
+    #[test]
+    fn internal_failures_keep_their_text_out_of_the_body() {
+        let error = ApiError::from(DataError::Internal(
+            "store writer task failed: task 7 panicked".to_owned(),
+        ));
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.message, Message::Default);
+        let source = error.source.as_ref().map(ErrorSource::text);
+        assert_eq!(
+            source.as_deref(),
+            Some("store writer task failed: task 7 panicked")
+        );
+        let error = ApiError::from(DomainError::Repository(RepoError::Other(
+            "no such table: image_tags".to_owned(),
+        )));
+        assert!(!error.message.text().contains("image_tags"));
+        assert!(error.source.is_some());
+    }
 
     fn form(accept: Option<&str>) -> BodyForm {
         let mut headers = HeaderMap::new();

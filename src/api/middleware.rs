@@ -1,16 +1,18 @@
-//! Request-wide layers: request ids, URL normalisation (version aliases, HEAD), identity,
-//! and turning error explanations into webob-style bodies.
+//! Request-wide layers: request ids and the request's log span, URL normalisation (version
+//! aliases, HEAD), identity, and turning error explanations into webob-style bodies.
 
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::body::HttpBody as _;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::field;
+use tracing::Instrument as _;
 
-use super::error::{body_form, render_body, ApiError, ErrorMessage, RequestFacts};
+use super::error::{body_form, render_body, ApiError, ErrorMessage, ErrorSource, RequestFacts};
 use super::AppState;
 use crate::config::AuthFlavor;
 use crate::domain::error::Message;
@@ -42,33 +44,65 @@ fn request_id_from(request: &Request) -> String {
     }
 }
 
-/// Assigns the request id, echoes it on every response, and logs one line per request.
+/// Assigns the request id, echoes it on every response, and logs one line per request. The
+/// request runs inside a span carrying its id, method and (once routed) route, so every line
+/// logged while it runs names the request; an error's internal source (`ErrorSource`) is
+/// logged here, once, on the request's own line.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request_id_from(&request);
-    let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // At error level so that the span is enabled whenever any event is: a warning logged
+    // inside a request names it even under `RUST_LOG=warn`.
+    let span = tracing::error_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        route = field::Empty,
+    );
     request.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let status = response.status().as_u16();
     let millis = started.elapsed().as_secs_f64() * 1000.0;
-    match response
+    span.in_scope(|| log_request(&response, &path, millis));
+    response
+}
+
+/// The request's line: `request` (info), `request refused` (4xx: info, or warn when
+/// something failed inside), `request failed` (5xx with an error: error level). `error` is the
+/// message sent to the client, `source` what failed inside.
+fn log_request(response: &Response, path: &str, millis: f64) {
+    let status = response.status().as_u16();
+    let why = response
         .extensions()
         .get::<ErrorMessage>()
-        .map(|m| m.0.text())
-    {
-        Some(why) if status >= 500 => {
-            tracing::error!(request_id = %id, %method, %path, status, millis, error = ?why, "request failed")
+        .map(|m| m.0.text());
+    let source = response
+        .extensions()
+        .get::<ErrorSource>()
+        .map(ErrorSource::text);
+    let error = why.map(field::debug);
+    let source = source.as_deref().map(field::debug);
+    match (error.is_some() || source.is_some(), status) {
+        (true, 500..) => {
+            tracing::error!(path = %path, status, millis, error, source, "request failed")
         }
-        Some(why) => {
-            tracing::info!(request_id = %id, %method, %path, status, millis, error = ?why, "request refused")
+        (true, _) if source.is_some() => {
+            tracing::warn!(path = %path, status, millis, error, source, "request refused")
         }
-        None => tracing::info!(request_id = %id, %method, %path, status, millis, "request"),
+        (true, _) => tracing::info!(path = %path, status, millis, error, "request refused"),
+        (false, _) => tracing::info!(path = %path, status, millis, "request"),
     }
-    response
+}
+
+/// Names the matched route (`/v2/images/{image_id}`) in the request's span.
+pub async fn record_route(request: Request, next: Next) -> Response {
+    if let Some(route) = request.extensions().get::<MatchedPath>() {
+        tracing::Span::current().record("route", field::display(route.as_str()));
+    }
+    next.run(request).await
 }
 
 /// Version prefixes that Glance (without cache) serves as `/v2`; multi-store adds more.
@@ -302,39 +336,91 @@ mod tests {
         }
     }
 
-    #[test]
-    fn client_text_cannot_forge_log_lines() {
-        use tower::ServiceExt as _;
+    /// Runs `work` on a current-thread runtime with a subscriber that captures every line.
+    fn logged<F: std::future::Future>(work: impl FnOnce() -> F) -> (String, F::Output) {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+        let output = tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
                 .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                let app = axum::Router::new()
-                    .route(
-                        "/x",
-                        axum::routing::get(|| async {
-                            ApiError::bad_request(
-                                "No image found with ID x\n2026-01-01T00:00:00Z ERROR fake\0",
-                            )
-                        }),
-                    )
-                    .layer(axum::middleware::from_fn(request_id));
-                let request = Request::get("/x").body(Body::empty()).expect("request");
-                let response = app.oneshot(request).await.expect("infallible");
-                assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-            });
+                .expect("runtime")
+                .block_on(work())
         });
         let log = String::from_utf8(captured.0.lock().expect("log").clone()).expect("UTF-8");
+        (log, output)
+    }
+
+    #[test]
+    fn client_text_cannot_forge_log_lines() {
+        use tower::ServiceExt as _;
+        let (log, ()) = logged(|| async {
+            let app = axum::Router::new()
+                .route(
+                    "/x",
+                    axum::routing::get(|| async {
+                        ApiError::bad_request(
+                            "No image found with ID x\n2026-01-01T00:00:00Z ERROR fake\0",
+                        )
+                    }),
+                )
+                .layer(axum::middleware::from_fn(request_id));
+            let request = Request::get("/x").body(Body::empty()).expect("request");
+            let response = app.oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        });
         assert_eq!(log.lines().count(), 1, "{log}");
         assert!(!log.contains('\0'), "{log}");
         assert!(log.contains(r"ID x\n2026"), "{log}");
+    }
+
+    #[test]
+    fn every_line_of_a_request_names_it_and_an_internal_failure_is_logged_once() {
+        use tower::ServiceExt as _;
+        let (log, body) = logged(|| async {
+            let app = axum::Router::new()
+                .route(
+                    "/images/{id}",
+                    axum::routing::get(|| async {
+                        tracing::warn!("a warning on the way");
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "The server failed.")
+                            .caused_by(std::io::Error::other(
+                                "relation \"secret_table\" does not exist",
+                            ))
+                    }),
+                )
+                .route_layer(axum::middleware::from_fn(record_route))
+                .layer(axum::middleware::from_fn(render_error_bodies))
+                .layer(axum::middleware::from_fn(request_id));
+            let request = Request::get("/images/abc")
+                .header(REQUEST_ID_HEADER, "req-test-42")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::empty())
+                .expect("request");
+            let response = app.oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .expect("body");
+            String::from_utf8(body.to_vec()).expect("UTF-8")
+        });
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        for line in &lines {
+            assert!(line.contains("request_id=req-test-42"), "{line}");
+            assert!(line.contains("method=GET"), "{line}");
+            assert!(line.contains("route=/images/{id}"), "{line}");
+        }
+        assert!(
+            lines[1].contains("ERROR") && lines[1].contains("request failed"),
+            "{log}"
+        );
+        assert_eq!(log.matches("secret_table").count(), 1, "{log}");
+        assert!(body.contains("The server failed."), "{body}");
+        assert!(!body.contains("secret_table"), "{body}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::error::ApiError;
+use super::error::{ApiError, Panic};
 use super::{discovery, image_data, images, middleware, schemas, tags, versions, AppState};
 
 /// The complete application: routing, identity, request ids and error bodies.
@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
             get(versions::healthcheck).with_state(state.clone()),
         )
         .merge(v2)
+        // Every matched route names itself in the request's log span.
+        .route_layer(from_fn(middleware::record_route))
         .fallback(unknown_path)
         .with_state(state.clone());
 
@@ -67,12 +69,17 @@ pub fn router(state: AppState) -> Router {
     let normalized = ServiceBuilder::new()
         .map_request(move |request| middleware::normalize(request, multi_store))
         .service(routes);
-    // Innermost first: a panic becomes a 500 that still gets a body, a request id and a log line.
+    // Innermost first: a panic becomes a 500 that still gets a body, a request id and a log
+    // line; `request_id` opens the span every log line of the request is written in.
     Router::new()
         .fallback_service(normalized)
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |payload: Box<dyn std::any::Any + Send>| {
+                ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR)
+                    .caused_by(Panic::from_payload(payload.as_ref()))
+                    .into_response()
+            },
+        ))
         .layer(from_fn(middleware::render_error_bodies))
         .layer(from_fn(middleware::request_id))
 }

@@ -3,12 +3,46 @@
 
 use chrono::NaiveDateTime;
 
-use super::repo::to_db_time;
+use super::rows::to_db_time;
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, Visibility};
 use crate::domain::listing::{
     Column, Comparison, Filter, ListQuery, SortDir, SortKey, Viewer, VisibilityFilter,
 };
+
+/// The `images` column a filter or sort names.
+fn column_name(column: Column) -> &'static str {
+    match column {
+        Column::Id => "id",
+        Column::Name => "name",
+        Column::Status => "status",
+        Column::ContainerFormat => "container_format",
+        Column::DiskFormat => "disk_format",
+        Column::Owner => "owner",
+        Column::Checksum => "checksum",
+        Column::OsHashAlgo => "os_hash_algo",
+        Column::OsHashValue => "os_hash_value",
+        Column::Size => "size",
+        Column::VirtualSize => "virtual_size",
+        Column::MinDisk => "min_disk",
+        Column::MinRam => "min_ram",
+        Column::Protected => "protected",
+        Column::CreatedAt => "created_at",
+        Column::UpdatedAt => "updated_at",
+    }
+}
+
+/// The SQL operator of a comparison.
+fn operator(cmp: Comparison) -> &'static str {
+    match cmp {
+        Comparison::Eq => "=",
+        Comparison::Neq => "<>",
+        Comparison::Gt => ">",
+        Comparison::Gte => ">=",
+        Comparison::Lt => "<",
+        Comparison::Lte => "<=",
+    }
+}
 
 /// A marker's value in one sort column.
 #[derive(Debug, Clone)]
@@ -85,7 +119,7 @@ pub(super) fn build(
             (SortDir::Asc, false) => " ASC",
             (SortDir::Desc, false) => " DESC",
         };
-        q.push(format_args!("i.{}{order}", key.column.sql_name()));
+        q.push(format_args!("i.{}{order}", column_name(key.column)));
     }
     q.push(" LIMIT ").push_bind(i64::from(query.limit));
 }
@@ -173,7 +207,7 @@ fn push_visibility(q: &mut SqlBuilder, query: &ListQuery, viewer: &Viewer) {
 fn push_filter(q: &mut SqlBuilder, filter: &Filter) {
     match filter {
         Filter::TextIn { column, values } => {
-            q.push(format_args!("i.{} IN (", column.sql_name()));
+            q.push(format_args!("i.{} IN (", column_name(*column)));
             for (n, value) in values.iter().enumerate() {
                 if n > 0 {
                     q.push(", ");
@@ -183,16 +217,24 @@ fn push_filter(q: &mut SqlBuilder, filter: &Filter) {
             q.push(")");
         }
         Filter::Integer { column, cmp, value } => {
-            q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql()))
-                .push_bind(*value);
+            q.push(format_args!(
+                "i.{} {} ",
+                column_name(*column),
+                operator(*cmp)
+            ))
+            .push_bind(*value);
         }
         Filter::Boolean { column, value } => {
-            q.push(format_args!("i.{} = ", column.sql_name()))
+            q.push(format_args!("i.{} = ", column_name(*column)))
                 .push_bind(*value);
         }
         Filter::Time { column, cmp, value } => {
-            q.push(format_args!("i.{} {} ", column.sql_name(), cmp.sql()))
-                .push_bind(to_db_time(*value));
+            q.push(format_args!(
+                "i.{} {} ",
+                column_name(*column),
+                operator(*cmp)
+            ))
+            .push_bind(to_db_time(*value));
         }
         // Gathered by `build` into one subquery each.
         Filter::Property { .. } | Filter::Tag(_) => {
@@ -274,7 +316,7 @@ fn push_after_marker(q: &mut SqlBuilder, sort: &[SortKey], marker: &Image) {
 
 /// `column cmp value` where `value` may be NULL (the smallest value).
 fn push_compare(q: &mut SqlBuilder, column: Column, cmp: Comparison, value: SortValue) {
-    let name = column.sql_name();
+    let name = column_name(column);
     let is_null = matches!(value, SortValue::Text(None) | SortValue::Integer(None));
     match (cmp, is_null) {
         (Comparison::Eq, true) => {
@@ -296,7 +338,7 @@ fn push_compare(q: &mut SqlBuilder, column: Column, cmp: Comparison, value: Sort
     if or_null {
         q.push("(");
     }
-    q.push(format_args!("i.{name} {} ", cmp.sql()));
+    q.push(format_args!("i.{name} {} ", operator(cmp)));
     match value {
         SortValue::Text(v) => q.push_bind(v),
         SortValue::Integer(v) => q.push_bind(v),

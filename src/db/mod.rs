@@ -1,9 +1,15 @@
 //! Metadata persistence: connection pools, embedded migrations, and the `ImageRepo`
 //! implementation shared by PostgreSQL and SQLite (`repo.rs`, generic over `Dialect`).
+//!
+//! Inside, dependencies point one way: `uploads.rs` builds on `repo.rs`, which uses
+//! `list_sql.rs`; all of them use the leaves `errors.rs` (sqlx errors, retries), `rows.rs`
+//! (row and time conversions), `sql_builder.rs` and `dialect.rs`, which use none of them.
 
 mod dialect;
+mod errors;
 mod list_sql;
 mod repo;
+mod rows;
 mod sql_builder;
 mod uploads;
 

@@ -7,15 +7,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use super::dialect::Dialect;
+use super::errors::{map_err, retry_on_lost};
 use super::list_sql;
+use super::rows::{decode_location, to_db_time};
 use super::sql_builder::SqlBuilder;
-use super::uploads::decode_location;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
-use crate::domain::repository::{
-    CountLimits, Counted, ImageRepo, RepoError, SaveOutcome, StoredLocation,
-};
-use crate::domain::ImageStatus;
+use crate::domain::repository::{CountLimits, Counted, ImageRepo, SaveOutcome, StoredLocation};
+use crate::domain::{ImageStatus, RepoError};
 
 #[derive(Debug)]
 pub struct SqlRepo<DB: sqlx::Database> {
@@ -27,10 +26,6 @@ impl<DB: sqlx::Database> SqlRepo<DB> {
     pub fn new(read: Pool<DB>, write: Pool<DB>) -> SqlRepo<DB> {
         SqlRepo { read, write }
     }
-}
-
-pub(super) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc()
 }
 
 /// Properties or tags aggregated as JSON by the query; NULL (no rows) is empty.
@@ -76,94 +71,8 @@ fn value_rows(rows: usize, columns: usize) -> String {
     sql
 }
 
-/// Database error codes that mean "try again": SQLite busy/locked (5, 6, and their extended
-/// forms), PostgreSQL serialization failure, deadlock, and a server not accepting connections.
-fn is_transient(code: &str) -> bool {
-    let sqlite = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-    sqlite || matches!(code, "40001" | "40P01" | "57P03")
-}
-
-/// PostgreSQL codes of a connection the server ended: admin or crash shutdown
-/// (`pg_terminate_backend` included) and connection exceptions (08…).
-fn is_connection_gone(code: &str) -> bool {
-    matches!(code, "57P01" | "57P02") || code.starts_with("08")
-}
-
-/// Whether the error broke the connection itself, so the same work may succeed on another.
-fn connection_lost(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_connection_gone(&c)),
-        _ => false,
-    }
-}
-
-pub(super) fn map_err(e: sqlx::Error) -> RepoError {
-    match e {
-        ref lost if connection_lost(lost) => RepoError::ConnectionLost(lost.to_string()),
-        sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
-        // query_canceled: `statement_timeout` (Glint does not cancel statements otherwise).
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-            RepoError::TimedOut(db.to_string())
-        }
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient(&c)) => {
-            RepoError::Unavailable(db.to_string())
-        }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-            RepoError::Unavailable(e.to_string())
-        }
-        other => RepoError::Other(other.to_string()),
-    }
-}
-
 /// How long the health check waits for the database.
 const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Attempts of an operation that keeps failing on lost connections.
-const LOST_CONNECTION_ATTEMPTS: usize = 3;
-
-/// Runs `attempt` — a read, or a write whose condition makes a repeat harmless — again when
-/// its connection was lost, after the pool is rid of its other dead connections (a restarted
-/// database leaves every pooled connection dead, and each would otherwise cost one client a 503).
-pub(super) async fn retry_on_lost<DB, T, F, Fut>(
-    pool: &Pool<DB>,
-    mut attempt: F,
-) -> Result<T, RepoError>
-where
-    DB: sqlx::Database,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, RepoError>>,
-{
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Err(RepoError::ConnectionLost(why)) if tries < LOST_CONNECTION_ATTEMPTS => {
-                tracing::warn!(error = ?why, "database connection lost; retrying on a fresh one");
-                purge_dead_connections(pool).await;
-                tries += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Pings every idle connection of the pool at once; the dead ones are closed on release.
-async fn purge_dead_connections<DB: sqlx::Database>(pool: &Pool<DB>) {
-    use sqlx::Connection as _;
-    let mut idle = Vec::new();
-    while let Some(connection) = pool.try_acquire() {
-        idle.push(connection);
-    }
-    for connection in &mut idle {
-        let alive = tokio::time::timeout(std::time::Duration::from_secs(2), connection.ping())
-            .await
-            .is_ok_and(|ping| ping.is_ok());
-        if !alive {
-            connection.close_on_drop();
-        }
-    }
-}
 
 impl<DB> SqlRepo<DB>
 where
@@ -696,23 +605,5 @@ where
         locations.sort_by_key(|l| l.id);
         tx.commit().await.map_err(map_err)?;
         Ok(Some(locations))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{is_connection_gone, is_transient};
-
-    #[test]
-    fn transient_database_errors_are_retryable() {
-        for code in ["5", "6", "517", "262", "40001", "40P01", "57P03"] {
-            assert!(is_transient(code), "{code}");
-        }
-        for code in ["19", "2067", "23505", "42P01", "57014"] {
-            assert!(!is_transient(code), "{code}");
-        }
-        for code in ["57P01", "57P02", "08006", "08003"] {
-            assert!(is_connection_gone(code), "{code}");
-        }
     }
 }

@@ -6,11 +6,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::dialect::Dialect;
-use super::repo::{map_err, retry_on_lost, to_db_time, SqlRepo};
+use super::errors::{map_err, retry_on_lost};
+use super::repo::SqlRepo;
+use super::rows::{decode_location, to_db_time};
 use crate::domain::image::ImageId;
 use crate::domain::repository::{
-    DataReference, RepoError, SaveOutcome, StoredLocation, UploadRepo, UploadedData,
+    DataReference, SaveOutcome, StoredLocation, UploadRepo, UploadedData,
 };
+use crate::domain::RepoError;
 
 #[async_trait]
 impl<DB> UploadRepo for SqlRepo<DB>
@@ -388,20 +391,4 @@ where
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
-}
-
-pub(super) fn decode_location<DB>(row: &DB::Row) -> Result<StoredLocation, RepoError>
-where
-    DB: sqlx::Database,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
-    Ok(StoredLocation {
-        id: row.try_get(0).map_err(get_err)?,
-        image_id: row.try_get(1).map_err(get_err)?,
-        url: row.try_get(2).map_err(get_err)?,
-        metadata: row.try_get(3).map_err(get_err)?,
-    })
 }

@@ -1,9 +1,8 @@
 //! Domain outcomes that are not success. Each refusal carries its kind (which `api::error`
-//! maps to an HTTP status, in one place) and the message a client sees.
+//! maps to an HTTP status, in one place) and the message a client sees; `RepoError` is why the
+//! metadata database could not answer. This module depends on nothing else in `domain/`.
 
 use std::fmt;
-
-use super::repository::RepoError;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +38,27 @@ impl Message {
             Message::Default => "",
         }
     }
+}
+
+/// Why the database could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// A row with this key exists already (also among soft-deleted rows).
+    #[error("duplicate key")]
+    Duplicate,
+    /// The database cannot be reached or is overloaded; the request may be retried.
+    #[error("metadata database unavailable: {0}")]
+    Unavailable(String),
+    /// The connection broke under the query (database restarted, connection killed). Reads
+    /// and conditional writes have been retried on a fresh connection already.
+    #[error("metadata database connection lost: {0}")]
+    ConnectionLost(String),
+    /// The query ran past `[database] statement_timeout` and was cancelled by the database.
+    #[error("metadata query cancelled after the statement timeout: {0}")]
+    TimedOut(String),
+    /// Anything else: a bug or a schema problem. Logged with detail, shown as a plain 500.
+    #[error("metadata database error: {0}")]
+    Other(String),
 }
 
 #[derive(Debug, thiserror::Error)]

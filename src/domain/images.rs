@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::context::RequestContext;
-use super::error::{DomainError, DomainResult, Refusal};
+use super::error::{DomainError, DomainResult, Refusal, RepoError};
 use super::image::{self, Image, ImageId, Visibility};
 use super::image_rules::{
     apply_change, check_boot_minimums, check_count, check_storable, check_storable_json,
@@ -15,7 +15,7 @@ use super::image_rules::{
 use super::listing::{ListQuery, PageLimits, Viewer};
 use super::patch::{Change, Op, PatchDialect};
 use super::policy::{Action, Policy, Target};
-use super::repository::{CountLimits, Counted, ImageRepo, RepoError, SaveOutcome, StoredLocation};
+use super::repository::{CountLimits, Counted, ImageRepo, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, READ_ONLY};
 use super::status::ImageStatus;
 

@@ -18,11 +18,11 @@ pub mod schema;
 pub mod status;
 
 pub use context::RequestContext;
-pub use error::DomainError;
+pub use error::{DomainError, RepoError};
 pub use image::{Image, ImageId, Visibility};
 pub use images::{ImageLimits, ImageService};
 pub use repository::{
-    CountLimits, Counted, DataReference, ImageRepo, RepoError, SaveOutcome, StoredLocation,
-    UploadRepo, UploadedData,
+    CountLimits, Counted, DataReference, ImageRepo, SaveOutcome, StoredLocation, UploadRepo,
+    UploadedData,
 };
 pub use status::ImageStatus;

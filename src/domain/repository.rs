@@ -4,29 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::error::RepoError;
 use super::image::{Image, ImageId};
 use super::listing::{ListQuery, Viewer};
-
-/// Why the database could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    /// A row with this key exists already (also among soft-deleted rows).
-    #[error("duplicate key")]
-    Duplicate,
-    /// The database cannot be reached or is overloaded; the request may be retried.
-    #[error("metadata database unavailable: {0}")]
-    Unavailable(String),
-    /// The connection broke under the query (database restarted, connection killed). Reads
-    /// and conditional writes have been retried on a fresh connection already.
-    #[error("metadata database connection lost: {0}")]
-    ConnectionLost(String),
-    /// The query ran past `[database] statement_timeout` and was cancelled by the database.
-    #[error("metadata query cancelled after the statement timeout: {0}")]
-    TimedOut(String),
-    /// Anything else: a bug or a schema problem. Logged with detail, shown as a plain 500.
-    #[error("metadata database error: {0}")]
-    Other(String),
-}
 
 /// What happened to a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

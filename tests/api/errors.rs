@@ -66,3 +66,61 @@ both_databases!(fn bodies_on_bodiless_requests_are_400(app) {
     // Listing tolerates a body, as Glance does.
     app.request(Method::GET, "/v2/images", &[("content-length", "2")], Body::from("{}")).await.assert_status(200);
 });
+
+/// A 5xx answer in Glance's body shape that tells nothing of what failed inside.
+#[track_caller]
+fn assert_says_nothing_internal(
+    response: &crate::helpers::TestResponse,
+    status: u16,
+    internal: &[&str],
+) {
+    response.assert_status(status);
+    let body = response.json();
+    assert_eq!(
+        body["code"],
+        format!("{status} {}", body["title"].as_str().unwrap_or_default())
+    );
+    let text = response.text().to_lowercase();
+    for word in internal {
+        assert!(!text.contains(word), "{word:?} in the body: {text}");
+    }
+}
+
+both_databases!(fn a_broken_schema_answers_500_without_the_databases_words(app) {
+    let id = app.create_raw_image().await;
+    app.execute("DROP TABLE image_tags").await;
+    let response = app
+        .request(Method::GET, &format!("/v2/images/{id}"), &[("accept", "application/json")], Body::empty())
+        .await;
+    assert_says_nothing_internal(&response, 500, &["image_tags", "relation", "no such table", "error returned from database"]);
+    assert_eq!(response.error_message(), "The server failed to read or write image metadata.");
+});
+
+both_databases!(fn data_in_a_store_no_one_serves_answers_500_without_naming_it(app) {
+    let id = app.create_raw_image().await;
+    app.upload(&id, crate::image_data::sample(1000)).await.assert_status(204);
+    app.execute(&format!(
+        "UPDATE image_locations SET value = 'swift+https://glance:s3cr3t@keystone.internal/v3/' || image_id \
+         WHERE image_id = '{id}'"
+    ))
+    .await;
+    let response = app
+        .request(Method::GET, &format!("/v2/images/{id}/file"), &[("accept", "application/json")], Body::empty())
+        .await;
+    assert_says_nothing_internal(&response, 500, &["swift", "s3cr3t", "keystone.internal", "no configured store"]);
+    // Glance's own words for a failure it does not explain.
+    assert_eq!(
+        response.error_message(),
+        "The server has either erred or is incapable of performing the requested operation."
+    );
+});
+
+both_databases!(fn an_unreachable_database_answers_503_without_the_drivers_words(app) {
+    let id = app.create_raw_image().await;
+    app.database.close().await;
+    let response = app
+        .request(Method::GET, &format!("/v2/images/{id}"), &[("accept", "application/json")], Body::empty())
+        .await;
+    assert_says_nothing_internal(&response, 503, &["pool", "acquire", "connection"]);
+    assert_eq!(response.error_message(), "The metadata database is unavailable; retry later.");
+});

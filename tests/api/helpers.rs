@@ -32,6 +32,8 @@ pub struct TestApp {
     pub router: Router,
     pub services: glint::Services,
     pub database: Database,
+    /// The configuration the app was built from.
+    pub config: Config,
     /// Headers added to every request (identity in trusted-auth tests).
     pub default_headers: HeaderMap,
     /// The filesystem store's directory.
@@ -167,6 +169,7 @@ impl TestApp {
             router,
             services,
             database,
+            config,
             default_headers: HeaderMap::new(),
             images_dir,
             _dir: dir,

@@ -12,6 +12,7 @@ mod images_create;
 mod images_delete;
 mod images_list;
 mod images_update;
+mod maintenance;
 mod multi_store;
 mod schemas;
 mod server_limits;

@@ -30,27 +30,6 @@ pub enum Column {
 }
 
 impl Column {
-    pub fn sql_name(self) -> &'static str {
-        match self {
-            Column::Id => "id",
-            Column::Name => "name",
-            Column::Status => "status",
-            Column::ContainerFormat => "container_format",
-            Column::DiskFormat => "disk_format",
-            Column::Owner => "owner",
-            Column::Checksum => "checksum",
-            Column::OsHashAlgo => "os_hash_algo",
-            Column::OsHashValue => "os_hash_value",
-            Column::Size => "size",
-            Column::VirtualSize => "virtual_size",
-            Column::MinDisk => "min_disk",
-            Column::MinRam => "min_ram",
-            Column::Protected => "protected",
-            Column::CreatedAt => "created_at",
-            Column::UpdatedAt => "updated_at",
-        }
-    }
-
     fn text(name: &str) -> Option<Column> {
         Some(match name {
             "id" => Column::Id,
@@ -89,6 +68,7 @@ pub const SORT_KEYS: [&str; 8] = [
     "updated_at",
 ];
 
+/// How a filter compares a column with its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
     Eq,
@@ -97,19 +77,6 @@ pub enum Comparison {
     Gte,
     Lt,
     Lte,
-}
-
-impl Comparison {
-    pub fn sql(self) -> &'static str {
-        match self {
-            Comparison::Eq => "=",
-            Comparison::Neq => "<>",
-            Comparison::Gt => ">",
-            Comparison::Gte => ">=",
-            Comparison::Lt => "<",
-            Comparison::Lte => "<=",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

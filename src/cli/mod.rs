@@ -1,0 +1,148 @@
+//! The commands of the `glint` binary as library functions: `main.rs` parses the command
+//! line, loads the configuration and calls one of these. Each returns, on failure, the one
+//! line the operator reads; what a command prints on success is its report. The schema gate
+//! in front of `serve` and `scrub` is `schema.rs`; the duties of a serving node between
+//! requests are `crate::maintenance`.
+
+mod schema;
+
+use std::net::SocketAddr;
+
+use crate::config::{AuthFlavor, Config};
+use crate::db::Database;
+use crate::maintenance;
+
+use schema::describe;
+
+/// Logs, once at start-up, what in the configuration deserves the operator's attention.
+pub fn log_config_warnings(config: &Config) {
+    if config.auth == AuthFlavor::TrustedHeaders
+        && !matches!(
+            config.server.bind_host.as_str(),
+            "127.0.0.1" | "::1" | "localhost"
+        )
+    {
+        tracing::warn!(
+            bind_host = %config.server.bind_host,
+            "flavor = trusted-auth believes identity headers from any client: expose this \
+             address only to the authenticating proxy in front of Glint"
+        );
+    }
+    for option in config.ignored_report() {
+        tracing::warn!(option, "configuration option not used by Glint; ignored");
+    }
+}
+
+async fn open(config: &Config) -> Result<Database, String> {
+    Database::connect(&config.database)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `glint db sync`: creates the schema or upgrades it to this version of Glint.
+pub async fn db_sync(config: &Config) -> Result<(), String> {
+    let database = open(config).await?;
+    let before = database.schema_status().await.map_err(|e| e.to_string())?;
+    database.sync().await.map_err(|e| e.to_string())?;
+    let after = database.schema_status().await.map_err(|e| e.to_string())?;
+    println!(
+        "{} schema at {}: {} migration(s) applied, now at {}",
+        database.backend(),
+        config.database.url.redacted(),
+        before.pending.len(),
+        after.applied.unwrap_or(0)
+    );
+    database.close().await;
+    Ok(())
+}
+
+/// `glint db version`: prints the schema version found and the one this Glint expects.
+pub async fn db_version(config: &Config) -> Result<(), String> {
+    let database = open(config).await?;
+    let status = database.schema_status().await.map_err(|e| e.to_string())?;
+    println!(
+        "database: {} ({})",
+        config.database.url.redacted(),
+        database.backend()
+    );
+    println!(
+        "schema version: {}",
+        status
+            .applied
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none (empty database)".into())
+    );
+    println!("expected by this glint: {}", status.latest);
+    println!("state: {}", describe(&status));
+    database.close().await;
+    Ok(())
+}
+
+/// `glint serve`: passes the schema gate, recovers uploads a stopped node left, starts the
+/// maintenance task and serves the Image API until a shutdown signal.
+pub async fn serve(config: &Config) -> Result<(), String> {
+    let database = open(config).await?;
+    schema::ready_to_serve(&database, config).await?;
+    let services = crate::services(config, &database)?;
+    maintenance::recover(&services.data)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(maintenance::run(
+        services.data.clone(),
+        config.datapath.clone(),
+    ));
+    let app = crate::app(config, &services);
+    let address = format!("{}:{}", config.server.bind_host, config.server.bind_port);
+    let address: SocketAddr = tokio::net::lookup_host(&address)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("cannot resolve bind address {address}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    tracing::info!(%address, database = database.backend(), "glint serving the Image API v2");
+    crate::server::serve(listener, app, &config.server.connections, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving failed: {e}"))?;
+    database.close().await;
+    tracing::info!("glint stopped");
+    Ok(())
+}
+
+/// `glint scrub`: one scrubber pass.
+pub async fn scrub(config: &Config) -> Result<(), String> {
+    let database = open(config).await?;
+    schema::ready_to_scrub(&database).await?;
+    let services = crate::services(config, &database)?;
+    let report = services.data.scrub().await.map_err(|e| e.to_string())?;
+    println!(
+        "scrub: {} location(s) removed, {} left for a later pass, {} unrecorded data removed",
+        report.removed, report.failed, report.orphans
+    );
+    database.close().await;
+    if report.failed > 0 {
+        return Err("some image data could not be removed yet".to_owned());
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

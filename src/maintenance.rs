@@ -1,0 +1,47 @@
+//! The duties of a serving node between requests: at start, put back to `queued` the uploads
+//! a crash interrupted; then, for as long as it serves, reconcile uploads whose node stopped
+//! and, with `scrub_in_serve`, run the scrubber. Failures are logged and retried on the next
+//! round; they never stop the node.
+
+use std::time::Duration;
+
+use crate::config::DataPathConfig;
+use crate::datapath::{DataError, DataService, STALE_UPLOAD};
+
+/// How often a serving node looks for uploads abandoned by a stopped node.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+
+/// At start-up: this node's own earlier uploads (it restarted, so none of them is running)
+/// and every other node's stale ones go back to `queued`.
+pub async fn recover(data: &DataService) -> Result<(), DataError> {
+    data.reset_own_uploads().await?;
+    data.reconcile(STALE_UPLOAD).await?;
+    Ok(())
+}
+
+/// Runs until dropped: reconciles every `RECONCILE_EVERY`, and scrubs every `wakeup_time`
+/// when `scrub_in_serve` is set; the first round of each runs at once.
+pub async fn run(data: DataService, config: DataPathConfig) {
+    let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+    let mut scrubber = tokio::time::interval(Duration::from_secs(config.wakeup_time_secs));
+    reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    scrubber.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = reconcile.tick() => {
+                if let Err(e) = data.reconcile(STALE_UPLOAD).await {
+                    tracing::warn!(error = %e, "reconciling abandoned uploads failed");
+                }
+            }
+            _ = scrubber.tick(), if config.scrub_in_serve => {
+                match data.scrub().await {
+                    Ok(report) if report.removed + report.failed + report.orphans > 0 => {
+                        tracing::info!(removed = report.removed, failed = report.failed, orphans = report.orphans, "scrubber pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scrubber pass failed"),
+                }
+            }
+        }
+    }
+}
