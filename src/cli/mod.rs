@@ -84,14 +84,8 @@ pub async fn serve(config: &Config) -> Result<(), String> {
     let database = open(config).await?;
     schema::ready_to_serve(&database, config).await?;
     let services = crate::services(config, &database)?;
-    maintenance::recover(&services.data)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(maintenance::run(
-        services.data.clone(),
-        config.datapath.clone(),
-    ));
-    let app = crate::app(config, &services);
+    // The port first: a second process started on a live node's address must fail here,
+    // before it resets that node's running uploads as if they were its own dead ones.
     let address = format!("{}:{}", config.server.bind_host, config.server.bind_port);
     let address: SocketAddr = tokio::net::lookup_host(&address)
         .await
@@ -101,6 +95,14 @@ pub async fn serve(config: &Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    maintenance::recover(&services.data)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(maintenance::run(
+        services.data.clone(),
+        config.datapath.clone(),
+    ));
+    let app = crate::app(config, &services);
     tracing::info!(%address, database = database.backend(), "glint serving the Image API v2");
     crate::server::serve(listener, app, &config.server.connections, shutdown_signal())
         .await

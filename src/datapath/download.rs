@@ -20,7 +20,7 @@ use super::range::parse_range;
 use super::verify::checked;
 use super::DataService;
 use crate::domain::policy::Action;
-use crate::domain::{DomainError, ImageStatus, RequestContext};
+use crate::domain::{data_rules, RequestContext};
 
 /// Bytes read from a file per step.
 const READ_BLOCK: usize = 1 << 20;
@@ -49,12 +49,7 @@ impl DataService {
         range: Option<&str>,
     ) -> Result<Option<Download>, DataError> {
         let image = self.images.get_for(ctx, id, Action::DownloadImage).await?;
-        if image.status == ImageStatus::Deactivated && !ctx.is_admin {
-            return Err(DomainError::forbidden(
-                "The requested image has been deactivated. Image data download is prohibited.",
-            )
-            .into());
-        }
+        data_rules::check_download(&image, ctx)?;
         let mut locations = self.uploads.locations(&image.id).await?;
         // Heavier stores first, as Glance orders them; the sort is stable.
         locations.sort_by_key(|l| std::cmp::Reverse(self.stores.weight(l.store_id().as_deref())));
@@ -73,7 +68,8 @@ impl DataService {
         };
         // The locations in order; one whose store fails is skipped for the next.
         let mut last_error = None;
-        for stored in &locations {
+        for (index, stored) in locations.iter().enumerate() {
+            let more = index + 1 < locations.len();
             let location = match Location::parse(&stored.url) {
                 Ok(location) => location,
                 Err(e) => {
@@ -128,8 +124,11 @@ impl DataService {
                     }));
                 }
                 Err(e) => {
-                    tracing::warn!(image.id = %image.id, store.name = store.name(), error = %e,
-                        "cannot serve image data from this location; trying the next");
+                    // The last failure is the answer, logged once with the request.
+                    if more {
+                        tracing::warn!(image.id = %image.id, store.name = store.name(), error = %e,
+                            "cannot serve image data from this location; trying the next");
+                    }
                     last_error = Some(e);
                 }
             }

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -30,7 +31,7 @@ use super::writer::OpenWriter;
 use super::DataService;
 use crate::domain::image::{self, Image, ImageId};
 use crate::domain::policy::Action;
-use crate::domain::{ImageStatus, RequestContext, SaveOutcome, UploadRepo, UploadedData};
+use crate::domain::{data_rules, RequestContext, SaveOutcome, UploadRepo, UploadedData};
 
 /// Frames are gathered into chunks of about this size before they are shared out.
 const BATCH_BYTES: usize = 1 << 20;
@@ -79,11 +80,10 @@ impl ClaimGuard {
                 .await
             {
                 tracing::warn!(image.id = %id, error = %e, "cannot put a failed upload back to queued yet; retrying");
-                tokio::spawn(abandon_until_done(
-                    self.repo.clone(),
-                    id,
-                    self.claim.clone(),
-                ));
+                tokio::spawn(
+                    abandon_until_done(self.repo.clone(), id, self.claim.clone())
+                        .instrument(tracing::Span::current()),
+                );
             }
         }
     }
@@ -267,18 +267,7 @@ impl DataService {
             .map_err(|e| DataError::BadRequest(e.to_string()))?;
         let (store, store_id) = (entry.store.clone(), entry.id.clone());
         let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
-        if image.status != ImageStatus::Queued {
-            return Err(DataError::Conflict(format!(
-                "Image status transition from {} to saving is not allowed",
-                image.status
-            )));
-        }
-        if image.disk_format.is_none() || image.container_format.is_none() {
-            return Err(DataError::BadRequest(
-                "Properties disk_format, container_format must be set prior to saving data."
-                    .to_owned(),
-            ));
-        }
+        data_rules::check_upload(&image)?;
         // Refuse what cannot fit before reading a byte (and before `100 Continue` goes out).
         let limits = self.limits_for(&image).await?;
         let expected = request.declared_size.or(request.content_length);
@@ -406,7 +395,7 @@ impl DataService {
                     Err(e)
                 }
             }
-        })
+        }.instrument(tracing::Span::current()))
         .await
         .map_err(|e| DataError::Internal(format!("finishing the upload failed: {e}")))?
     }
@@ -466,7 +455,8 @@ impl DataService {
         let digester = Digester::start(&self.config.hashing_algorithm)?;
         let mut inspector = inspect::for_disk_format(image.disk_format.as_deref());
         let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
-        let write_task = tokio::spawn(write_loop(writer, from_pump));
+        let write_task =
+            tokio::spawn(write_loop(writer, from_pump).instrument(tracing::Span::current()));
         let mut received = 0u64;
         // The heartbeat runs on a timer, not per frame, so a slow client keeps its claim; a
         // client that sends nothing for `BODY_IDLE` loses it.

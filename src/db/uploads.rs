@@ -326,14 +326,16 @@ where
         .map(|r| DB::rows_affected(&r))?;
         if updated == 0 {
             drop(tx);
+            // A repeat after a lost answer: the first attempt took if its location is there,
+            // whatever happened to the image since (deactivated, or deleted with the data left
+            // for the scrubber) — the data is then named and must stay.
             let recorded = sqlx::query::<DB>(
-                "SELECT 1 FROM images i JOIN image_locations l ON l.image_id = i.id \
-                 WHERE i.id = $1 AND i.deleted = $2 AND i.status = 'active' \
-                 AND l.value = $3 AND l.deleted = $2 AND l.status = 'active'",
+                "SELECT 1 FROM image_locations l WHERE l.image_id = $1 AND l.value = $2 \
+                 AND (l.deleted = $3 OR l.status = 'pending_delete')",
             )
             .bind(id.to_string())
-            .bind(false)
             .bind(data.location.clone())
+            .bind(false)
             .fetch_optional(&self.write)
             .await
             .map_err(map_err)?;

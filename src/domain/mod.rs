@@ -3,6 +3,7 @@
 //! repository port that `db/` implements. Nothing here imports axum or sqlx.
 
 pub mod context;
+pub mod data_rules;
 pub mod error;
 pub mod image;
 mod image_rules;

@@ -439,3 +439,39 @@ async fn a_refused_upload_on_a_keep_alive_connection_says_close() {
     assert!(answer.contains("connection: close"), "{answer}");
     assert_eq!(answer.matches("http/1.1").count(), 1, "{answer}");
 }
+
+both_databases!(fn a_repeated_record_finds_the_first_even_after_the_image_changed(app) {
+    // The answer to the final save was lost and the save is repeated; meanwhile the image was
+    // deactivated. The repeat must report the upload as recorded (its data is named), never
+    // as failed — which would remove data a location names.
+    let id = app.create_raw_image().await;
+    app.upload(&id, sample(100)).await.assert_status(204);
+    let location = app.scalar(&format!("SELECT value FROM image_locations WHERE image_id = '{id}'")).await;
+    app.post(&format!("/v2/images/{id}/actions/deactivate"), &json!({})).await.assert_status(204);
+    let data = glint::domain::UploadedData {
+        size: 100,
+        virtual_size: Some(100),
+        checksum: String::new(),
+        os_hash_algo: "sha512".into(),
+        os_hash_value: String::new(),
+        location,
+        metadata: "{}".into(),
+    };
+    let image_id = glint::domain::ImageId::parse(&id).expect("id");
+    let outcome = app
+        .database
+        .upload_repo()
+        .finish_upload(&image_id, "node/claim", &data, glint::domain::image::now())
+        .await
+        .expect("answers");
+    assert_eq!(outcome, glint::domain::SaveOutcome::Saved);
+    // A location that was never recorded is not mistaken for one.
+    let other = glint::domain::UploadedData { location: "file:///elsewhere".into(), ..data };
+    let outcome = app
+        .database
+        .upload_repo()
+        .finish_upload(&image_id, "node/claim", &other, glint::domain::image::now())
+        .await
+        .expect("answers");
+    assert_eq!(outcome, glint::domain::SaveOutcome::StatusChanged);
+});
