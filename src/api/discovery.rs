@@ -1,5 +1,6 @@
 //! `GET /v2/info/stores` and `/v2/info/stores/detail`: the stores a multi-store deployment
-//! offers. Without `enabled_backends` both are 404, as in Glance.
+//! offers, and `DELETE /v2/stores/{store}/{image}`, removing one store's copy. Without
+//! `enabled_backends` all are 404, as in Glance.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::extract::Ctx;
+use super::extract::{Ctx, PathParams};
 use super::AppState;
 use crate::domain::DomainError;
 
@@ -43,4 +44,16 @@ pub async fn stores_detail(
         return Err(DomainError::not_authorized("stores_info_detail").into());
     }
     Ok(Json(stores.info(true)))
+}
+
+pub async fn delete_from_store(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams((store_id, image_id)): PathParams<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .data
+        .delete_from_store(&ctx, &store_id, &image_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

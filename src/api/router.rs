@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -40,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/info/stores", get(discovery::stores))
         .route("/v2/info/stores/detail", get(discovery::stores_detail))
+        .route(
+            "/v2/stores/{store_id}/{image_id}",
+            delete(discovery::delete_from_store),
+        )
         .route("/v2/schemas/image", get(schemas::image))
         .route("/v2/schemas/images", get(schemas::images))
         .route("/v2/schemas/member", get(schemas::member))

@@ -8,8 +8,10 @@ use glint_store::{Location, StoreError};
 
 use super::error::DataError;
 use super::{DataService, PARTIAL_FILE_AGE};
+use crate::domain::error::Refusal;
 use crate::domain::image;
-use crate::domain::{DataReference, RequestContext, StoredLocation};
+use crate::domain::policy::Action;
+use crate::domain::{DataReference, DomainError, ImageStatus, RequestContext, StoredLocation};
 
 /// Locations handled per scrubber query.
 const SCRUB_BATCH: u32 = 100;
@@ -35,6 +37,102 @@ impl DataService {
             }
         }
         Ok(())
+    }
+
+    /// `DELETE /v2/stores/{store_id}/{image_id}` (multi-store): removes one store's copy of an
+    /// active image's data, never the last one. The location is retired (`pending_delete`)
+    /// before its data goes, so a failure leaves it to the scrubber rather than half-named.
+    pub async fn delete_from_store(
+        &self,
+        ctx: &RequestContext,
+        store_id: &str,
+        image_id: &str,
+    ) -> Result<(), DataError> {
+        if !self.stores.multi() {
+            return Err(DomainError::plain(Refusal::NotFound).into());
+        }
+        if !self.stores.entries().iter().any(|e| e.id == store_id) {
+            return Err(DomainError::conflict(format!(
+                "The selected store {store_id} is not available on this node."
+            ))
+            .into());
+        }
+        let image = match self
+            .images
+            .get_for(ctx, image_id, Action::DeleteImageLocation)
+            .await
+        {
+            Err(e) if e.kind() == Some(Refusal::NotFound) => {
+                return Err(
+                    DomainError::not_found(format!("Failed to find image {image_id}")).into(),
+                )
+            }
+            other => other?,
+        };
+        if image.status != ImageStatus::Active {
+            return Err(DomainError::conflict(
+                "It's not allowed to remove image data from store if image status is not 'active'",
+            )
+            .into());
+        }
+        let locations = self.uploads.locations(&image.id).await?;
+        if locations.len() == 1 {
+            return Err(DomainError::forbidden(
+                "Cannot delete image data from the only store containing it. Consider deleting the image instead.",
+            )
+            .into());
+        }
+        let Some(location) = locations
+            .iter()
+            .find(|l| l.store_id().as_deref() == Some(store_id))
+        else {
+            return Err(DomainError::not_found(format!(
+                "Image {image_id} is not stored in store {store_id}."
+            ))
+            .into());
+        };
+        if !self
+            .uploads
+            .set_location_status(location.id, "active", "pending_delete", image::now())
+            .await?
+        {
+            return Err(DomainError::conflict(format!(
+                "Image {image_id} is not stored in store {store_id}."
+            ))
+            .into());
+        }
+        let uri = Location::parse(&location.url)?;
+        let store = self
+            .stores
+            .for_location(&uri, Some(store_id))
+            .map(|e| e.store.clone());
+        match store {
+            Some(store) => match store.delete(&uri).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => {
+                    self.uploads
+                        .location_removed(location.id, image::now())
+                        .await?;
+                    Ok(())
+                }
+                // Still in use (RBD clones): the copy stays, as it was.
+                Err(StoreError::InUse { why, .. }) => {
+                    self.uploads
+                        .set_location_status(location.id, "pending_delete", "active", image::now())
+                        .await?;
+                    Err(DomainError::conflict(format!(
+                        "The data for Image {image_id} could not be deleted because it is in use: {why}"
+                    ))
+                    .into())
+                }
+                // Retired already: the scrubber finishes the removal.
+                Err(e) => {
+                    tracing::warn!(image.id = %image.id, store.name = store_id, error = %e,
+                        "cannot remove image data from the store yet; the scrubber will retry");
+                    Ok(())
+                }
+            },
+            None => Ok(()),
+        }
     }
 
     /// Removes one location's data and records it; a failure leaves the location

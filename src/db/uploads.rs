@@ -280,6 +280,32 @@ where
         let now = to_db_time(now);
         retry_on_lost(&self.write, || self.location_removed_once(location_id, now)).await
     }
+
+    async fn set_location_status(
+        &self,
+        location_id: i64,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        // Conditional on `from`, so a repeat after a lost answer changes nothing.
+        retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>(
+                "UPDATE image_locations SET status = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = $4 AND deleted = $5",
+            )
+            .bind(to.to_owned())
+            .bind(to_db_time(now))
+            .bind(location_id)
+            .bind(from.to_owned())
+            .bind(false)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r) > 0)
+        })
+        .await
+    }
 }
 
 impl<DB> SqlRepo<DB>

@@ -19,6 +19,8 @@ pub enum Action {
     Reactivate,
     UploadImage,
     DownloadImage,
+    /// Removing one store's copy of an image's data (`DELETE /v2/stores/{store}/{image}`).
+    DeleteImageLocation,
 }
 
 impl Action {
@@ -36,6 +38,7 @@ impl Action {
             Action::Reactivate => "reactivate",
             Action::UploadImage => "upload_image",
             Action::DownloadImage => "download_image",
+            Action::DeleteImageLocation => "delete_image_location",
         }
     }
 }
@@ -84,7 +87,8 @@ impl Policy for DefaultPolicy {
             | Action::CommunitizeImage
             | Action::Deactivate
             | Action::Reactivate
-            | Action::UploadImage => Self::is_member(ctx) && owner,
+            | Action::UploadImage
+            | Action::DeleteImageLocation => Self::is_member(ctx) && owner,
             // Visibility was decided by the repository; downloading needs the member role.
             Action::DownloadImage => Self::is_member(ctx),
             Action::PublicizeImage => false,

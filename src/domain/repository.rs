@@ -185,6 +185,16 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
     /// `pending_delete` image with no data left becomes `deleted`.
     async fn location_removed(&self, location_id: i64, now: DateTime<Utc>)
         -> Result<(), RepoError>;
+
+    /// Moves a location from status `from` to `to` (`active` ↔ `pending_delete`); false if
+    /// it was not in `from` (another request got there first).
+    async fn set_location_status(
+        &self,
+        location_id: i64,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
 }
 
 /// How the metadata relates to a piece of store data.

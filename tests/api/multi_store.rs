@@ -159,3 +159,42 @@ both_databases!(fn the_sweeps_cover_every_store(app, TWO_STORES) {
     assert_eq!(report.orphans, 1, "{report:?}");
     assert!(files(&app.data_dir().join("cheap")).is_empty());
 });
+
+both_databases!(fn one_store_s_copy_can_be_removed_but_never_the_last(app, TWO_STORES) {
+    let id = app.create_raw_image().await;
+    upload_to(&app, &id, None, b"two copies").await.assert_status(204);
+    // A second copy in `cheap`, as a copy-image import leaves it.
+    let cheap_dir = std::fs::canonicalize(app.data_dir().join("cheap")).unwrap_or_else(|_| {
+        std::fs::create_dir_all(app.data_dir().join("cheap")).expect("dir");
+        std::fs::canonicalize(app.data_dir().join("cheap")).expect("dir")
+    });
+    std::fs::write(cheap_dir.join(&id), b"two copies").expect("writes");
+    app.execute(&format!(
+        "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
+         VALUES ('{id}', 'file://{}/{id}', '{{\"store\": \"cheap\"}}', 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00', false)",
+        cheap_dir.display()
+    )).await;
+    assert_eq!(app.get(&format!("/v2/images/{id}")).await.json()["stores"], "fast,cheap");
+
+    let unknown = app.delete(&format!("/v2/stores/nowhere/{id}")).await;
+    unknown.assert_status(409);
+    app.delete("/v2/stores/cheap/00000000-0000-4000-8000-000000000000").await.assert_status(404);
+    app.delete(&format!("/v2/stores/cheap/{id}")).await.assert_status(204);
+    assert!(files(&cheap_dir).is_empty());
+    let image = app.get(&format!("/v2/images/{id}")).await.json();
+    assert_eq!(image["stores"], "fast");
+    assert_eq!(app.get(&format!("/v2/images/{id}/file")).await.body, b"two copies");
+    // The last copy stays: deleting the image is the way to remove it.
+    let last = app.delete(&format!("/v2/stores/fast/{id}")).await;
+    last.assert_status(403);
+    assert!(String::from_utf8_lossy(&last.body).contains("only store containing it"));
+    // Only active images.
+    let queued = app.create_raw_image().await;
+    app.delete(&format!("/v2/stores/fast/{queued}")).await.assert_status(409);
+});
+
+both_databases!(fn removing_a_store_copy_needs_several_stores(app) {
+    let id = app.create_raw_image().await;
+    app.upload(&id, b"x".to_vec()).await.assert_status(204);
+    app.delete(&format!("/v2/stores/file/{id}")).await.assert_status(404);
+});

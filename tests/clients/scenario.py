@@ -614,6 +614,19 @@ def sdk_data_scenario():
     img_api.delete_image(img.id, ignore_missing=False)
 
 
+def single_store_scenario():
+    """A server without enabled_backends has no store list (Glance: 404)."""
+    rc, _, err = osc("image", "stores", "list")
+    R.check(rc != 0 and "Multi Backend support not enabled" in err,
+            "cli: image stores list on a single-store server", f"rc={rc} {err}")
+    from openstack import exceptions
+    try:
+        stores = list(sdk_connection().image.stores())
+        R.fail("sdk: stores() on a single-store server is a 404", f"got {stores}")
+    except exceptions.NotFoundException:
+        R.ok("sdk: stores() on a single-store server is a 404")
+
+
 # --------------------------------------------------------------------------
 
 def section(fn, *args):
@@ -638,6 +651,7 @@ def main():
                 if WITH_DATA:
                     section(cli_data_scenario, tmp)
                 section(sdk_scenario)
+                section(single_store_scenario)
                 if WITH_DATA:
                     section(sdk_data_scenario)
             finally:
