@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use glint_store::{Location, Store, StoreError};
 use glint_store_file::FileStore;
+use glint_store_s3::S3Store;
 use serde_json::{json, Value};
 
 use crate::config::stores::{BackendConfig, DriverConfig};
@@ -36,6 +37,11 @@ impl StoreEntry {
                 "data_dir": file.datadirs.first().map(|d| d.path.display().to_string()),
                 "chunk_size": 65536,
                 "thin_provisioning": file.thin_provisioning,
+            }),
+            DriverConfig::S3(s3) => json!({
+                "s3_store_large_object_size": s3.large_object_size >> 20,
+                "s3_store_large_object_chunk_size": s3.large_object_chunk_size >> 20,
+                "s3_store_thread_pools": s3.thread_pools,
             }),
         }
     }
@@ -163,6 +169,7 @@ impl StoreRegistry {
 fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
     let store: Arc<dyn Store> = match &config.driver {
         DriverConfig::File(file) => Arc::new(FileStore::new(file.clone())?),
+        DriverConfig::S3(s3) => Arc::new(S3Store::new(s3.clone())?),
     };
     Ok(StoreEntry {
         id: config.id.clone(),

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use glint_store_file::{DataDir, FileConfig};
+use glint_store_s3::{S3Config, Secret, UrlFormat};
 
 use super::ini::Ini;
 use super::{parse_bool, parse_int, ConfigError};
@@ -38,6 +39,7 @@ pub struct BackendConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverConfig {
     File(FileConfig),
+    S3(S3Config),
 }
 
 impl DriverConfig {
@@ -45,12 +47,13 @@ impl DriverConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             DriverConfig::File(_) => "file",
+            DriverConfig::S3(_) => "s3",
         }
     }
 }
 
 /// Store types Glance knows that Glint does not drive yet, for a clear start-up error.
-const NOT_YET: [&str; 6] = ["http", "s3", "swift", "rbd", "cinder", "vmware"];
+const NOT_YET: [&str; 5] = ["http", "swift", "rbd", "cinder", "vmware"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPathConfig {
@@ -199,6 +202,7 @@ fn driver(
             id,
             default_dir,
         )?)),
+        "s3" => Ok(DriverConfig::S3(s3_config(ini, section, id)?)),
         other if NOT_YET.contains(&other) => Err(ConfigError::invalid(
             section,
             "type",
@@ -281,6 +285,53 @@ fn file_config(
     })
 }
 
+/// The S3 store's options, Glance's `s3_store_*` names and units (sizes in MiB).
+fn s3_config(ini: &Ini, section: &str, id: &str) -> Result<S3Config, ConfigError> {
+    let text = |option: &str| {
+        ini.get(section, option)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let required = |option: &'static str| {
+        text(option)
+            .ok_or_else(|| ConfigError::invalid(section, option, "required by the s3 store"))
+    };
+    let url_format = match text("s3_store_bucket_url_format")
+        .unwrap_or_else(|| "auto".to_owned())
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "auto" => UrlFormat::Auto,
+        "path" => UrlFormat::Path,
+        "virtual" => UrlFormat::Virtual,
+        other => {
+            return Err(ConfigError::invalid(
+                section,
+                "s3_store_bucket_url_format",
+                format!("{other:?} is not one of auto, path, virtual"),
+            ))
+        }
+    };
+    let mib = |option: &'static str, default: i64, min: i64| {
+        parse_int(ini, section, option, default, min, 5 << 10).map(|v| (v as u64) << 20)
+    };
+    Ok(S3Config {
+        name: id.to_owned(),
+        host: required("s3_store_host")?,
+        region: text("s3_store_region_name"),
+        access_key: required("s3_store_access_key")?,
+        secret_key: Secret(required("s3_store_secret_key")?),
+        bucket: required("s3_store_bucket")?,
+        create_bucket_on_put: parse_bool(ini, section, "s3_store_create_bucket_on_put", false)?,
+        url_format,
+        large_object_size: mib("s3_store_large_object_size", 100, 0)?,
+        large_object_chunk_size: mib("s3_store_large_object_chunk_size", 10, 5)?,
+        thread_pools: parse_int(ini, section, "s3_store_thread_pools", 10, 1, 1000)? as usize,
+        cacert: text("s3_store_cacert").map(PathBuf::from),
+    })
+}
+
 fn parse_datadir(section: &str, item: &str) -> Result<DataDir, ConfigError> {
     match item.rsplit_once(':') {
         Some((path, priority))
@@ -351,6 +402,7 @@ mod tests {
     fn file(config: &StoresConfig) -> &FileConfig {
         match &config.backends[0].driver {
             DriverConfig::File(file) => file,
+            other => panic!("not a file store: {other:?}"),
         }
     }
 
@@ -410,10 +462,14 @@ mod tests {
         assert_eq!(ids, ["fast", "cheap"]);
         assert_eq!(config.backends[0].weight, 5);
         assert_eq!(config.backends[0].description.as_deref(), Some("SSD"));
-        let DriverConfig::File(fast) = &config.backends[0].driver;
+        let DriverConfig::File(fast) = &config.backends[0].driver else {
+            panic!("file store")
+        };
         assert_eq!(fast.datadirs[0].path, PathBuf::from("/srv/fast"));
         assert_eq!(fast.name, "fast");
-        let DriverConfig::File(cheap) = &config.backends[1].driver;
+        let DriverConfig::File(cheap) = &config.backends[1].driver else {
+            panic!("file store")
+        };
         assert_eq!(cheap.datadirs[0].path, PathBuf::from("/d/cheap"));
         assert_eq!(cheap.file_perm, Some(0o600));
         assert_eq!(config.sections().collect::<Vec<_>>(), ["fast", "cheap"]);
@@ -421,6 +477,50 @@ mod tests {
         let single = StoresConfig::from_ini(&Ini::default(), Path::new("/d")).expect("loads");
         assert!(!single.multi);
         assert_eq!(single.sections().count(), 0);
+    }
+
+    #[test]
+    fn s3_stores_take_glance_s_options() {
+        let ini = Ini::parse(
+            "[DEFAULT]\nenabled_backends = objects:s3\n[glance_store]\ndefault_backend = objects\n\
+             [objects]\ns3_store_host = https://rgw.example.com:7480\ns3_store_access_key = AK\n\
+             s3_store_secret_key = SK\ns3_store_bucket = images\ns3_store_large_object_chunk_size = 16\n\
+             s3_store_thread_pools = 4\ns3_store_bucket_url_format = path\n",
+        )
+        .expect("parses");
+        let config = StoresConfig::from_ini(&ini, Path::new("/d")).expect("loads");
+        let DriverConfig::S3(s3) = &config.backends[0].driver else {
+            panic!("s3 store")
+        };
+        assert_eq!(s3.name, "objects");
+        assert_eq!(s3.large_object_chunk_size, 16 << 20);
+        assert_eq!(s3.large_object_size, 100 << 20);
+        assert_eq!(s3.thread_pools, 4);
+        assert_eq!(s3.url_format, UrlFormat::Path);
+        assert!(
+            !format!("{config:?}").contains("SK"),
+            "the secret stays out of Debug output"
+        );
+        // Legacy form, and what is missing or out of range.
+        let legacy = Ini::parse("[glance_store]\ndefault_store = s3\ns3_store_host = h\ns3_store_access_key = a\ns3_store_secret_key = s\ns3_store_bucket = b\n").expect("parses");
+        assert_eq!(
+            StoresConfig::from_ini(&legacy, Path::new("/d"))
+                .expect("loads")
+                .backends[0]
+                .id,
+            "s3"
+        );
+        for (text, option) in [
+            ("[glance_store]\ndefault_store = s3\ns3_store_host = h\n", "s3_store_access_key"),
+            ("[glance_store]\ndefault_store = s3\ns3_store_host = h\ns3_store_access_key = a\ns3_store_secret_key = s\ns3_store_bucket = b\ns3_store_large_object_chunk_size = 4\n", "s3_store_large_object_chunk_size"),
+            ("[glance_store]\ndefault_store = s3\ns3_store_host = h\ns3_store_access_key = a\ns3_store_secret_key = s\ns3_store_bucket = b\ns3_store_bucket_url_format = dns\n", "s3_store_bucket_url_format"),
+        ] {
+            let ini = Ini::parse(text).expect("parses");
+            match StoresConfig::from_ini(&ini, Path::new("/d")) {
+                Err(ConfigError::Invalid { option: named, .. }) => assert_eq!(named, option, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

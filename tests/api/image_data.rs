@@ -32,7 +32,7 @@ fn sha512(data: &[u8]) -> String {
 }
 
 /// A body that sends the given frames, then fails (a cut connection).
-fn cut_body(frames: Vec<Vec<u8>>) -> Body {
+pub(crate) fn cut_body(frames: Vec<Vec<u8>>) -> Body {
     let items: Vec<Result<Bytes, std::io::Error>> = frames
         .into_iter()
         .map(|f| Ok(Bytes::from(f)))
@@ -91,7 +91,12 @@ pub(crate) async fn start_upload(
     (frames, upload)
 }
 
-async fn put_file(app: &TestApp, id: &str, headers: &[(&str, &str)], body: Body) -> TestResponse {
+pub(crate) async fn put_file(
+    app: &TestApp,
+    id: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> TestResponse {
     let mut all = vec![
         ("content-type", "application/octet-stream"),
         ("accept", "application/json"),
@@ -106,7 +111,7 @@ pub(crate) async fn image(app: &TestApp, id: &str) -> serde_json::Value {
 }
 
 /// Waits for background clean-up (spawned when a request is abandoned) to put the image back.
-async fn eventually_queued(app: &TestApp, id: &str) {
+pub(crate) async fn eventually_queued(app: &TestApp, id: &str) {
     for _ in 0..100 {
         if image(app, id).await["status"] == "queued" {
             return;

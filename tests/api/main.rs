@@ -14,6 +14,7 @@ mod images_list;
 mod images_update;
 mod maintenance;
 mod multi_store;
+mod s3_store;
 mod schemas;
 mod server_limits;
 mod store_limits;

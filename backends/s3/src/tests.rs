@@ -1,0 +1,77 @@
+//! The conformance suite against real S3 servers: s3s-fs (`scripts/lab-s3s`) and Ceph RGW
+//! (`scripts/lab-ceph`), each case on a bucket of its own. The server is named by
+//! `GLINT_TEST_S3_*` (and `GLINT_TEST_RGW_*`); without them these tests fail, never skip.
+
+use glint_store::conformance::Subject;
+use glint_store::Location;
+
+use super::*;
+
+/// The server's address and keys, from `scripts/lab-s3s env` (or `lab-ceph env` with `RGW`).
+fn server(prefix: &str) -> (String, String, String, String) {
+    let var = |name: &str| {
+        std::env::var(format!("GLINT_TEST_{prefix}_{name}")).unwrap_or_else(|_| {
+            panic!("GLINT_TEST_{prefix}_{name} is not set: start the lab (scripts/lab-s3s or scripts/lab-ceph) and eval its env")
+        })
+    };
+    (
+        var("ENDPOINT"),
+        var("ACCESS_KEY"),
+        var("SECRET_KEY"),
+        var("REGION"),
+    )
+}
+
+pub(crate) fn config_for(prefix: &str, bucket: &str) -> S3Config {
+    let (endpoint, access_key, secret_key, region) = server(prefix);
+    S3Config {
+        name: "s3".into(),
+        host: endpoint,
+        region: Some(region),
+        access_key,
+        secret_key: Secret(secret_key),
+        bucket: bucket.into(),
+        create_bucket_on_put: true,
+        url_format: UrlFormat::Path,
+        large_object_size: 2 << 20,
+        large_object_chunk_size: 5 << 20,
+        thread_pools: 3,
+        cacert: None,
+    }
+}
+
+async fn subject_on(prefix: &str) -> Subject {
+    let bucket = format!("glint-test-{}", uuid::Uuid::new_v4().simple());
+    let config = config_for(prefix, &bucket);
+    let host = config.location_host();
+    let store = S3Store::new(config).expect("store builds");
+    store.shared.ensure_bucket().await.expect("bucket created");
+    let foreign = [
+        format!("s3://{host}/another-bucket/00000000-0000-4000-8000-000000000001"),
+        format!("s3://elsewhere.example.com/{bucket}/00000000-0000-4000-8000-000000000001"),
+        format!("s3+https://{host}/{bucket}/00000000-0000-4000-8000-000000000001"),
+        "file:///var/lib/glance/images/00000000-0000-4000-8000-000000000001".to_owned(),
+    ]
+    .iter()
+    .map(|uri| Location::parse(uri).expect("parses"))
+    .collect();
+    Subject {
+        store: Box::new(store),
+        foreign,
+        keep: None,
+    }
+}
+
+mod s3s {
+    async fn subject() -> glint_store::conformance::Subject {
+        super::subject_on("S3").await
+    }
+    glint_store::conformance_tests!(subject);
+}
+
+mod rgw {
+    async fn subject() -> glint_store::conformance::Subject {
+        super::subject_on("RGW").await
+    }
+    glint_store::conformance_tests!(subject);
+}

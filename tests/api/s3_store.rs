@@ -1,0 +1,253 @@
+//! The Image API over the S3 store, against real S3 servers: s3s-fs (`scripts/lab-s3s`) and
+//! Ceph RGW (`scripts/lab-ceph`), named by `GLINT_TEST_S3_*` and `GLINT_TEST_RGW_*`. Every
+//! test gets a bucket of its own. Without the servers these tests fail; they never skip.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Method;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::{Backend, TestApp};
+use crate::image_data::{cut_body, eventually_queued, image, put_file, sample, start_upload};
+
+fn var(prefix: &str, name: &str) -> String {
+    std::env::var(format!("GLINT_TEST_{prefix}_{name}")).unwrap_or_else(|_| {
+        panic!("GLINT_TEST_{prefix}_{name} is not set: start scripts/lab-s3s and scripts/lab-ceph and eval their env")
+    })
+}
+
+/// A multi-store configuration whose default store is S3 on `endpoint`, in a fresh bucket.
+fn config(prefix: &str, endpoint: &str, secret: &str, extra: &str) -> String {
+    let bucket = format!("glint-api-{}", uuid::Uuid::new_v4().simple());
+    format!(
+        "[DEFAULT]\nenabled_backends = objects:s3, local:file\n{extra}\n\
+         [glance_store]\ndefault_backend = objects\n\
+         [objects]\ns3_store_host = {endpoint}\ns3_store_access_key = {}\ns3_store_secret_key = {secret}\n\
+         s3_store_bucket = {bucket}\ns3_store_create_bucket_on_put = true\ns3_store_region_name = {}\n\
+         s3_store_large_object_size = 1\ns3_store_large_object_chunk_size = 5\ns3_store_thread_pools = 2\n",
+        var(prefix, "ACCESS_KEY"),
+        var(prefix, "REGION"),
+    )
+}
+
+async fn app(prefix: &str, backend: Backend, extra: &str) -> TestApp {
+    let text = config(
+        prefix,
+        &var(prefix, "ENDPOINT"),
+        &var(prefix, "SECRET_KEY"),
+        extra,
+    );
+    TestApp::start(backend, &text).await
+}
+
+/// What the S3 store holds: committed images, and unfinished multipart uploads (their markers,
+/// removed by a sweep that spares nothing).
+async fn leftovers(app: &TestApp) -> (Vec<String>, usize) {
+    let store = app.services.data.stores().default_store().clone();
+    let objects = store
+        .committed_data()
+        .await
+        .expect("lists")
+        .into_iter()
+        .map(|d| d.image_id)
+        .collect();
+    let unfinished = store.sweep_abandoned(Duration::ZERO).await.expect("sweeps");
+    (objects, unfinished)
+}
+
+/// One test on each server and each database.
+macro_rules! s3_servers {
+    (fn $name:ident($app:ident, $prefix:ident $(, $extra:expr)?) $body:block) => {
+        mod $name {
+            use super::*;
+            async fn run($app: TestApp, $prefix: &'static str) {
+                let _ = $prefix;
+                $body
+            }
+            fn extra() -> &'static str { "" $(; $extra)? }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3s_sqlite() { run(app("S3", Backend::Sqlite, extra()).await, "S3").await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3s_postgres() { run(app("S3", Backend::Postgres, extra()).await, "S3").await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rgw_sqlite() { run(app("RGW", Backend::Sqlite, extra()).await, "RGW").await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rgw_postgres() { run(app("RGW", Backend::Postgres, extra()).await, "RGW").await }
+        }
+    };
+}
+
+s3_servers!(fn images_go_to_s3_and_come_back_whole_and_by_range(app, prefix) {
+    for (len, announced) in [(100usize, true), (12 << 20 | 321, true), (7 << 20 | 5, false), (0, true)] {
+        let id = app.create_raw_image().await;
+        let data = sample(len);
+        let response = if announced {
+            app.upload(&id, data.clone()).await
+        } else {
+            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
+                data.chunks(256 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+            put_file(&app, &id, &[], Body::from_stream(futures_util::stream::iter(frames))).await
+        };
+        response.assert_status(204);
+        let shown = image(&app, &id).await;
+        assert_eq!(shown["status"], "active");
+        assert_eq!(shown["stores"], "objects");
+        assert_eq!(shown["size"], len);
+        let got = app.get(&format!("/v2/images/{id}/file")).await;
+        if len == 0 {
+            got.assert_status(200);
+            assert!(got.body.is_empty());
+            continue;
+        }
+        got.assert_status(200);
+        assert!(got.body == data, "{len} bytes read back");
+        let ranged = app.request(Method::GET, &format!("/v2/images/{id}/file"), &[("range", "bytes=10-19")], Body::empty()).await;
+        ranged.assert_status(206);
+        assert_eq!(ranged.body, data[10..20]);
+        // New locations hold no credentials.
+        let location = app.scalar(&format!("SELECT value FROM image_locations WHERE image_id = '{id}'")).await;
+        assert!(location.starts_with("s3://") && !location.contains('@'), "{location}");
+    }
+    let (objects, unfinished) = leftovers(&app).await;
+    assert_eq!((objects.len(), unfinished), (4, 0));
+    // Delete removes the object.
+    let ids = objects.clone();
+    for id in &ids {
+        app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
+    }
+    assert_eq!(leftovers(&app).await, (Vec::new(), 0));
+});
+
+s3_servers!(fn failed_uploads_leave_no_object_and_no_multipart_upload(app, prefix, "image_size_cap = 8388608") {
+    // A client that goes away mid-upload (parts already sent).
+    let cut = app.create_raw_image().await;
+    put_file(&app, &cut, &[], cut_body(vec![sample(6 << 20), sample(1 << 20)])).await.assert_status(400);
+    assert_eq!(image(&app, &cut).await["status"], "queued");
+    // Over the size cap as the bytes arrive (no size announced).
+    let big = app.create_raw_image().await;
+    let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
+        (0..10).map(|_| Ok(bytes::Bytes::from(sample(1 << 20)))).collect();
+    put_file(&app, &big, &[], Body::from_stream(futures_util::stream::iter(frames))).await.assert_status(413);
+    assert_eq!(image(&app, &big).await["status"], "queued");
+    // A request the server drops (the client disconnected).
+    let dropped = app.create_raw_image().await;
+    let (frames, upload) = start_upload(&app, &dropped, sample(6 << 20)).await;
+    upload.abort();
+    let _ = upload.await;
+    drop(frames);
+    eventually_queued(&app, &dropped).await;
+    // The aborts run as the failures happen; give the dropped one a moment.
+    let mut state = leftovers(&app).await;
+    for _ in 0..50 {
+        if state == (Vec::new(), 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        state = leftovers(&app).await;
+    }
+    assert_eq!(state, (Vec::new(), 0), "objects or unfinished uploads left");
+    // Each image can be uploaded again.
+    app.upload(&cut, sample(1000)).await.assert_status(204);
+});
+
+s3_servers!(fn locations_glance_wrote_with_credentials_are_read_and_never_shown(app, prefix) {
+    let id = app.create_raw_image().await;
+    app.upload(&id, sample(5000)).await.assert_status(204);
+    // The form Glance writes: the store's keys inside the URI.
+    let secret = var(prefix, "SECRET_KEY");
+    let value = app.scalar(&format!("SELECT value FROM image_locations WHERE image_id = '{id}'")).await;
+    let with_keys = value.replacen("s3://", &format!("s3://{}:{secret}@", var(prefix, "ACCESS_KEY")), 1);
+    app.execute(&format!("UPDATE image_locations SET value = '{with_keys}' WHERE image_id = '{id}'")).await;
+    let got = app.get(&format!("/v2/images/{id}/file")).await;
+    got.assert_status(200);
+    assert!(got.body == sample(5000));
+    for path in [format!("/v2/images/{id}"), "/v2/images".to_owned(), "/v2/info/stores/detail".to_owned()] {
+        let shown = app.get(&path).await;
+        assert!(!String::from_utf8_lossy(&shown.body).contains(&secret), "{path} shows the secret");
+    }
+});
+
+s3_servers!(fn refused_credentials_give_a_clear_503_and_keep_the_image_queued(app, prefix) {
+    let _ = &app;
+    let text = config(prefix, &var(prefix, "ENDPOINT"), "not-the-secret", "");
+    let app = TestApp::start(Backend::Sqlite, &text).await;
+    let id = app.create_raw_image().await;
+    let refused = app.upload(&id, sample(1000)).await;
+    refused.assert_status(503);
+    let body = String::from_utf8_lossy(&refused.body).into_owned();
+    assert!(body.contains("misconfigured"), "{body}");
+    assert!(!body.contains("not-the-secret"));
+    assert_eq!(image(&app, &id).await["status"], "queued");
+});
+
+/// A TCP relay to the real server that can be cut and restored: the server "goes down" and
+/// "comes back" on the same address.
+struct Relay {
+    address: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+    upstream: String,
+}
+
+impl Relay {
+    async fn start(upstream: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("address").to_string();
+        let mut relay = Relay {
+            address,
+            task: None,
+            upstream: upstream.to_owned(),
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Drops the listener and every relayed connection.
+    async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(&self.address).await.expect("rebinds");
+        self.serve(listener);
+    }
+}
+
+s3_servers!(fn a_server_that_goes_away_gives_503_and_uploads_work_again_when_it_returns(app, prefix) {
+    let _ = &app;
+    let upstream = var(prefix, "ENDPOINT").trim_start_matches("http://").to_owned();
+    let mut relay = Relay::start(&upstream).await;
+    let text = config(prefix, &format!("http://{}", relay.address), &var(prefix, "SECRET_KEY"), "");
+    let app = TestApp::start(Backend::Sqlite, &text).await;
+    let before = app.create_raw_image().await;
+    app.upload(&before, sample(3000)).await.assert_status(204);
+    relay.cut().await;
+    let id = app.create_raw_image().await;
+    let down = app.upload(&id, sample(3000)).await;
+    down.assert_status(503);
+    assert_eq!(image(&app, &id).await["status"], "queued");
+    let unreadable = app.get(&format!("/v2/images/{before}/file")).await;
+    unreadable.assert_status(503);
+    relay.restore().await;
+    app.upload(&id, sample(3000)).await.assert_status(204);
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == sample(3000));
+    assert!(app.get(&format!("/v2/images/{before}/file")).await.body == sample(3000));
+});
