@@ -65,6 +65,7 @@ pub fn services(config: &Config, database: &Database) -> Result<Services, String
         ByteBudget::new(config.datapath.upload_memory_budget),
         &config.node_id,
     );
+    data.check_store_buffers()?;
     Ok(Services { images, data })
 }
 

@@ -245,6 +245,25 @@ impl Limits {
 }
 
 impl DataService {
+    /// The options an upload of unknown size would give each writable store: a store that
+    /// cannot work within the memory budget is a start-up error, not a failure of every upload.
+    pub fn check_store_buffers(&self) -> Result<(), String> {
+        let options = WriteOptions {
+            size: None,
+            max_size: self.limits.image_size_cap,
+            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
+        };
+        for store in self.stores.all() {
+            if store.capabilities().read_only {
+                continue;
+            }
+            store.write_buffer(&options).map_err(|e| {
+                format!("{e} (upload_memory_budget = {} bytes)", self.budget.total())
+            })?;
+        }
+        Ok(())
+    }
+
     pub async fn upload<S, E>(
         &self,
         ctx: &RequestContext,

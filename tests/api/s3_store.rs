@@ -251,3 +251,59 @@ s3_servers!(fn a_server_that_goes_away_gives_503_and_uploads_work_again_when_it_
     assert!(app.get(&format!("/v2/images/{id}/file")).await.body == sample(3000));
     assert!(app.get(&format!("/v2/images/{before}/file")).await.body == sample(3000));
 });
+
+s3_servers!(fn many_uploads_through_a_small_budget_all_finish(app, prefix, "upload_memory_budget = 25165824\nimage_size_cap = 67108864") {
+    // Each S3 upload reserves its parts (two of 5 MiB: one filling, one in flight) and a
+    // pipeline's worth (4 MiB) out of 24 MiB: one runs at a time, the others wait their turn
+    // holding nothing, and none waits on another's half-filled part.
+    let app = std::sync::Arc::new(app);
+    let mut uploads = tokio::task::JoinSet::new();
+    for n in 0..8usize {
+        let app = app.clone();
+        uploads.spawn(async move {
+            let id = app.create_raw_image().await;
+            let data = sample((6 << 20) + n * 1000);
+            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
+                data.chunks(64 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+            let response = put_file(&app, &id, &[], Body::from_stream(futures_util::stream::iter(frames))).await;
+            (id, response.status.as_u16(), data)
+        });
+    }
+    let finished = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut done = Vec::new();
+        while let Some(result) = uploads.join_next().await {
+            done.push(result.expect("joins"));
+        }
+        done
+    })
+    .await
+    .expect("uploads stuck on the memory budget");
+    for (id, status, data) in finished {
+        assert_eq!(status, 204);
+        assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
+    }
+    assert_eq!(leftovers(&app).await.1, 0);
+});
+
+#[tokio::test]
+async fn a_budget_too_small_for_s3_parts_is_refused_at_start_up() {
+    let text = config(
+        "S3",
+        &var("S3", "ENDPOINT"),
+        &var("S3", "SECRET_KEY"),
+        "upload_memory_budget = 8388608",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "{text}\n[database]\nconnection = sqlite:///{}/glint.db\n",
+        dir.path().display()
+    );
+    let ini = glint::config::ini::Ini::parse(&text).expect("parses");
+    let config = glint::config::Config::from_ini(&ini, dir.path()).expect("loads");
+    let database = glint::db::Database::connect(&config.database)
+        .await
+        .expect("opens");
+    database.sync().await.expect("migrates");
+    let refused = glint::services(&config, &database).expect_err("refused");
+    assert!(refused.contains("upload_memory_budget"), "{refused}");
+}
