@@ -27,16 +27,17 @@ pub(crate) enum Plan {
 
 impl Plan {
     pub(crate) fn new(config: &S3Config, options: &WriteOptions) -> Result<Plan, StoreError> {
+        // One PUT holds the whole image until it is sent: only for small images that fit this
+        // upload's usual share of the memory (a quarter, so several run side by side).
         if let Some(size) = options.size {
-            if size < config.large_object_size && size <= options.memory {
+            if size < config.large_object_size && size <= options.memory / 4 {
                 return Ok(Plan::Single { size });
             }
         }
         let chunk = config.large_object_chunk_size.max(MIN_PART);
         let needed = options.size.unwrap_or(options.max_size).div_ceil(MAX_PARTS);
         let mut part_size = round_up_mib(chunk.max(needed)).min(MAX_PART);
-        // One part filling, the others uploading. A quarter of the memory is this upload's
-        // usual share, so that several uploads through one budget run side by side.
+        // One part filling, the others uploading, within the same share.
         let share = options.memory / 4;
         let mut in_flight = usize::try_from((share / part_size).saturating_sub(1))
             .unwrap_or(usize::MAX)
