@@ -445,6 +445,49 @@ mod tests {
     struct Wrapper(#[source] Outer);
 
     #[test]
+    fn store_outcomes_get_glance_s_statuses() {
+        let cases = [
+            (
+                StoreError::ReadOnly {
+                    store: "web".into(),
+                },
+                410,
+            ),
+            (
+                StoreError::InUse {
+                    location: "rbd://f/p/i/snap".into(),
+                    why: "has clones".into(),
+                },
+                409,
+            ),
+            (
+                StoreError::Unauthenticated {
+                    store: "swift".into(),
+                    source: "token expired".into(),
+                },
+                401,
+            ),
+            (
+                StoreError::Misconfigured {
+                    store: "s3".into(),
+                    why: "keys refused".into(),
+                },
+                503,
+            ),
+            (
+                StoreError::Unsupported {
+                    store: "web".into(),
+                    what: "ranged reads",
+                },
+                400,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(ApiError::from(error).status.as_u16(), status);
+        }
+    }
+
+    #[test]
     fn a_source_is_logged_with_its_chain_once() {
         let source = ErrorSource(Arc::new(Wrapper(Outer {
             source: std::io::Error::other("disk on fire"),

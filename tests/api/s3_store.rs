@@ -250,6 +250,25 @@ s3_servers!(fn a_server_that_goes_away_gives_503_and_uploads_work_again_when_it_
     app.upload(&id, sample(3000)).await.assert_status(204);
     assert!(app.get(&format!("/v2/images/{id}/file")).await.body == sample(3000));
     assert!(app.get(&format!("/v2/images/{before}/file")).await.body == sample(3000));
+
+    // The server goes away in the middle of a multipart upload: 503, the image queued, and
+    // the upload it could not abort then is aborted by the sweep once the server is back.
+    let cut = app.create_raw_image().await;
+    let (frames, upload) = start_upload(&app, &cut, sample(6 << 20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    relay.cut().await;
+    let _ = frames.send(sample(6 << 20)).await;
+    drop(frames);
+    let response = upload.await.expect("upload task");
+    assert_eq!(response.status().as_u16(), 503);
+    eventually_queued(&app, &cut).await;
+    relay.restore().await;
+    let store = app.services.data.stores().default_store().clone();
+    store.sweep_abandoned(Duration::ZERO).await.expect("sweeps");
+    assert_eq!(store.sweep_abandoned(Duration::ZERO).await.expect("sweeps"), 0);
+    let objects: Vec<String> = store.committed_data().await.expect("lists").into_iter().map(|d| d.image_id).collect();
+    assert!(!objects.contains(&cut), "{objects:?}");
+    app.upload(&cut, sample(1000)).await.assert_status(204);
 });
 
 s3_servers!(fn many_uploads_through_a_small_budget_all_finish(app, prefix, "upload_memory_budget = 25165824\nimage_size_cap = 67108864") {
