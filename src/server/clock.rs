@@ -89,6 +89,15 @@ impl Clock {
         });
     }
 
+    /// Bytes of a response went out: the idle time counts from the last of them, since hyper
+    /// reports a response finished while it may still hold its tail unsent for a slow reader.
+    fn bytes_written(&self) {
+        self.update(|phase| match phase {
+            Phase::Idle(_) => Phase::Idle(Instant::now()),
+            other => other,
+        });
+    }
+
     pub(super) fn request_started(self: &Arc<Clock>) -> RequestGuard {
         self.update(|phase| match phase {
             Phase::Busy(n) => Phase::Busy(n + 1),
@@ -204,6 +213,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.bytes_written();
+        }
         this.write_progress(cx, poll)
     }
 
@@ -214,6 +226,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, data);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.bytes_written();
+        }
         this.write_progress(cx, poll)
     }
 
@@ -251,6 +266,10 @@ mod tests {
         drop(guard);
         let idle = clock.read_deadline().expect("an idle deadline");
         assert!(idle > Instant::now() + Duration::from_secs(4));
+        // A response's tail still going out keeps the connection from counting as idle.
+        std::thread::sleep(Duration::from_millis(20));
+        clock.bytes_written();
+        assert!(clock.read_deadline().expect("idle") > idle);
         clock.bytes_read();
         let head = clock.read_deadline().expect("a header deadline");
         assert!(head <= Instant::now() + Duration::from_secs(1));

@@ -42,6 +42,19 @@ pub struct TestApp {
     schema: Option<String>,
 }
 
+/// Names of the files in `dir`, sorted (none if it does not exist).
+pub fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 pub struct TestResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -302,15 +315,7 @@ impl TestApp {
 
     /// Names of the files in the store directory (committed data and partial files).
     pub fn stored_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.images_dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        files_in(&self.images_dir)
     }
 
     /// Sets an image's status directly in the database (the data path that moves images to

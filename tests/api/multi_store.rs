@@ -38,15 +38,7 @@ async fn upload_to(
 }
 
 fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    crate::helpers::files_in(dir)
 }
 
 both_databases!(fn stores_are_listed_for_everyone_and_detailed_for_admins(app, TWO_STORES) {
