@@ -217,6 +217,21 @@ async fn write_loop(
     Err(WriterStop::Cancelled)
 }
 
+/// The outcome of a heartbeat running beside the body; pending when none runs.
+async fn finish_touch(
+    touching: &mut Option<tokio::task::JoinHandle<Result<bool, crate::domain::RepoError>>>,
+) -> Result<bool, DataError> {
+    let Some(task) = touching.as_mut() else {
+        return std::future::pending().await;
+    };
+    let outcome = task.await;
+    *touching = None;
+    match outcome {
+        Ok(touched) => Ok(touched?),
+        Err(e) => Err(DataError::Internal(format!("upload heartbeat failed: {e}"))),
+    }
+}
+
 /// Upper bounds on the bytes an upload may bring.
 struct Limits {
     size_cap: u64,
@@ -480,6 +495,8 @@ impl DataService {
         // The heartbeat runs on a timer, not per frame, so a slow client keeps its claim; a
         // client that sends nothing for `BODY_IDLE` loses it.
         let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut touching: Option<tokio::task::JoinHandle<Result<bool, crate::domain::RepoError>>> =
+            None;
         let mut idle_deadline = Instant::now() + BODY_IDLE;
         let streamed: Result<(), DataError> = async {
             // Every frame is counted against the byte budget as it arrives, so no upload holds
@@ -492,8 +509,17 @@ impl DataService {
                         Some(Err(e)) => return Err(DataError::ClientGone(e.to_string())),
                         None => break,
                     },
-                    _ = heartbeat.tick() => {
-                        if !self.uploads.touch_upload(&image.id, claim, image::now()).await? {
+                    // The database write runs beside the body, so its time never counts as
+                    // the client's (the serving loop holds clients to a minimum rate).
+                    _ = heartbeat.tick(), if touching.is_none() => {
+                        let (repo, id, claim) = (self.uploads.clone(), image.id.clone(), claim.to_owned());
+                        touching = Some(tokio::spawn(async move {
+                            repo.touch_upload(&id, &claim, image::now()).await
+                        }));
+                        continue;
+                    }
+                    touched = finish_touch(&mut touching), if touching.is_some() => {
+                        if !touched? {
                             return Err(DataError::DeletedDuringUpload(image.id.to_string()));
                         }
                         continue;
