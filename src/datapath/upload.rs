@@ -311,6 +311,19 @@ impl DataService {
         if store.capabilities().read_only {
             return Err(StoreError::ReadOnly { store: store_id }.into());
         }
+        let options = WriteOptions {
+            size: expected,
+            max_size: limits.max_size(),
+            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
+        };
+        // A writer that buffers draws on a reservation of its own (see `budget`); one that
+        // does not shares the whole budget with every other upload, frame by frame. The wait
+        // for a reservation comes before the claim, so an upload waiting its turn never holds
+        // an image in `saving` without a heartbeat.
+        let budget = match store.write_buffer(&options)? {
+            0 => self.budget.clone(),
+            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
+        };
 
         // Claim the image: only one upload wins `queued → saving`.
         // Prefixed with this node's id, so that after a restart the node resets its own
@@ -335,7 +348,15 @@ impl DataService {
             claim: claim_token.clone(),
         };
         match self
-            .store_data(&image, &claim_token, &store, expected, request, &limits)
+            .store_data(
+                &image,
+                &claim_token,
+                &store,
+                &options,
+                request,
+                &limits,
+                &budget,
+            )
             .await
         {
             Ok(received) => {
@@ -351,35 +372,28 @@ impl DataService {
     }
 
     /// Streams, commits and records the data of a claimed image; returns the bytes stored.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one upload's settled facts, passed once"
+    )]
     async fn store_data<S, E>(
         &self,
         image: &Image,
         claim: &str,
         store: &Arc<dyn Store>,
-        expected: Option<u64>,
+        options: &WriteOptions,
         request: UploadRequest<S>,
         limits: &Limits,
+        budget: &ByteBudget,
     ) -> Result<u64, DataError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
-        let options = WriteOptions {
-            size: expected,
-            max_size: limits.max_size(),
-            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
-        };
-        let buffer = store.write_buffer(&options)?;
-        // A writer that buffers draws on a reservation of its own (see `budget`); one that
-        // does not shares the whole budget with every other upload, frame by frame.
-        let budget = match buffer {
-            0 => self.budget.clone(),
-            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
-        };
         // A store that cannot hold the announced size says so here, before the body is read.
-        let writer = self.open_writer(image, store, &options).await?;
+        let writer = self.open_writer(image, store, options).await?;
         let (writer, digests, inspection, received) = self
-            .pump(image, claim, writer, request.body, limits, &budget)
+            .pump(image, claim, writer, request.body, limits, budget)
             .await?;
         if let Some(declared) = request.declared_size {
             if declared != received {
