@@ -91,14 +91,15 @@ impl DataService {
             ))
             .into());
         };
+        // Checked again where concurrent removals of other copies cannot race it.
         if !self
             .uploads
-            .set_location_status(location.id, "active", "pending_delete", image::now())
+            .retire_copy(image.id.as_str(), location.id, image::now())
             .await?
         {
-            return Err(DomainError::conflict(format!(
-                "Image {image_id} is not stored in store {store_id}."
-            ))
+            return Err(DomainError::forbidden(
+                "Cannot delete image data from the only store containing it. Consider deleting the image instead.",
+            )
             .into());
         }
         let uri = Location::parse(&location.url)?;

@@ -234,6 +234,9 @@ async fn finish_touch(
 
 /// Upper bounds on the bytes an upload may bring.
 struct Limits {
+    /// `X-OpenStack-Image-Size`: more bytes than this are refused as they arrive (the writer
+    /// was sized for it).
+    declared: Option<u64>,
     size_cap: u64,
     /// Bytes left in the owner's quota, if there is one.
     quota_remaining: Option<u64>,
@@ -247,6 +250,11 @@ impl Limits {
     }
 
     fn check(&self, size: u64) -> Result<(), DataError> {
+        if let Some(declared) = self.declared.filter(|&d| size > d) {
+            return Err(DataError::BadRequest(format!(
+                "Size of the uploaded data (more than {declared} bytes) differs from the declared size ({declared} bytes)."
+            )));
+        }
         if size > self.size_cap {
             return Err(DataError::SizeCapExceeded { cap: self.size_cap });
         }
@@ -303,7 +311,8 @@ impl DataService {
         let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
         data_rules::check_upload(&image)?;
         // Refuse what cannot fit before reading a byte (and before `100 Continue` goes out).
-        let limits = self.limits_for(&image).await?;
+        let mut limits = self.limits_for(&image).await?;
+        limits.declared = request.declared_size;
         let expected = request.declared_size.or(request.content_length);
         if let Some(size) = expected {
             limits.check(size)?;
@@ -480,6 +489,7 @@ impl DataService {
             }
         };
         Ok(Limits {
+            declared: None,
             size_cap: self.limits.image_size_cap,
             quota_remaining,
         })

@@ -281,6 +281,19 @@ where
         retry_on_lost(&self.write, || self.location_removed_once(location_id, now)).await
     }
 
+    async fn retire_copy(
+        &self,
+        image_id: &str,
+        location_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let now = to_db_time(now);
+        retry_on_lost(&self.write, || {
+            self.retire_copy_once(image_id, location_id, now)
+        })
+        .await
+    }
+
     async fn set_location_status(
         &self,
         location_id: i64,
@@ -322,6 +335,49 @@ where
     for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// One attempt of `retire_copy`: the image row is written first, which serialises the
+    /// retirements of one image's copies (a row lock on PostgreSQL, the single writer on
+    /// SQLite), so two of them can never both see a second copy left.
+    async fn retire_copy_once(
+        &self,
+        image_id: &str,
+        location_id: i64,
+        now: NaiveDateTime,
+    ) -> Result<bool, RepoError> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        sqlx::query::<DB>("UPDATE images SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(image_id.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let active: i64 = sqlx::query_scalar::<DB, i64>(
+            "SELECT COUNT(*) FROM image_locations WHERE image_id = $1 AND status = 'active' AND deleted = $2",
+        )
+        .bind(image_id.to_owned())
+        .bind(false)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if active < 2 {
+            return Ok(false);
+        }
+        let retired = sqlx::query::<DB>(
+            "UPDATE image_locations SET status = 'pending_delete', updated_at = $1 \
+             WHERE id = $2 AND image_id = $3 AND status = 'active' AND deleted = $4",
+        )
+        .bind(now)
+        .bind(location_id)
+        .bind(image_id.to_owned())
+        .bind(false)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)
+        .map(|r| DB::rows_affected(&r))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(retired == 1)
+    }
+
     /// One attempt of `finish_upload`. Idempotent: an image already active with this very
     /// location is the outcome of an earlier attempt whose answer was lost.
     async fn finish_upload_once(

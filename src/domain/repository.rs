@@ -186,6 +186,15 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
     async fn location_removed(&self, location_id: i64, now: DateTime<Utc>)
         -> Result<(), RepoError>;
 
+    /// Retires (`active → pending_delete`) one of an image's copies, unless it is the last
+    /// active one; false if it is, or if it is not active.
+    async fn retire_copy(
+        &self,
+        image_id: &str,
+        location_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
     /// Moves a location from status `from` to `to` (`active` ↔ `pending_delete`); false if
     /// it was not in `from` (another request got there first).
     async fn set_location_status(

@@ -190,3 +190,24 @@ both_databases!(fn removing_a_store_copy_needs_several_stores(app) {
     app.upload(&id, b"x".to_vec()).await.assert_status(204);
     app.delete(&format!("/v2/stores/file/{id}")).await.assert_status(404);
 });
+
+both_databases!(fn concurrent_removals_of_two_copies_keep_one(app, TWO_STORES) {
+    let id = app.create_raw_image().await;
+    upload_to(&app, &id, None, b"two copies").await.assert_status(204);
+    std::fs::create_dir_all(app.data_dir().join("cheap")).expect("dir");
+    let cheap_dir = std::fs::canonicalize(app.data_dir().join("cheap")).expect("dir");
+    std::fs::write(cheap_dir.join(&id), b"two copies").expect("writes");
+    app.execute(&format!(
+        "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
+         VALUES ('{id}', 'file://{}/{id}', '{{\"store\": \"cheap\"}}', 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00', false)",
+        cheap_dir.display()
+    )).await;
+    let (fast_path, cheap_path) = (format!("/v2/stores/fast/{id}"), format!("/v2/stores/cheap/{id}"));
+    let (fast, cheap) = tokio::join!(app.delete(&fast_path), app.delete(&cheap_path));
+    let mut statuses = [fast.status.as_u16(), cheap.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [204, 403]);
+    let got = app.get(&format!("/v2/images/{id}/file")).await;
+    got.assert_status(200);
+    assert_eq!(got.body, b"two copies");
+});

@@ -326,3 +326,17 @@ async fn a_budget_too_small_for_s3_parts_is_refused_at_start_up() {
     let refused = glint::services(&config, &database).expect_err("refused");
     assert!(refused.contains("upload_memory_budget"), "{refused}");
 }
+
+s3_servers!(fn more_data_than_announced_is_refused_as_it_arrives(app, prefix) {
+    // The writer was sized (one PUT, held in memory) for the announced 1000 bytes.
+    let id = app.create_raw_image().await;
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        put_file(&app, &id, &[("x-openstack-image-size", "1000")], Body::from(sample(10 << 20))),
+    )
+    .await
+    .expect("answered, not stuck on the memory budget");
+    response.assert_status(400);
+    assert_eq!(image(&app, &id).await["status"], "queued");
+    assert_eq!(leftovers(&app).await, (Vec::new(), 0));
+});

@@ -281,8 +281,17 @@ impl Store for S3Store {
     ) -> Result<ImageReader, StoreError> {
         let key = self.key_of(location)?;
         let shown = location.to_string();
+        if let Some(r) = range.filter(ByteRange::is_empty) {
+            let size = self.size(location).await?;
+            let at = r.start.min(size);
+            return Ok(ImageReader {
+                stored_size: size,
+                range: ByteRange { start: at, end: at },
+                body: ReaderBody::Stream(Box::pin(futures_util::stream::empty())),
+            });
+        }
         let options = GetOptions {
-            range: range.map(|r| GetRange::Bounded(r.start..r.end.max(r.start + 1))),
+            range: range.map(|r| GetRange::Bounded(r.start..r.end)),
             ..GetOptions::default()
         };
         let result = match self.shared.s3.get_opts(&key, options).await {

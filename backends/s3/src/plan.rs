@@ -43,12 +43,16 @@ impl Plan {
             .unwrap_or(usize::MAX)
             .min(config.thread_pools.max(1));
         if in_flight == 0 {
-            if 2 * part_size <= options.memory {
-                in_flight = 1;
-            } else if options.memory / 2 >= MIN_PART {
-                // Smaller parts than the size asks for: the upload is then capped at what
-                // 10,000 of them hold.
-                part_size = (options.memory / 2 / MIB * MIB).max(MIN_PART);
+            // Smaller parts than the size asks for, one in flight, still within the share (or,
+            // with a small budget, half the memory): the upload is then capped at what 10,000
+            // of them hold, which `check_store_buffers` reports at start-up.
+            let room = if share >= 2 * MIN_PART {
+                share
+            } else {
+                options.memory
+            };
+            if room / 2 >= MIN_PART {
+                part_size = part_size.min(room / 2 / MIB * MIB).max(MIN_PART);
                 in_flight = 1;
             } else {
                 return Err(StoreError::Misconfigured {
@@ -61,10 +65,17 @@ impl Plan {
                 });
             }
         }
+        let max_size = part_size.saturating_mul(MAX_PARTS);
+        if options.size.is_some_and(|size| size > max_size) {
+            return Err(StoreError::Unsupported {
+                store: config.name.clone(),
+                what: "an image this large within upload_memory_budget (raise it: S3 allows 10,000 parts)",
+            });
+        }
         Ok(Plan::Multipart {
             part_size,
             in_flight,
-            max_size: part_size.saturating_mul(MAX_PARTS),
+            max_size,
         })
     }
 

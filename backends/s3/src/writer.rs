@@ -28,6 +28,8 @@ pub(crate) struct S3Writer {
     image_id: String,
     key: Path,
     written: u64,
+    /// The announced size a single PUT was planned for.
+    planned: u64,
     mode: Mode,
 }
 
@@ -64,6 +66,10 @@ impl S3Writer {
         plan: Plan,
     ) -> Result<S3Writer, StoreError> {
         let key = Path::from(image_id);
+        let planned = match plan {
+            Plan::Single { size } => size,
+            Plan::Multipart { max_size, .. } => max_size,
+        };
         let mode = match plan {
             Plan::Single { .. } => Mode::Single { chunks: Vec::new() },
             Plan::Multipart {
@@ -108,6 +114,7 @@ impl S3Writer {
             image_id: image_id.to_owned(),
             key,
             written: 0,
+            planned,
             mode,
         })
     }
@@ -246,7 +253,16 @@ impl ImageWriter for S3Writer {
     async fn write(&mut self, chunk: Chunk) -> Result<(), StoreError> {
         self.written += chunk.len() as u64;
         match &mut self.mode {
-            Mode::Single { chunks } => chunks.push(chunk),
+            Mode::Single { chunks } => {
+                // Sized (and reserved) for the announced size: never hold more.
+                if self.written > self.planned {
+                    return Err(StoreError::Backend {
+                        store: self.shared.config.name.clone(),
+                        source: "more data than the announced size".into(),
+                    });
+                }
+                chunks.push(chunk)
+            }
             Mode::Multipart(m) => {
                 if self.written > m.max_size {
                     return Err(StoreError::Unsupported {
@@ -258,6 +274,14 @@ impl ImageWriter for S3Writer {
                 m.filling.push(chunk);
                 if m.filling_len >= m.part_size {
                     Self::send_part(&self.shared, &self.key, &self.image_id, m).await?;
+                }
+                // A slow client fills parts slowly: the marker is kept fresh by time, not
+                // by parts, so the sweep never takes a live upload for abandoned.
+                if m.marker_written.elapsed() >= MARKER_REFRESH {
+                    self.shared
+                        .write_marker(&m.marker, &self.image_id, &m.upload_id)
+                        .await?;
+                    m.marker_written = Instant::now();
                 }
             }
         }

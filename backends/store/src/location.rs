@@ -148,6 +148,11 @@ impl Location {
             Location::Swift(l) if l.credentials().is_some() => mask_credentials(raw),
             Location::Http(l) if l.credentials.is_some() => mask_credentials(raw),
             Location::Other { uri, .. } => mask_other(uri),
+            // An `@` that did not parse as credentials may still end one (a raw `/` in a
+            // hand-written key): mask up to it rather than risk showing a secret.
+            Location::S3(_) | Location::Swift(_) | Location::Http(_) if raw.contains('@') => {
+                mask_other(raw)
+            }
             _ => sanitize(raw),
         }
     }
