@@ -436,8 +436,18 @@ impl DataService {
             match recorded {
                 Ok(()) => Ok(received),
                 // The database answered and the image does not point at the data: remove it.
+                // Unless a newer upload of the image (this one's claim was reset) has recorded
+                // the same location since: the data is then that upload's.
                 Err(e @ (DataError::DeletedDuringUpload(_) | DataError::Conflict(_) | DataError::Internal(_))) => {
-                    if let Err(delete) = store.delete(&stored.location).await {
+                    let uri = stored.location.uri();
+                    let named = match service.uploads.locations(&image.id).await {
+                        Ok(locations) => locations.iter().any(|l| l.url == uri),
+                        Err(_) => true,
+                    };
+                    if named {
+                        tracing::warn!(image.id = %image.id, location = %stored.location,
+                            "a newer upload of the image recorded this location; its data stays");
+                    } else if let Err(delete) = store.delete(&stored.location).await {
                         tracing::error!(image.id = %image.id, location = %stored.location, error = %delete,
                             "cannot remove the data of a failed upload");
                     }
