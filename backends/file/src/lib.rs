@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use glint_store::{
-    ByteRange, Capabilities, ImageReader, ImageWriter, Location, Store, StoreError, StoredData,
-    WriteOptions,
+    is_image_id, ByteRange, Capabilities, ImageReader, ImageWriter, Location, Store, StoreError,
+    StoredData, WriteOptions,
 };
 
 pub use config::{DataDir, FileConfig};
@@ -158,15 +158,6 @@ impl FileStore {
         }
         Ok(path.to_owned())
     }
-}
-
-/// Whether `name` has the form of an image id (a UUID, as Glance and Glint make them).
-fn is_image_id(name: &str) -> bool {
-    name.len() == 36
-        && name.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 /// Free bytes for an unprivileged writer on the filesystem of `path`.

@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use glint_store::{
-    ByteRange, Capabilities, ImageReader, ImageWriter, Location, ReaderBody, Store, StoreError,
-    StoredData, WriteOptions,
+    is_image_id, ByteRange, Capabilities, ImageReader, ImageWriter, Location, ReaderBody, Store,
+    StoreError, StoredData, WriteOptions,
 };
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential};
 use object_store::multipart::MultipartStore;
@@ -119,15 +119,6 @@ impl Shared {
             why: format!("cannot create bucket {}: {status}", self.config.bucket),
         })
     }
-}
-
-/// Whether `name` has the form of an image id (a UUID): data Glint or Glance wrote.
-fn is_image_id(name: &str) -> bool {
-    name.len() == 36
-        && name.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 impl S3Store {

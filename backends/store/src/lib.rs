@@ -90,6 +90,16 @@ pub struct StoredData {
     pub modified: SystemTime,
 }
 
+/// Whether `name` has the form of an image id (a UUID, as Glance and Glint make them): the
+/// names drivers give data, and the only data their sweeps consider theirs.
+pub fn is_image_id(name: &str) -> bool {
+    name.len() == 36
+        && name.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// An opened image: the bytes of `range`, and what the store holds in all.
