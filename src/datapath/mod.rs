@@ -3,10 +3,12 @@
 //! Store drivers (in `backends/`) only move bytes; everything else lives here, once.
 
 mod budget;
+mod claim;
 pub mod digest;
 mod download;
 mod error;
 pub mod inspect;
+mod limits;
 pub mod range;
 mod scrub;
 mod upload;

@@ -24,14 +24,16 @@ use glint_store::{Chunk, Location, Store, StoreError, Stored, WriteOptions};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::budget::ByteBudget;
+use super::claim::ClaimGuard;
 use super::digest::{Digester, Digests};
 use super::error::DataError;
 use super::inspect::{self, Inspection, Inspector};
+use super::limits::Limits;
 use super::writer::OpenWriter;
 use super::DataService;
-use crate::domain::image::{self, Image, ImageId};
+use crate::domain::image::{self, Image};
 use crate::domain::policy::Action;
-use crate::domain::{data_rules, RequestContext, SaveOutcome, UploadRepo, UploadedData};
+use crate::domain::{data_rules, RequestContext, SaveOutcome, UploadedData};
 
 /// Frames are gathered into chunks of about this size before they are shared out.
 const BATCH_BYTES: usize = 1 << 20;
@@ -56,63 +58,6 @@ pub struct UploadRequest<S> {
     pub store: Option<String>,
 }
 
-/// Puts an image back to `queued` unless disarmed: runs on every exit from the pipeline,
-/// including a handler future dropped because the client went away.
-struct ClaimGuard {
-    repo: Arc<dyn UploadRepo>,
-    image_id: Option<ImageId>,
-    /// The upload's claim token: a reset or abandoned upload cannot touch a newer claim.
-    claim: String,
-}
-
-impl ClaimGuard {
-    fn disarm(&mut self) {
-        self.image_id = None;
-    }
-
-    /// Puts the image back to `queued` now, so the error response reflects it; if the
-    /// database cannot be reached, keeps trying in the background.
-    async fn release(mut self) {
-        if let Some(id) = self.image_id.take() {
-            if let Err(e) = self
-                .repo
-                .abandon_upload(&id, &self.claim, image::now())
-                .await
-            {
-                tracing::warn!(image.id = %id, error = %e, "cannot put a failed upload back to queued yet; retrying");
-                tokio::spawn(
-                    abandon_until_done(self.repo.clone(), id, self.claim.clone())
-                        .instrument(tracing::Span::current()),
-                );
-            }
-        }
-    }
-}
-
-/// Delays between the background attempts to put a failed upload back to `queued`: about two
-/// minutes in all, after which the reconciliation of stale uploads does it.
-const RELEASE_RETRIES: [Duration; 6] = [
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(5),
-    Duration::from_secs(10),
-    Duration::from_secs(30),
-    Duration::from_secs(60),
-];
-
-async fn abandon_until_done(repo: Arc<dyn UploadRepo>, id: ImageId, claim: String) {
-    for delay in RELEASE_RETRIES {
-        tokio::time::sleep(delay).await;
-        match repo.abandon_upload(&id, &claim, image::now()).await {
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(image.id = %id, error = %e, "cannot put a failed upload back to queued yet")
-            }
-        }
-    }
-    tracing::error!(image.id = %id, "cannot put a failed upload back to queued; the reconciliation of stale uploads will");
-}
-
 /// Delays between attempts to record a committed upload when the database's answer is lost:
 /// the write is idempotent, so a repeat tells whether the first one took.
 const RECORD_RETRIES: [Duration; 4] = [
@@ -132,23 +77,6 @@ fn outcome_unknown(e: &DataError) -> bool {
                 | crate::domain::RepoError::TimedOut(_)
         ))
     )
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        if let Some(id) = self.image_id.take() {
-            let (repo, claim) = (self.repo.clone(), self.claim.clone());
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                tracing::error!(image.id = %id, "upload abandoned during shutdown; reconciliation will reset it");
-                return;
-            };
-            runtime.spawn(async move {
-                if let Err(e) = repo.abandon_upload(&id, &claim, image::now()).await {
-                    tracing::error!(image.id = %id, error = %e, "cannot put a failed upload back to queued");
-                }
-            });
-        }
-    }
 }
 
 /// Frames gathered into the next chunk, with the budget permits that cover them.
@@ -229,41 +157,6 @@ async fn finish_touch(
     match outcome {
         Ok(touched) => Ok(touched?),
         Err(e) => Err(DataError::Internal(format!("upload heartbeat failed: {e}"))),
-    }
-}
-
-/// Upper bounds on the bytes an upload may bring.
-struct Limits {
-    /// `X-OpenStack-Image-Size`: more bytes than this are refused as they arrive (the writer
-    /// was sized for it).
-    declared: Option<u64>,
-    size_cap: u64,
-    /// Bytes left in the owner's quota, if there is one.
-    quota_remaining: Option<u64>,
-}
-
-impl Limits {
-    /// The most the data may be.
-    fn max_size(&self) -> u64 {
-        self.quota_remaining
-            .map_or(self.size_cap, |q| q.min(self.size_cap))
-    }
-
-    fn check(&self, size: u64) -> Result<(), DataError> {
-        if let Some(declared) = self.declared.filter(|&d| size > d) {
-            return Err(DataError::BadRequest(format!(
-                "Size of the uploaded data (more than {declared} bytes) differs from the declared size ({declared} bytes)."
-            )));
-        }
-        if size > self.size_cap {
-            return Err(DataError::SizeCapExceeded { cap: self.size_cap });
-        }
-        match self.quota_remaining {
-            Some(remaining) if size > remaining => {
-                Err(DataError::QuotaExceeded { size, remaining })
-            }
-            _ => Ok(()),
-        }
     }
 }
 
@@ -489,20 +382,6 @@ impl DataService {
             other => other?,
         };
         Ok(OpenWriter::new(writer, store.name()))
-    }
-
-    async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {
-        let quota_remaining = match self.limits.user_storage_quota {
-            0 => None,
-            quota => {
-                Some(quota.saturating_sub(self.uploads.storage_used(image.owner.as_deref()).await?))
-            }
-        };
-        Ok(Limits {
-            declared: None,
-            size_cap: self.limits.image_size_cap,
-            quota_remaining,
-        })
     }
 
     /// Streams the body through the digests into the writer. On success the writer is handed

@@ -41,6 +41,21 @@ fn files(dir: &std::path::Path) -> Vec<String> {
     crate::helpers::files_in(dir)
 }
 
+/// Adds a copy of image `id`'s data in the `cheap` store, as a copy-image import leaves one;
+/// returns the store's directory.
+async fn add_cheap_copy(app: &TestApp, id: &str, data: &[u8]) -> std::path::PathBuf {
+    std::fs::create_dir_all(app.data_dir().join("cheap")).expect("dir");
+    let cheap_dir = std::fs::canonicalize(app.data_dir().join("cheap")).expect("dir");
+    std::fs::write(cheap_dir.join(id), data).expect("writes");
+    app.execute(&format!(
+        "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
+         VALUES ('{id}', 'file://{}/{id}', '{{\"store\": \"cheap\"}}', 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00', false)",
+        cheap_dir.display()
+    ))
+    .await;
+    cheap_dir
+}
+
 both_databases!(fn stores_are_listed_for_everyone_and_detailed_for_admins(app, TWO_STORES) {
     let stores = app.get("/v2/info/stores").await;
     stores.assert_status(200);
@@ -156,16 +171,7 @@ both_databases!(fn one_store_s_copy_can_be_removed_but_never_the_last(app, TWO_S
     let id = app.create_raw_image().await;
     upload_to(&app, &id, None, b"two copies").await.assert_status(204);
     // A second copy in `cheap`, as a copy-image import leaves it.
-    let cheap_dir = std::fs::canonicalize(app.data_dir().join("cheap")).unwrap_or_else(|_| {
-        std::fs::create_dir_all(app.data_dir().join("cheap")).expect("dir");
-        std::fs::canonicalize(app.data_dir().join("cheap")).expect("dir")
-    });
-    std::fs::write(cheap_dir.join(&id), b"two copies").expect("writes");
-    app.execute(&format!(
-        "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
-         VALUES ('{id}', 'file://{}/{id}', '{{\"store\": \"cheap\"}}', 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00', false)",
-        cheap_dir.display()
-    )).await;
+    let cheap_dir = add_cheap_copy(&app, &id, b"two copies").await;
     assert_eq!(app.get(&format!("/v2/images/{id}")).await.json()["stores"], "fast,cheap");
 
     let unknown = app.delete(&format!("/v2/stores/nowhere/{id}")).await;
@@ -194,14 +200,7 @@ both_databases!(fn removing_a_store_copy_needs_several_stores(app) {
 both_databases!(fn concurrent_removals_of_two_copies_keep_one(app, TWO_STORES) {
     let id = app.create_raw_image().await;
     upload_to(&app, &id, None, b"two copies").await.assert_status(204);
-    std::fs::create_dir_all(app.data_dir().join("cheap")).expect("dir");
-    let cheap_dir = std::fs::canonicalize(app.data_dir().join("cheap")).expect("dir");
-    std::fs::write(cheap_dir.join(&id), b"two copies").expect("writes");
-    app.execute(&format!(
-        "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
-         VALUES ('{id}', 'file://{}/{id}', '{{\"store\": \"cheap\"}}', 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00', false)",
-        cheap_dir.display()
-    )).await;
+    add_cheap_copy(&app, &id, b"two copies").await;
     let (fast_path, cheap_path) = (format!("/v2/stores/fast/{id}"), format!("/v2/stores/cheap/{id}"));
     let (fast, cheap) = tokio::join!(app.delete(&fast_path), app.delete(&cheap_path));
     let mut statuses = [fast.status.as_u16(), cheap.status.as_u16()];
