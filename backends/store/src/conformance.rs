@@ -4,7 +4,7 @@
 //! function that makes a fresh, empty store (its own directory, bucket or pool), so the cases
 //! can run in parallel and count what they leave behind:
 //!
-//! ```ignore
+//! ```text
 //! async fn subject() -> glint_store::conformance::Subject { … }
 //! glint_store::conformance_tests!(subject);
 //! ```
