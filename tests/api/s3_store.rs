@@ -340,3 +340,33 @@ s3_servers!(fn more_data_than_announced_is_refused_as_it_arrives(app, prefix) {
     assert_eq!(image(&app, &id).await["status"], "queued");
     assert_eq!(leftovers(&app).await, (Vec::new(), 0));
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_go_to_s3_over_tls_with_the_operator_s_ca() {
+    let text = format!(
+        "{}\ns3_store_cacert = {}\n",
+        config(
+            "RGW",
+            &var("RGW", "TLS_ENDPOINT"),
+            &var("RGW", "SECRET_KEY"),
+            ""
+        ),
+        var("RGW", "CACERT")
+    );
+    let app = TestApp::start(Backend::Sqlite, &text).await;
+    let id = app.create_raw_image().await;
+    app.upload(&id, sample(6 << 20)).await.assert_status(204);
+    let location = app
+        .scalar(&format!(
+            "SELECT value FROM image_locations WHERE image_id = '{id}'"
+        ))
+        .await;
+    assert!(location.starts_with("s3+https://127.0.0.1:"), "{location}");
+    let got = app.get(&format!("/v2/images/{id}/file")).await;
+    got.assert_status(200);
+    assert!(got.body == sample(6 << 20));
+    app.delete(&format!("/v2/images/{id}"))
+        .await
+        .assert_status(204);
+    assert_eq!(leftovers(&app).await, (Vec::new(), 0));
+}

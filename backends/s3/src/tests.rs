@@ -42,14 +42,45 @@ pub(crate) fn config_for(prefix: &str, bucket: &str) -> S3Config {
 
 async fn subject_on(prefix: &str) -> Subject {
     let bucket = format!("glint-test-{}", uuid::Uuid::new_v4().simple());
-    let config = config_for(prefix, &bucket);
+    subject_with(config_for(prefix, &bucket)).await
+}
+
+/// RGW over TLS, its certificate from the lab's own CA (`s3_store_cacert`).
+async fn tls_subject() -> Subject {
+    let bucket = format!("glint-test-{}", uuid::Uuid::new_v4().simple());
+    let var = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set: eval \"$(scripts/lab-ceph env)\""))
+    };
+    let config = S3Config {
+        host: var("GLINT_TEST_RGW_TLS_ENDPOINT"),
+        cacert: Some(var("GLINT_TEST_RGW_CACERT").into()),
+        ..config_for("RGW", &bucket)
+    };
+    assert!(config.is_https());
+    subject_with(config).await
+}
+
+async fn subject_with(config: S3Config) -> Subject {
+    let bucket = config.bucket.clone();
     let host = config.location_host();
     let store = S3Store::new(config).expect("store builds");
     store.shared.ensure_bucket().await.expect("bucket created");
+    // The same bucket under the other scheme is another store's.
+    let other_scheme = if store.config().is_https() {
+        "s3"
+    } else {
+        "s3+https"
+    };
+    let scheme = if store.config().is_https() {
+        "s3+https"
+    } else {
+        "s3"
+    };
     let foreign = [
-        format!("s3://{host}/another-bucket/00000000-0000-4000-8000-000000000001"),
-        format!("s3://elsewhere.example.com/{bucket}/00000000-0000-4000-8000-000000000001"),
-        format!("s3+https://{host}/{bucket}/00000000-0000-4000-8000-000000000001"),
+        format!("{scheme}://{host}/another-bucket/00000000-0000-4000-8000-000000000001"),
+        format!("{scheme}://elsewhere.example.com/{bucket}/00000000-0000-4000-8000-000000000001"),
+        format!("{other_scheme}://{host}/{bucket}/00000000-0000-4000-8000-000000000001"),
         "file:///var/lib/glance/images/00000000-0000-4000-8000-000000000001".to_owned(),
     ]
     .iter()
@@ -67,6 +98,36 @@ mod s3s {
         super::subject_on("S3").await
     }
     glint_store::conformance_tests!(subject);
+}
+
+mod rgw_tls {
+    async fn subject() -> glint_store::conformance::Subject {
+        super::tls_subject().await
+    }
+    glint_store::conformance_tests!(subject);
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_the_store_does_not_trust_is_unavailable() {
+    let host =
+        std::env::var("GLINT_TEST_RGW_TLS_ENDPOINT").expect("GLINT_TEST_RGW_TLS_ENDPOINT is set");
+    let config = S3Config {
+        host,
+        cacert: None,
+        ..config_for("RGW", "glint-test-untrusted")
+    };
+    let store = S3Store::new(config).expect("store builds");
+    let refused = store
+        .writer(
+            "00000000-0000-4000-8000-000000000001",
+            &glint_store::conformance::options(Some(10)),
+        )
+        .await;
+    match refused {
+        Err(StoreError::Unavailable { .. }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+    }
 }
 
 mod rgw {
