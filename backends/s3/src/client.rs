@@ -71,7 +71,17 @@ impl HttpService for Transport {
             } else {
                 HttpErrorKind::Request
             };
-            HttpError::new(kind, e)
+            // hyper's own text ("client error (Connect)") hides the cause, and object_store
+            // keeps only text: spell out the whole chain (a refused connection, a TLS
+            // certificate that failed verification).
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(inner) = cause {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                cause = inner.source();
+            }
+            HttpError::new(kind, std::io::Error::other(text))
         })?;
         let (parts, body) = response.into_parts();
         let body = body.map_err(|e| HttpError::new(HttpErrorKind::Interrupted, e));

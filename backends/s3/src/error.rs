@@ -17,6 +17,13 @@ pub(crate) fn store_error(store: &str, location: &str, error: object_store::Erro
                 why: format!("the S3 server refused the store's credentials: {source}"),
             }
         }
+        E::Generic { source, .. } if untrusted_certificate(source.as_ref()) => {
+            StoreError::Misconfigured {
+                store: store.to_owned(),
+                why: "the S3 server's TLS certificate is not trusted (see s3_store_cacert)"
+                    .to_owned(),
+            }
+        }
         E::Generic { source, .. } if is_transport(source.as_ref()) => StoreError::Unavailable {
             store: store.to_owned(),
             retryable: true,
@@ -31,6 +38,35 @@ pub(crate) fn store_error(store: &str, location: &str, error: object_store::Erro
             source: Box::new(other),
         },
     }
+}
+
+/// A request that got no answer, from its error text: an untrusted certificate is the
+/// operator's to fix, anything else an outage.
+pub(crate) fn unanswered(store: &str, text: String) -> StoreError {
+    if text.contains("certificate verify failed") {
+        return StoreError::Misconfigured {
+            store: store.to_owned(),
+            why: "the S3 server's TLS certificate is not trusted (see s3_store_cacert)".to_owned(),
+        };
+    }
+    StoreError::Unavailable {
+        store: store.to_owned(),
+        retryable: true,
+        source: text.into(),
+    }
+}
+
+/// Whether the TLS handshake failed on the server's certificate (OpenSSL's verify error,
+/// somewhere in the chain): a configuration to fix, not an outage to wait out.
+fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.to_string().contains("certificate verify failed") {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Whether the server could not be reached or answered 5xx (after object_store's retries).

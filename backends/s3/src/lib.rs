@@ -108,7 +108,7 @@ impl Shared {
         let response = client
             .execute(request)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| error::unanswered(&self.config.name, e.to_string()))?;
         let status = response.status();
         if status.is_success() || status == http::StatusCode::CONFLICT {
             self.bucket_ready.store(true, Ordering::Relaxed);

@@ -108,7 +108,7 @@ mod rgw_tls {
 }
 
 #[tokio::test]
-async fn a_server_whose_certificate_the_store_does_not_trust_is_unavailable() {
+async fn a_server_whose_certificate_the_store_does_not_trust_is_a_configuration_error() {
     let host =
         std::env::var("GLINT_TEST_RGW_TLS_ENDPOINT").expect("GLINT_TEST_RGW_TLS_ENDPOINT is set");
     let config = S3Config {
@@ -124,7 +124,9 @@ async fn a_server_whose_certificate_the_store_does_not_trust_is_unavailable() {
         )
         .await;
     match refused {
-        Err(StoreError::Unavailable { .. }) => {}
+        Err(StoreError::Misconfigured { why, .. }) => {
+            assert!(why.contains("s3_store_cacert"), "{why}")
+        }
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("an untrusted certificate was accepted"),
     }
