@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use tracing::field;
 use tracing::Instrument as _;
 
-use super::error::{body_form, render_body, ApiError, ErrorMessage, ErrorSource, RequestFacts};
+use super::error::{ApiError, ErrorMessage, ErrorSource};
+use super::error_body::{body_form, render_body, RequestFacts};
 use super::AppState;
 use crate::config::AuthFlavor;
 use crate::domain::error::Message;

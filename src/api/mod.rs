@@ -3,6 +3,7 @@
 
 mod discovery;
 pub mod error;
+mod error_body;
 mod extract;
 mod image_data;
 mod images;

@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type
 use super::dialect::Dialect;
 use super::errors::{map_err, retry_on_lost};
 use super::list_sql;
-use super::rows::{decode_location, to_db_time};
+use super::rows::{decode_json, decode_location, location_stores, to_db_time};
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
@@ -26,29 +26,6 @@ impl<DB: sqlx::Database> SqlRepo<DB> {
     pub fn new(read: Pool<DB>, write: Pool<DB>) -> SqlRepo<DB> {
         SqlRepo { read, write }
     }
-}
-
-/// Properties or tags aggregated as JSON by the query; NULL (no rows) is empty.
-fn decode_json<T: serde::de::DeserializeOwned + Default>(
-    json: Option<String>,
-    id: &str,
-) -> Result<T, RepoError> {
-    match json {
-        None => Ok(T::default()),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| RepoError::Other(format!("image {id}: malformed aggregated JSON: {e}"))),
-    }
-}
-
-/// The store ids named by locations' metadata (each a JSON text, `{"store": "fast"}`); rows
-/// without one (single-store Glance writes `{}`) name none.
-fn location_stores(metadata: Vec<Option<String>>) -> Vec<String> {
-    metadata
-        .iter()
-        .flatten()
-        .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-        .filter_map(|meta| meta.get("store")?.as_str().map(str::to_owned))
-        .collect()
 }
 
 /// Rows per multi-row INSERT: well under PostgreSQL's 65535 bind parameters and SQLite's

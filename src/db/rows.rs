@@ -1,5 +1,6 @@
 //! Conversions between domain values and table rows shared by the repositories: timestamps
-//! as the naive UTC the columns hold, and `image_locations` rows.
+//! as the naive UTC the columns hold, `image_locations` rows, and the JSON the image query
+//! aggregates (properties, tags, location metadata).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -26,4 +27,27 @@ where
         url: row.try_get(2).map_err(get_err)?,
         metadata: row.try_get(3).map_err(get_err)?,
     })
+}
+
+/// Properties or tags aggregated as JSON by the query; NULL (no rows) is empty.
+pub(super) fn decode_json<T: serde::de::DeserializeOwned + Default>(
+    json: Option<String>,
+    id: &str,
+) -> Result<T, RepoError> {
+    match json {
+        None => Ok(T::default()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| RepoError::Other(format!("image {id}: malformed aggregated JSON: {e}"))),
+    }
+}
+
+/// The store ids named by locations' metadata (each a JSON text, `{"store": "fast"}`); rows
+/// without one (single-store Glance writes `{}`) name none.
+pub(super) fn location_stores(metadata: Vec<Option<String>>) -> Vec<String> {
+    metadata
+        .iter()
+        .flatten()
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .filter_map(|meta| meta.get("store")?.as_str().map(str::to_owned))
+        .collect()
 }
