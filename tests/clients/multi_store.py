@@ -56,7 +56,6 @@ import re
 import sys
 import tempfile
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the scenarios
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -389,16 +388,6 @@ def sdk_scenario():
 
 # --------------------------------------------------------------------------
 
-def section(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001
-        tb = traceback.extract_tb(e.__traceback__)
-        where = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb)
-                      if f.filename == __file__), "?")
-        R.fail(f"{fn.__name__} (aborted)", f"{type(e).__name__} at {where}: {e}")
-
-
 def main():
     print(f"# multi-store scenario {RUN} against {base.GLINT_URL}")
     if not (FAST_DIR and CHEAP_DIR):
@@ -408,9 +397,9 @@ def main():
         base.OPENSTACK = base.find_openstack()
         with tempfile.TemporaryDirectory(prefix="glint-multi-store-") as tmp:
             try:
-                section(discovery_scenario)
-                section(cli_scenario, tmp)
-                section(sdk_scenario)
+                base.section(discovery_scenario)
+                base.section(cli_scenario, tmp)
+                base.section(sdk_scenario)
             finally:
                 base.cleanup()
     print(f"{R.passed} passed, {R.failed} failed")

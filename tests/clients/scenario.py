@@ -630,13 +630,15 @@ def single_store_scenario():
 # --------------------------------------------------------------------------
 
 def section(fn, *args):
-    """Run a group of dependent checks; an unexpected exception is one FAIL."""
+    """Run a group of dependent checks; an unexpected exception is one FAIL, placed at the
+    deepest line of the scenario scripts (this one, or one that imports its helpers)."""
     try:
         fn(*args)
     except Exception as e:  # noqa: BLE001
         tb = traceback.extract_tb(e.__traceback__)
+        here = os.path.dirname(os.path.abspath(__file__))
         where = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb)
-                      if f.filename == __file__), "?")
+                      if os.path.dirname(os.path.abspath(f.filename)) == here), "?")
         R.fail(f"{fn.__name__} (aborted)", f"{type(e).__name__} at {where}: {e}")
 
 
