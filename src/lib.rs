@@ -35,6 +35,18 @@ pub struct Services {
 
 /// Builds the image and data services over an open database and the configured stores.
 pub fn services(config: &Config, database: &Database) -> Result<Services, String> {
+    let stores = StoreRegistry::from_config(&config.stores)
+        .map_err(|e| format!("cannot start the image store: {e}"))?;
+    services_over(config, database, stores)
+}
+
+/// `services` over stores built already (by `StoreRegistry::from_config`, perhaps with each
+/// store wrapped by `StoreRegistry::wrap_stores`).
+pub fn services_over(
+    config: &Config,
+    database: &Database,
+    stores: StoreRegistry,
+) -> Result<Services, String> {
     let schemas = Schemas::new(&config.formats)?;
     let limits = ImageLimits {
         page: PageLimits {
@@ -50,8 +62,6 @@ pub fn services(config: &Config, database: &Database) -> Result<Services, String
         Arc::new(schemas),
         limits,
     );
-    let stores = StoreRegistry::from_config(&config.stores)
-        .map_err(|e| format!("cannot start the image store: {e}"))?;
     let data_limits = DataLimits {
         image_size_cap: config.limits.image_size_cap,
         user_storage_quota: config.limits.user_storage_quota,

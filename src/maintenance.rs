@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::config::DataPathConfig;
-use crate::datapath::{DataError, DataService, STALE_UPLOAD};
+use crate::datapath::{DataError, DataService, ScrubReport, STALE_UPLOAD};
 
 /// How often a serving node looks for uploads abandoned by a stopped node.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -35,8 +35,8 @@ pub async fn run(data: DataService, config: DataPathConfig) {
             }
             _ = scrubber.tick(), if config.scrub_in_serve => {
                 match data.scrub().await {
-                    Ok(report) if report.removed + report.failed + report.orphans > 0 => {
-                        tracing::info!(removed = report.removed, failed = report.failed, orphans = report.orphans, "scrubber pass");
+                    Ok(report) if report != ScrubReport::default() => {
+                        tracing::info!(removed = report.removed, failed = report.failed, deferred = report.deferred, orphans = report.orphans, "scrubber pass");
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "scrubber pass failed"),

@@ -85,6 +85,15 @@ impl StoreRegistry {
         })
     }
 
+    /// Replaces each store by what `wrap` makes of it (a layer around the driver, such as
+    /// instrumentation), keeping its id, weight and options.
+    pub fn wrap_stores(mut self, mut wrap: impl FnMut(Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
+        for entry in &mut self.entries {
+            entry.store = wrap(entry.store.clone());
+        }
+        self
+    }
+
     /// Multi-store mode (`enabled_backends`): stores are named in the API.
     pub fn multi(&self) -> bool {
         self.multi

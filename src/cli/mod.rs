@@ -119,8 +119,8 @@ pub async fn scrub(config: &Config) -> Result<(), String> {
     let services = crate::services(config, &database)?;
     let report = services.data.scrub().await.map_err(|e| e.to_string())?;
     println!(
-        "scrub: {} location(s) removed, {} left for a later pass, {} unrecorded data removed",
-        report.removed, report.failed, report.orphans
+        "scrub: {} location(s) removed, {} left for a later pass, {} in use (retried later, less often), {} unrecorded data removed",
+        report.removed, report.failed, report.deferred, report.orphans
     );
     database.close().await;
     if report.failed > 0 {

@@ -16,24 +16,62 @@ use crate::domain::{DataReference, DomainError, ImageStatus, RequestContext, Sto
 /// Locations handled per scrubber query.
 const SCRUB_BATCH: u32 = 100;
 
+/// The first wait before the scrubber tries again to remove data its store says is in use
+/// (RBD clones can live for months); doubled after each refusal, up to `IN_USE_MAX_WAIT`.
+const IN_USE_FIRST_WAIT: Duration = Duration::from_secs(300);
+const IN_USE_MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The wait after the `attempts`-th refusal: 5 min, 10 min, 20 min, … one day.
+fn in_use_wait(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    IN_USE_FIRST_WAIT
+        .saturating_mul(1 << doublings)
+        .min(IN_USE_MAX_WAIT)
+}
+
 /// What one scrubber pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScrubReport {
     pub removed: usize,
     pub failed: usize,
+    /// Data the store would not remove because it is in use: tried again later, less often.
+    pub deferred: usize,
     /// Store data that no location named, removed by the orphan sweep.
     pub orphans: usize,
 }
 
+/// How removing one location's data went.
+enum Removal {
+    Removed,
+    /// The store refused: the data is in use (an RBD snapshot with clones).
+    InUse(String),
+    /// Anything else: the location stays `pending_delete` for the next pass.
+    Failed,
+}
+
 impl DataService {
     /// `DELETE /v2/images/{id}`: the image is deleted, then its data removed now unless
-    /// `delayed_delete` leaves that to the scrubber.
+    /// `delayed_delete` leaves that to the scrubber. When a store refuses because the data is
+    /// in use, the image comes back as it was with the locations not yet removed, and the
+    /// answer is Glance's 409 (Glance only deletes the row once every store's data is gone).
     pub async fn delete_image(&self, ctx: &RequestContext, id: &str) -> Result<(), DataError> {
         let delayed = self.config.delayed_delete;
-        let locations = self.images.delete(ctx, id, delayed).await?;
-        if !delayed {
-            for location in &locations {
-                self.remove_data(location).await;
+        let (status, locations) = self.images.delete(ctx, id, delayed).await?;
+        if delayed {
+            return Ok(());
+        }
+        for (n, location) in locations.iter().enumerate() {
+            if let Removal::InUse(why) = self.remove_data(location).await {
+                let kept: Vec<i64> = locations[n..].iter().map(|l| l.id).collect();
+                self.uploads
+                    .delete_refused(&location.image_id, status.as_str(), &kept, image::now())
+                    .await?;
+                tracing::warn!(image.id = %location.image_id, reason = %why,
+                    "image not deleted: its data is in use");
+                return Err(DomainError::conflict(format!(
+                    "Image {id} could not be deleted because it is in use: {why}"
+                ))
+                .into());
             }
         }
         Ok(())
@@ -137,8 +175,8 @@ impl DataService {
     }
 
     /// Removes one location's data and records it; a failure leaves the location
-    /// `pending_delete` for the next scrubber pass. Returns whether the data is gone.
-    async fn remove_data(&self, location: &StoredLocation) -> bool {
+    /// `pending_delete` for the next scrubber pass.
+    async fn remove_data(&self, location: &StoredLocation) -> Removal {
         let result = match Location::parse(&location.url) {
             Err(e) => Err(e.to_string()),
             Ok(uri) => match self
@@ -147,6 +185,7 @@ impl DataService {
             {
                 Some(entry) => match entry.store.delete(&uri).await {
                     Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+                    Err(StoreError::InUse { why, .. }) => return Removal::InUse(why),
                     Err(e) => Err(e.to_string()),
                 },
                 None => Err(format!("no configured store serves {uri}")),
@@ -158,14 +197,35 @@ impl DataService {
                 .location_removed(location.id, image::now())
                 .await
             {
-                Ok(()) => true,
+                Ok(()) => Removal::Removed,
                 Err(e) => {
                     tracing::error!(image.id = %location.image_id, error = %e, "data removed but not recorded; the scrubber will retry");
-                    false
+                    Removal::Failed
                 }
             },
             Err(e) => {
                 tracing::warn!(image.id = %location.image_id, location.id = location.id, error = %e, "cannot remove image data yet; the scrubber will retry");
+                Removal::Failed
+            }
+        }
+    }
+
+    /// The scrubber met data in use: the next try waits longer each time, so clones that
+    /// live for months cost a try a day, not one per pass.
+    async fn defer(&self, location: &StoredLocation, why: &str) -> bool {
+        match self
+            .uploads
+            .defer_removal(location.id, image::now(), in_use_wait, why)
+            .await
+        {
+            Ok((attempts, retry_at)) => {
+                tracing::warn!(image.id = %location.image_id, location.id = location.id,
+                    reason = %why, attempts, retry_at = %retry_at,
+                    "image data is in use; its removal is put off");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(image.id = %location.image_id, error = %e, "cannot record a deferred removal");
                 false
             }
         }
@@ -183,13 +243,15 @@ impl DataService {
         loop {
             let pending = self
                 .uploads
-                .pending_deletions(cutoff, after, SCRUB_BATCH)
+                .pending_deletions(cutoff, image::now(), after, SCRUB_BATCH)
                 .await?;
             for location in &pending {
-                if self.remove_data(location).await {
-                    report.removed += 1;
-                } else {
-                    report.failed += 1;
+                match self.remove_data(location).await {
+                    Removal::Removed => report.removed += 1,
+                    Removal::InUse(why) if self.defer(location, &why).await => {
+                        report.deferred += 1;
+                    }
+                    Removal::InUse(_) | Removal::Failed => report.failed += 1,
                 }
             }
             match pending.last() {
@@ -300,5 +362,22 @@ impl DataService {
             }
         }
         Ok(reset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_data_in_use_double_up_to_a_day() {
+        let minutes = |n| in_use_wait(n).as_secs() / 60;
+        assert_eq!(
+            [minutes(1), minutes(2), minutes(3), minutes(9)],
+            [5, 10, 20, 1280]
+        );
+        assert_eq!(in_use_wait(10), IN_USE_MAX_WAIT);
+        assert_eq!(in_use_wait(u32::MAX), IN_USE_MAX_WAIT);
+        assert_eq!(in_use_wait(0), IN_USE_FIRST_WAIT);
     }
 }

@@ -8,6 +8,7 @@
 mod dialect;
 mod errors;
 mod list_sql;
+mod removals;
 mod repo;
 mod rows;
 mod sql_builder;

@@ -252,16 +252,20 @@ where
     async fn pending_deletions(
         &self,
         cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
         after: i64,
         limit: u32,
     ) -> Result<Vec<StoredLocation>, RepoError> {
         let rows = retry_on_lost(&self.read, || async move {
             sqlx::query::<DB>(
-                "SELECT id, image_id, value, meta_data FROM image_locations \
-                 WHERE status = 'pending_delete' AND updated_at <= $1 AND id > $2 \
-                 ORDER BY id LIMIT $3",
+                "SELECT l.id, l.image_id, l.value, l.meta_data FROM image_locations l \
+                 LEFT JOIN glint_scrub_deferrals d ON d.location_id = l.id \
+                 WHERE l.status = 'pending_delete' AND l.updated_at <= $1 \
+                 AND (d.retry_at IS NULL OR d.retry_at <= $2) AND l.id > $3 \
+                 ORDER BY l.id LIMIT $4",
             )
             .bind(to_db_time(cutoff))
+            .bind(to_db_time(now))
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(&self.read)
@@ -279,6 +283,35 @@ where
     ) -> Result<(), RepoError> {
         let now = to_db_time(now);
         retry_on_lost(&self.write, || self.location_removed_once(location_id, now)).await
+    }
+
+    async fn defer_removal(
+        &self,
+        location_id: i64,
+        now: DateTime<Utc>,
+        delay: fn(u32) -> std::time::Duration,
+        reason: &str,
+    ) -> Result<(u32, DateTime<Utc>), RepoError> {
+        let now = to_db_time(now);
+        let (attempts, retry_at) = retry_on_lost(&self.write, || {
+            self.defer_removal_once(location_id, now, delay, reason)
+        })
+        .await?;
+        Ok((attempts, retry_at.and_utc()))
+    }
+
+    async fn delete_refused(
+        &self,
+        image_id: &str,
+        status: &str,
+        location_ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let now = to_db_time(now);
+        retry_on_lost(&self.write, || {
+            self.delete_refused_once(image_id, status, location_ids, now)
+        })
+        .await
     }
 
     async fn retire_copy(
@@ -444,35 +477,5 @@ where
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(SaveOutcome::Saved)
-    }
-
-    /// One attempt of `location_removed` (both updates are idempotent).
-    async fn location_removed_once(
-        &self,
-        location_id: i64,
-        now: NaiveDateTime,
-    ) -> Result<(), RepoError> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
-        sqlx::query::<DB>(
-            "UPDATE image_locations SET status = 'deleted', deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3",
-        )
-        .bind(true)
-        .bind(now)
-        .bind(location_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query::<DB>(
-            "UPDATE images SET status = 'deleted', updated_at = $1 \
-             WHERE id = (SELECT image_id FROM image_locations WHERE id = $2) AND status = 'pending_delete' \
-             AND NOT EXISTS (SELECT 1 FROM image_locations l WHERE l.image_id = images.id \
-                             AND l.status = 'pending_delete')",
-        )
-        .bind(now)
-        .bind(location_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
     }
 }

@@ -404,14 +404,14 @@ impl ImageService {
 
     /// `DELETE /v2/images/{id}`: soft-deletes the image row and hands back the locations
     /// whose data the caller must now remove (none are lost: until removed they stay
-    /// `pending_delete`, which the scrubber works through). With `delayed`, the data is left
-    /// to the scrubber and the image becomes `pending_delete`.
+    /// `pending_delete`, which the scrubber works through), with the status the image had.
+    /// With `delayed`, the data is left to the scrubber and the image becomes `pending_delete`.
     pub async fn delete(
         &self,
         ctx: &RequestContext,
         id: &str,
         delayed: bool,
-    ) -> DomainResult<Vec<StoredLocation>> {
+    ) -> DomainResult<(ImageStatus, Vec<StoredLocation>)> {
         let not_found = || DomainError::not_found(format!("Failed to find image {id} to delete"));
         let image = self.get_visible(ctx, id).await.map_err(|e| {
             if e.kind() == Some(Refusal::NotFound) {
@@ -432,10 +432,12 @@ impl ImageService {
                 image.status
             )));
         }
-        self.repo
+        let locations = self
+            .repo
             .delete(&image.id, image::now(), delayed)
             .await?
-            .ok_or_else(not_found)
+            .ok_or_else(not_found)?;
+        Ok((image.status, locations))
     }
 
     /// An image the caller may see and act on by `action` (for the data routes).

@@ -173,13 +173,37 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
     async fn storage_used(&self, owner: Option<&str>) -> Result<u64, RepoError>;
 
     /// Locations waiting for their data to be removed since before `cutoff`, with ids above
-    /// `after` (so a pass can page past locations it cannot remove yet).
+    /// `after` (so a pass can page past locations it cannot remove yet), leaving out those
+    /// whose deferred retry (`defer_removal`) is not due by `now`.
     async fn pending_deletions(
         &self,
         cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
         after: i64,
         limit: u32,
     ) -> Result<Vec<StoredLocation>, RepoError>;
+
+    /// Puts off the next removal of a location's data because the store says it is in use:
+    /// counts the attempt and skips the location until `now + delay(attempts)`. Returns the
+    /// attempts so far and when the next is due.
+    async fn defer_removal(
+        &self,
+        location_id: i64,
+        now: DateTime<Utc>,
+        delay: fn(u32) -> std::time::Duration,
+        reason: &str,
+    ) -> Result<(u32, DateTime<Utc>), RepoError>;
+
+    /// The store refused to remove a just-deleted image's data (in use): the image comes
+    /// back with `status`, and `location_ids` (the data still there) become active again.
+    /// False if the image was not deleted any more.
+    async fn delete_refused(
+        &self,
+        image_id: &str,
+        status: &str,
+        location_ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
 
     /// The data of a `pending_delete` location is gone: the location is marked deleted, and a
     /// `pending_delete` image with no data left becomes `deleted`.

@@ -341,6 +341,23 @@ impl TestApp {
         }
     }
 
+    /// The same app with each store replaced by what `wrap` makes of it, for tests of how
+    /// the data path answers what a store reports.
+    pub fn wrap_stores(
+        mut self,
+        wrap: impl FnMut(
+            std::sync::Arc<dyn glint_store::Store>,
+        ) -> std::sync::Arc<dyn glint_store::Store>,
+    ) -> TestApp {
+        let stores = glint::stores::StoreRegistry::from_config(&self.config.stores)
+            .expect("stores start")
+            .wrap_stores(wrap);
+        self.services =
+            glint::services_over(&self.config, &self.database, stores).expect("services start");
+        self.router = glint::app(&self.config, &self.services);
+        self
+    }
+
     /// The app's data directory: a multi-store configuration's file stores default to
     /// `<data dir>/<store id>`.
     pub fn data_dir(&self) -> &std::path::Path {

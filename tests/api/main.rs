@@ -4,6 +4,7 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod data_in_use;
 mod errors;
 mod hardening;
 mod http_wire;
