@@ -153,7 +153,9 @@ impl From<DomainError> for ApiError {
             }
             // The detail goes to the log only; clients get an operator-level summary.
             DomainError::Repository(e) => match e {
-                RepoError::Unavailable(_) | RepoError::ConnectionLost(_) => ApiError::new(
+                RepoError::Unavailable(_)
+                | RepoError::ConnectionLost(_)
+                | RepoError::Conflict(_) => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The metadata database is unavailable; retry later.",
                 ),

@@ -112,7 +112,8 @@ pub(super) fn build(
         if n > 0 {
             q.push(", ");
         }
-        // NULL sorts as the smallest value on both databases.
+        // NULL sorts as the smallest value on every database (MySQL's own order, which has no
+        // NULLS FIRST: the dialect drops the clause there).
         let order = match (key.dir, nullable(key.column)) {
             (SortDir::Asc, true) => " ASC NULLS FIRST",
             (SortDir::Desc, true) => " DESC NULLS LAST",

@@ -1,12 +1,14 @@
 //! Metadata persistence: connection pools, embedded migrations, and the `ImageRepo`
-//! implementation shared by PostgreSQL and SQLite (`repo.rs`, generic over `Dialect`).
+//! implementation shared by PostgreSQL, MySQL/MariaDB and SQLite (`repo.rs`, generic over
+//! `Dialect`).
 //!
-//! Inside, dependencies point one way: `uploads.rs` builds on `repo.rs`, which uses
-//! `list_sql.rs`; all of them use the leaves `errors.rs` (sqlx errors, retries), `rows.rs`
-//! (row and time conversions), `sql_builder.rs` and `dialect.rs`, which use none of them.
+//! Inside, dependencies point one way: `uploads.rs`, `removals.rs` and `image_writes.rs` build
+//! on `repo.rs`, which uses `list_sql.rs`; all of them use the leaves `errors.rs` (sqlx
+//! errors, retries), `rows.rs` (row and time conversions), `sql_builder.rs` and `dialect.rs`.
 
 mod dialect;
 mod errors;
+mod image_writes;
 mod list_sql;
 mod removals;
 mod repo;
@@ -17,9 +19,10 @@ mod uploads;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Postgres, Sqlite};
+use sqlx::{MySql, Pool, Postgres, Sqlite};
 
 use crate::config::database::{DatabaseConfig, DatabaseUrl};
 use crate::domain::{ImageRepo, UploadRepo};
@@ -59,6 +62,7 @@ impl SchemaStatus {
 #[derive(Debug, Clone)]
 pub enum Database {
     Postgres(Pool<Postgres>),
+    MySql(Pool<MySql>),
     /// SQLite allows one writer at a time: all writes go through a single-connection pool, so
     /// writers queue in the pool instead of failing with `database is locked`; readers use
     /// their own pool and, in WAL mode, never wait for the writer.
@@ -89,16 +93,39 @@ impl Database {
                     options
                 };
                 let pool = PgPoolOptions::new()
-                    .max_connections(config.max_pool_size)
+                    .max_connections(config.max_pool_size + config.max_overflow)
                     .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
                     .idle_timeout(Duration::from_secs(600))
+                    .max_lifetime(Duration::from_secs(config.connection_recycle_secs))
                     .connect_lazy_with(if options.get_application_name().is_some() {
                         options
                     } else {
                         options.application_name("glint")
                     });
                 Ok(Database::Postgres(pool))
+            }
+            DatabaseUrl::MySql(mysql) => {
+                for option in &mysql.ignored {
+                    tracing::warn!(option = %option, "database URL option ignored");
+                }
+                let options: MySqlConnectOptions =
+                    mysql.url.parse().map_err(|source| DbError::Connect {
+                        url: config.url.redacted(),
+                        source,
+                    })?;
+                let statement_timeout = config.statement_timeout_secs;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(config.max_pool_size + config.max_overflow)
+                    .test_before_acquire(false)
+                    .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
+                    .idle_timeout(Duration::from_secs(600))
+                    .max_lifetime(Duration::from_secs(config.connection_recycle_secs))
+                    .after_connect(move |connection, _| {
+                        Box::pin(mysql_session(connection, statement_timeout))
+                    })
+                    .connect_lazy_with(options);
+                Ok(Database::MySql(pool))
             }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -127,7 +154,7 @@ impl Database {
                         source,
                     })?;
                 let read = SqlitePoolOptions::new()
-                    .max_connections(config.max_pool_size)
+                    .max_connections(config.max_pool_size + config.max_overflow)
                     .test_before_acquire(false)
                     .acquire_timeout(timeout)
                     .connect_lazy_with(options.read_only(true));
@@ -139,6 +166,7 @@ impl Database {
     pub fn backend(&self) -> &'static str {
         match self {
             Database::Postgres(_) => Postgres::LABEL,
+            Database::MySql(_) => MySql::LABEL,
             Database::Sqlite { .. } => Sqlite::LABEL,
         }
     }
@@ -147,6 +175,7 @@ impl Database {
     pub async fn sync(&self) -> Result<(), DbError> {
         match self {
             Database::Postgres(pool) => Postgres::migrator().run(pool).await?,
+            Database::MySql(pool) => MySql::migrator().run(pool).await?,
             Database::Sqlite { write, .. } => Sqlite::migrator().run(write).await?,
         }
         Ok(())
@@ -155,6 +184,7 @@ impl Database {
     pub async fn schema_status(&self) -> Result<SchemaStatus, DbError> {
         match self {
             Database::Postgres(pool) => schema_status::<Postgres>(pool).await,
+            Database::MySql(pool) => schema_status::<MySql>(pool).await,
             Database::Sqlite { write, .. } => schema_status::<Sqlite>(write).await,
         }
     }
@@ -167,6 +197,7 @@ impl Database {
     pub fn image_repo(&self) -> Arc<dyn ImageRepo> {
         match self {
             Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
             Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),
         }
     }
@@ -174,6 +205,7 @@ impl Database {
     pub fn upload_repo(&self) -> Arc<dyn UploadRepo> {
         match self {
             Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
             Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),
         }
     }
@@ -181,12 +213,53 @@ impl Database {
     pub async fn close(&self) {
         match self {
             Database::Postgres(pool) => pool.close().await,
+            Database::MySql(pool) => pool.close().await,
             Database::Sqlite { read, write } => {
                 read.close().await;
                 write.close().await;
             }
         }
     }
+}
+
+/// Session settings of every MySQL connection: READ COMMITTED, the isolation the repository's
+/// conditional writes are written for (as on PostgreSQL; InnoDB's default REPEATABLE READ
+/// would answer a transaction's reads from its first snapshot); no 1 MiB cap on the JSON the
+/// image query aggregates (MariaDB's JSON_ARRAYAGG is bound by `group_concat_max_len`); and
+/// `statement_timeout` as MariaDB's `max_statement_time` or MySQL's `max_execution_time`.
+async fn mysql_session(
+    connection: &mut sqlx::MySqlConnection,
+    statement_timeout_secs: u64,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Executor as _;
+    connection
+        .execute(
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+             SET SESSION group_concat_max_len = 4294967295",
+        )
+        .await?;
+    if statement_timeout_secs > 0 {
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut *connection)
+            .await?;
+        let limit = if version.contains("MariaDB") {
+            format!("max_statement_time = {statement_timeout_secs}")
+        } else {
+            format!(
+                "max_execution_time = {}",
+                statement_timeout_secs.saturating_mul(1000)
+            )
+        };
+        // Lock waits count against the same bound, as they do under PostgreSQL's
+        // statement_timeout: a table or row lock held elsewhere (an operator's `LOCK TABLES`,
+        // a stuck transaction) would otherwise hold the request for a year or 50 s.
+        let set = format!(
+            "SET SESSION {limit}, lock_wait_timeout = {statement_timeout_secs}, \
+             innodb_lock_wait_timeout = {statement_timeout_secs}"
+        );
+        connection.execute(set.as_str()).await?;
+    }
+    Ok(())
 }
 
 async fn schema_status<DB>(pool: &Pool<DB>) -> Result<SchemaStatus, DbError>

@@ -29,26 +29,29 @@ where
         now: NaiveDateTime,
     ) -> Result<(), RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        sqlx::query::<DB>("DELETE FROM glint_scrub_deferrals WHERE location_id = $1")
-            .bind(location_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query::<DB>(
-            "UPDATE image_locations SET status = 'deleted', deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3",
-        )
+        sqlx::query::<DB>(&DB::sql(
+            "DELETE FROM glint_scrub_deferrals WHERE location_id = $1",
+        ))
+        .bind(location_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query::<DB>(&DB::sql(
+            "UPDATE image_locations SET status = 'deleted', deleted = $1, deleted_at = $2, updated_at = $3 WHERE id = $4",
+        ))
         .bind(true)
+        .bind(now)
         .bind(now)
         .bind(location_id)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        sqlx::query::<DB>(
+        sqlx::query::<DB>(&DB::sql(
             "UPDATE images SET status = 'deleted', updated_at = $1 \
              WHERE id = (SELECT image_id FROM image_locations WHERE id = $2) AND status = 'pending_delete' \
              AND NOT EXISTS (SELECT 1 FROM image_locations l WHERE l.image_id = images.id \
                              AND l.status = 'pending_delete')",
-        )
+        ))
         .bind(now)
         .bind(location_id)
         .execute(&mut *tx)
@@ -67,10 +70,10 @@ where
         now: NaiveDateTime,
     ) -> Result<bool, RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let restored = sqlx::query::<DB>(
+        let restored = sqlx::query::<DB>(&DB::sql(
             "UPDATE images SET deleted = $1, deleted_at = NULL, status = $2, updated_at = $3 \
              WHERE id = $4 AND deleted = $5",
-        )
+        ))
         .bind(false)
         .bind(status.to_owned())
         .bind(now)
@@ -84,10 +87,10 @@ where
             return Ok(false);
         }
         for &id in location_ids {
-            sqlx::query::<DB>(
+            sqlx::query::<DB>(&DB::sql(
                 "UPDATE image_locations SET status = 'active', updated_at = $1 \
                  WHERE id = $2 AND image_id = $3 AND status = 'pending_delete' AND deleted = $4",
-            )
+            ))
             .bind(now)
             .bind(id)
             .bind(image_id.to_owned())
@@ -95,11 +98,13 @@ where
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            sqlx::query::<DB>("DELETE FROM glint_scrub_deferrals WHERE location_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            sqlx::query::<DB>(&DB::sql(
+                "DELETE FROM glint_scrub_deferrals WHERE location_id = $1",
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(true)
@@ -114,9 +119,9 @@ where
         reason: &str,
     ) -> Result<(u32, NaiveDateTime), RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let previous: Option<i32> = sqlx::query_scalar::<DB, i32>(
+        let previous: Option<i32> = sqlx::query_scalar::<DB, i32>(&DB::sql(
             "SELECT attempts FROM glint_scrub_deferrals WHERE location_id = $1",
-        )
+        ))
         .bind(location_id)
         .fetch_optional(&mut *tx)
         .await
@@ -131,7 +136,7 @@ where
             "INSERT INTO glint_scrub_deferrals (attempts, retry_at, reason, location_id) \
              VALUES ($1, $2, $3, $4)"
         };
-        sqlx::query::<DB>(sql)
+        sqlx::query::<DB>(&DB::sql(sql))
             .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
             .bind(retry_at)
             .bind(reason.to_owned())

@@ -2,9 +2,13 @@
 //! (sqlx's `QueryBuilder` cannot be executed from code generic over the database, because its
 //! argument lifetime must outlive the builder's own borrow.)
 
+use std::sync::OnceLock;
+
 use chrono::NaiveDateTime;
 use sqlx::query::Query;
 use sqlx::{Encode, Type};
+
+use super::dialect::Dialect;
 
 /// One bind value of the types the image tables use.
 #[derive(Debug, Clone)]
@@ -61,6 +65,8 @@ impl From<NaiveDateTime> for Bind {
 pub struct SqlBuilder {
     sql: String,
     binds: Vec<Bind>,
+    /// The text in the dialect's form, made once when the query is first taken.
+    dialect_sql: OnceLock<String>,
 }
 
 impl SqlBuilder {
@@ -68,6 +74,7 @@ impl SqlBuilder {
         SqlBuilder {
             sql: sql.into(),
             binds: Vec::new(),
+            dialect_sql: OnceLock::new(),
         }
     }
 
@@ -89,10 +96,10 @@ impl SqlBuilder {
         &self.sql
     }
 
-    /// The query, ready to execute.
+    /// The query, ready to execute (build the text first: later pushes are not seen).
     pub fn query<DB>(&self) -> Query<'_, DB, DB::Arguments<'_>>
     where
-        DB: sqlx::Database,
+        DB: Dialect,
         for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
         for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
         for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
@@ -100,7 +107,10 @@ impl SqlBuilder {
         for<'q> bool: Encode<'q, DB> + Type<DB>,
         for<'q> NaiveDateTime: Encode<'q, DB> + Type<DB>,
     {
-        let mut query = sqlx::query::<DB>(&self.sql);
+        let sql = self
+            .dialect_sql
+            .get_or_init(|| DB::sql(&self.sql).into_owned());
+        let mut query = sqlx::query::<DB>(sql);
         for bind in &self.binds {
             query = match bind.clone() {
                 Bind::Text(v) => query.bind(v),

@@ -40,15 +40,17 @@ where
         // Also true of an image this claim holds already, so that a repeat after a lost
         // connection (whose first attempt may have committed) finds its own claim.
         let claimed = retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(
-                "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $2 \
-                 WHERE id = $3 AND deleted = $4 \
-                 AND (status = 'queued' OR (status = 'saving' AND upload_claim = $1))",
-            )
+            sqlx::query::<DB>(&DB::sql(
+                "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $3 \
+                 WHERE id = $4 AND deleted = $5 \
+                 AND (status = 'queued' OR (status = 'saving' AND upload_claim = $6))",
+            ))
             .bind(claim.to_owned())
+            .bind(now)
             .bind(now)
             .bind(id.to_string())
             .bind(false)
+            .bind(claim.to_owned())
             .execute(&self.write)
             .await
             .map_err(map_err)
@@ -111,11 +113,11 @@ where
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
         retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(
+            sqlx::query::<DB>(&DB::sql(
                 "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
                  upload_claim = NULL, upload_heartbeat = NULL \
                  WHERE status = 'saving' AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)",
-            )
+            ))
             .bind(to_db_time(now))
             .bind(false)
             .bind(to_db_time(cutoff))
@@ -134,11 +136,11 @@ where
     ) -> Result<u64, RepoError> {
         let length = i32::try_from(claim_prefix.len()).unwrap_or(i32::MAX);
         retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(
+            sqlx::query::<DB>(&DB::sql(
                 "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
                  upload_claim = NULL, upload_heartbeat = NULL \
                  WHERE status = 'saving' AND deleted = $2 AND SUBSTR(upload_claim, 1, $3) = $4",
-            )
+            ))
             .bind(to_db_time(now))
             .bind(false)
             .bind(length)
@@ -159,17 +161,18 @@ where
         // Data stays while any row may still need it: a live location, or one waiting for the
         // scrubber (Glance marks those `deleted` as well as `pending_delete`).
         let (image, named, image_has_data) = retry_on_lost(&self.read, || async move {
-            let image = sqlx::query::<DB>("SELECT status, deleted FROM images WHERE id = $1")
-                .bind(image_id.to_owned())
-                .fetch_optional(&self.read)
-                .await
-                .map_err(map_err)?;
+            let image =
+                sqlx::query::<DB>(&DB::sql("SELECT status, deleted FROM images WHERE id = $1"))
+                    .bind(image_id.to_owned())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(map_err)?;
             let mut named = false;
             for url in urls {
-                named |= sqlx::query::<DB>(
+                named |= sqlx::query::<DB>(&DB::sql(
                     "SELECT 1 FROM image_locations WHERE value = $1 \
                      AND (deleted = $2 OR status = 'pending_delete') LIMIT 1",
-                )
+                ))
                 .bind(url.clone())
                 .bind(false)
                 .fetch_optional(&self.read)
@@ -179,10 +182,10 @@ where
             }
             // A location spelled differently (another spelling of the data directory) may
             // still mean this very data.
-            let image_has_data = sqlx::query::<DB>(
+            let image_has_data = sqlx::query::<DB>(&DB::sql(
                 "SELECT 1 FROM image_locations WHERE image_id = $1 \
                  AND (deleted = $2 OR status = 'pending_delete') LIMIT 1",
-            )
+            ))
             .bind(image_id.to_owned())
             .bind(false)
             .fetch_optional(&self.read)
@@ -211,10 +214,10 @@ where
 
     async fn locations(&self, id: &ImageId) -> Result<Vec<StoredLocation>, RepoError> {
         let rows = retry_on_lost(&self.read, || async move {
-            sqlx::query::<DB>(
+            sqlx::query::<DB>(&DB::sql(
                 "SELECT id, image_id, value, meta_data FROM image_locations \
                  WHERE image_id = $1 AND deleted = $2 AND status = 'active' ORDER BY id",
-            )
+            ))
             .bind(id.to_string())
             .bind(false)
             .fetch_all(&self.read)
@@ -227,23 +230,27 @@ where
 
     async fn storage_used(&self, owner: Option<&str>) -> Result<u64, RepoError> {
         let owner_matches = if owner.is_some() {
-            "i.owner = $2"
+            "i.owner = $3"
         } else {
-            "i.owner IS NULL AND $2 IS NULL"
+            "i.owner IS NULL"
         };
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM(i.size), 0) AS BIGINT) FROM images i \
+            "SELECT CAST(COALESCE(SUM(i.size), 0) AS {}) FROM images i \
              JOIN image_locations l ON l.image_id = i.id AND l.deleted = $1 AND l.status = 'active' \
-             WHERE i.deleted = $1 AND {owner_matches}"
+             WHERE i.deleted = $2 AND {owner_matches}",
+            DB::BIGINT
         );
         let sql = &sql;
         let used: i64 = retry_on_lost(&self.read, || async move {
-            sqlx::query_scalar::<DB, i64>(sql)
-                .bind(false)
-                .bind(owner.map(str::to_owned))
-                .fetch_one(&self.read)
-                .await
-                .map_err(map_err)
+            let sql = DB::sql(sql);
+            let query = sqlx::query_scalar::<DB, i64>(&sql).bind(false).bind(false);
+            match owner {
+                Some(owner) => query.bind(owner.to_owned()),
+                None => query,
+            }
+            .fetch_one(&self.read)
+            .await
+            .map_err(map_err)
         })
         .await?;
         Ok(u64::try_from(used).unwrap_or(0))
@@ -257,13 +264,13 @@ where
         limit: u32,
     ) -> Result<Vec<StoredLocation>, RepoError> {
         let rows = retry_on_lost(&self.read, || async move {
-            sqlx::query::<DB>(
+            sqlx::query::<DB>(&DB::sql(
                 "SELECT l.id, l.image_id, l.value, l.meta_data FROM image_locations l \
                  LEFT JOIN glint_scrub_deferrals d ON d.location_id = l.id \
                  WHERE l.status = 'pending_delete' AND l.updated_at <= $1 \
                  AND (d.retry_at IS NULL OR d.retry_at <= $2) AND l.id > $3 \
                  ORDER BY l.id LIMIT $4",
-            )
+            ))
             .bind(to_db_time(cutoff))
             .bind(to_db_time(now))
             .bind(after)
@@ -336,10 +343,10 @@ where
     ) -> Result<bool, RepoError> {
         // Conditional on `from`, so a repeat after a lost answer changes nothing.
         retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(
+            sqlx::query::<DB>(&DB::sql(
                 "UPDATE image_locations SET status = $1, updated_at = $2 \
                  WHERE id = $3 AND status = $4 AND deleted = $5",
-            )
+            ))
             .bind(to.to_owned())
             .bind(to_db_time(now))
             .bind(location_id)
@@ -378,15 +385,15 @@ where
         now: NaiveDateTime,
     ) -> Result<bool, RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        sqlx::query::<DB>("UPDATE images SET updated_at = $1 WHERE id = $2")
+        sqlx::query::<DB>(&DB::sql("UPDATE images SET updated_at = $1 WHERE id = $2"))
             .bind(now)
             .bind(image_id.to_owned())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let active: i64 = sqlx::query_scalar::<DB, i64>(
+        let active: i64 = sqlx::query_scalar::<DB, i64>(&DB::sql(
             "SELECT COUNT(*) FROM image_locations WHERE image_id = $1 AND status = 'active' AND deleted = $2",
-        )
+        ))
         .bind(image_id.to_owned())
         .bind(false)
         .fetch_one(&mut *tx)
@@ -395,10 +402,10 @@ where
         if active < 2 {
             return Ok(false);
         }
-        let retired = sqlx::query::<DB>(
+        let retired = sqlx::query::<DB>(&DB::sql(
             "UPDATE image_locations SET status = 'pending_delete', updated_at = $1 \
              WHERE id = $2 AND image_id = $3 AND status = 'active' AND deleted = $4",
-        )
+        ))
         .bind(now)
         .bind(location_id)
         .bind(image_id.to_owned())
@@ -421,19 +428,19 @@ where
         now: NaiveDateTime,
     ) -> Result<SaveOutcome, RepoError> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let updated = sqlx::query::<DB>(
-            "UPDATE images SET status = 'active', size = $1, virtual_size = $8, checksum = $2, \
-             os_hash_algo = $3, os_hash_value = $4, updated_at = $5, upload_claim = NULL, upload_heartbeat = NULL \
-             WHERE id = $6 AND status = 'saving' AND deleted = $7 AND upload_claim = $9",
-        )
+        let updated = sqlx::query::<DB>(&DB::sql(
+            "UPDATE images SET status = 'active', size = $1, virtual_size = $2, checksum = $3, \
+             os_hash_algo = $4, os_hash_value = $5, updated_at = $6, upload_claim = NULL, upload_heartbeat = NULL \
+             WHERE id = $7 AND status = 'saving' AND deleted = $8 AND upload_claim = $9",
+        ))
         .bind(data.size)
+        .bind(data.virtual_size)
         .bind(data.checksum.clone())
         .bind(data.os_hash_algo.clone())
         .bind(data.os_hash_value.clone())
         .bind(now)
         .bind(id.to_string())
         .bind(false)
-        .bind(data.virtual_size)
         .bind(claim.to_owned())
         .execute(&mut *tx)
         .await
@@ -444,10 +451,10 @@ where
             // A repeat after a lost answer: the first attempt took if its location is there,
             // whatever happened to the image since (deactivated, or deleted with the data left
             // for the scrubber) — the data is then named and must stay.
-            let recorded = sqlx::query::<DB>(
+            let recorded = sqlx::query::<DB>(&DB::sql(
                 "SELECT 1 FROM image_locations l WHERE l.image_id = $1 AND l.value = $2 \
                  AND (l.deleted = $3 OR l.status = 'pending_delete')",
-            )
+            ))
             .bind(id.to_string())
             .bind(data.location.clone())
             .bind(false)
@@ -463,13 +470,14 @@ where
                 SaveOutcome::Gone
             });
         }
-        sqlx::query::<DB>(
+        sqlx::query::<DB>(&DB::sql(
             "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
-             VALUES ($1, $2, $3, 'active', $4, $4, $5)",
-        )
+             VALUES ($1, $2, $3, 'active', $4, $5, $6)",
+        ))
         .bind(id.to_string())
         .bind(data.location.clone())
         .bind(data.metadata.clone())
+        .bind(now)
         .bind(now)
         .bind(false)
         .execute(&mut *tx)

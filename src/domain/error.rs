@@ -53,6 +53,11 @@ pub enum RepoError {
     /// and conditional writes have been retried on a fresh connection already.
     #[error("metadata database connection lost: {0}")]
     ConnectionLost(String),
+    /// The database rolled the transaction back to break a conflict with another (deadlock,
+    /// serialization failure, Galera certification failure): nothing of it was applied, and
+    /// operations written to be repeated have been retried already.
+    #[error("metadata transaction rolled back by a conflict: {0}")]
+    Conflict(String),
     /// The query ran past `[database] statement_timeout` and was cancelled by the database.
     #[error("metadata query cancelled after the statement timeout: {0}")]
     TimedOut(String),

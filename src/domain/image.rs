@@ -153,7 +153,7 @@ impl Image {
     }
 }
 
-/// The current time at the precision both databases store (microseconds), so that a value
+/// The current time at the precision every database stores (microseconds), so that a value
 /// read back compares equal to the one written (list markers depend on it).
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)

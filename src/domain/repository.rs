@@ -1,5 +1,5 @@
 //! The persistence port: what the image service needs from a metadata database. `db/`
-//! implements it for PostgreSQL and SQLite; both run the same conformance tests.
+//! implements it for PostgreSQL, MySQL/MariaDB and SQLite; all run the same API tests.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

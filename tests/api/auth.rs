@@ -1,6 +1,6 @@
 //! Identity from trusted headers, ownership and visibility.
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::{TestApp, TestResponse, PATCH_V21};
 use axum::body::Body;
 use axum::http::Method;
@@ -74,7 +74,7 @@ fn id_of(response: &TestResponse) -> String {
         .to_owned()
 }
 
-both_databases!(fn requests_without_confirmed_identity_are_401(app, TRUSTED) {
+all_databases!(fn requests_without_confirmed_identity_are_401(app, TRUSTED) {
     let response = app.request(Method::GET, "/v2/images", &[("accept", "application/json")], Body::empty()).await;
     response.assert_status(401);
     assert!(response.header("x-openstack-request-id").is_some());
@@ -87,7 +87,7 @@ both_databases!(fn requests_without_confirmed_identity_are_401(app, TRUSTED) {
     app.request(Method::GET, "/healthcheck", &[], Body::empty()).await.assert_status(200);
 });
 
-both_databases!(fn images_belong_to_the_callers_project(app, TRUSTED) {
+all_databases!(fn images_belong_to_the_callers_project(app, TRUSTED) {
     let alice = Caller { app: &app, project: "alice", roles: "member,reader" };
     let image = alice.create(json!({"name": "mine"})).await;
     image.assert_status(201);
@@ -102,7 +102,7 @@ both_databases!(fn images_belong_to_the_callers_project(app, TRUSTED) {
     assert_eq!(for_bob.json()["owner"], "bob");
 });
 
-both_databases!(fn visibility_decides_who_sees_what(app, TRUSTED) {
+all_databases!(fn visibility_decides_who_sees_what(app, TRUSTED) {
     let alice = Caller { app: &app, project: "alice", roles: "member" };
     let bob = Caller { app: &app, project: "bob", roles: "member" };
     let admin = Caller { app: &app, project: "ops", roles: "admin" };
@@ -158,7 +158,7 @@ both_databases!(fn visibility_decides_who_sees_what(app, TRUSTED) {
     bob.get(&format!("/v2/images?marker={private}")).await.assert_status(400);
 });
 
-both_databases!(fn only_owners_and_admins_change_images(app, TRUSTED) {
+all_databases!(fn only_owners_and_admins_change_images(app, TRUSTED) {
     let alice = Caller { app: &app, project: "alice", roles: "member" };
     let bob = Caller { app: &app, project: "bob", roles: "member" };
     let admin = Caller { app: &app, project: "ops", roles: "admin" };

@@ -1,10 +1,10 @@
 //! Many simultaneous writers: no request may fail because of database locking.
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::PATCH_V21;
 use serde_json::json;
 
-both_databases!(fn concurrent_writes_never_fail(app) {
+all_databases!(fn concurrent_writes_never_fail(app) {
     let app = std::sync::Arc::new(app);
     let shared = app.create_image(json!({"name": "shared"})).await["id"].as_str().unwrap_or_default().to_owned();
     let mut tasks = tokio::task::JoinSet::new();

@@ -13,7 +13,7 @@ use glint_store::{
     WriteOptions,
 };
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::TestApp;
 
 /// A file store whose deletes are refused as in use while `in_use` is set.
@@ -87,7 +87,7 @@ async fn active_image(app: &TestApp, data: &[u8]) -> String {
     id
 }
 
-both_databases!(fn an_image_whose_data_is_in_use_is_not_deleted(app) {
+all_databases!(fn an_image_whose_data_is_in_use_is_not_deleted(app) {
     let (app, in_use) = with_clones(app);
     let id = active_image(&app, b"cloned by nova").await;
     let path = format!("/v2/images/{id}");
@@ -119,7 +119,7 @@ both_databases!(fn an_image_whose_data_is_in_use_is_not_deleted(app) {
     assert!(app.stored_files().is_empty());
 });
 
-both_databases!(fn a_deactivated_image_in_use_stays_deactivated(app) {
+all_databases!(fn a_deactivated_image_in_use_stays_deactivated(app) {
     let (app, _in_use) = with_clones(app);
     let id = active_image(&app, b"x").await;
     let path = format!("/v2/images/{id}");
@@ -128,7 +128,7 @@ both_databases!(fn a_deactivated_image_in_use_stays_deactivated(app) {
     assert_eq!(app.get(&path).await.json()["status"], "deactivated");
 });
 
-both_databases!(fn the_scrubber_puts_off_data_in_use_and_tries_less_often(app, "[DEFAULT]\ndelayed_delete = true\n") {
+all_databases!(fn the_scrubber_puts_off_data_in_use_and_tries_less_often(app, "[DEFAULT]\ndelayed_delete = true\n") {
     let (app, in_use) = with_clones(app);
     let id = active_image(&app, b"still cloned").await;
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
@@ -164,7 +164,7 @@ both_databases!(fn the_scrubber_puts_off_data_in_use_and_tries_less_often(app, "
     assert_eq!(app.scalar(&format!("SELECT status FROM images WHERE id = '{id}'")).await, "deleted");
 });
 
-both_databases!(fn a_refused_delete_keeps_the_copies_not_yet_removed(app, "[DEFAULT]\nenabled_backends = fast:file, cheap:file\n[glance_store]\ndefault_backend = fast\n") {
+all_databases!(fn a_refused_delete_keeps_the_copies_not_yet_removed(app, "[DEFAULT]\nenabled_backends = fast:file, cheap:file\n[glance_store]\ndefault_backend = fast\n") {
     // Only the `cheap` store's copy is in use.
     let in_use = Arc::new(AtomicBool::new(true));
     let flag = in_use.clone();

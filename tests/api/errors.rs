@@ -1,10 +1,10 @@
 //! The three error body forms and routing errors.
 
-use crate::both_databases;
+use crate::all_databases;
 use axum::body::Body;
 use axum::http::Method;
 
-both_databases!(fn error_body_form_follows_accept(app) {
+all_databases!(fn error_body_form_follows_accept(app) {
     let path = "/v2/images/00000000-0000-0000-0000-000000000000";
     let json = app.request(Method::GET, path, &[("accept", "application/json")], Body::empty()).await;
     json.assert_status(404);
@@ -23,14 +23,14 @@ both_databases!(fn error_body_form_follows_accept(app) {
     assert!(html.text().contains("<h1>404 Not Found</h1>"));
 });
 
-both_databases!(fn unknown_or_malformed_ids_are_404(app) {
+all_databases!(fn unknown_or_malformed_ids_are_404(app) {
     let response = app.get("/v2/images/not-a-uuid").await;
     response.assert_status(404);
     assert_eq!(response.error_message(), "No image found with ID not-a-uuid");
     app.get("/v2/images/0b9e5f5e-7c8a-4c4f-9e36-2b7d1c0c9a11").await.assert_status(404);
 });
 
-both_databases!(fn wrong_methods_get_405_with_allow(app) {
+all_databases!(fn wrong_methods_get_405_with_allow(app) {
     let image = app.create_image(serde_json::json!({"name": "m"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     let head = app.request(Method::HEAD, &path, &[], Body::empty()).await;
@@ -46,7 +46,7 @@ both_databases!(fn wrong_methods_get_405_with_allow(app) {
     assert_eq!(tag.header("allow"), Some("PUT, DELETE"));
 });
 
-both_databases!(fn bodies_on_bodiless_requests_are_400(app) {
+all_databases!(fn bodies_on_bodiless_requests_are_400(app) {
     let image = app.create_image(serde_json::json!({"name": "b"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     for (method, uri) in [
@@ -86,7 +86,7 @@ fn assert_says_nothing_internal(
     }
 }
 
-both_databases!(fn a_broken_schema_answers_500_without_the_databases_words(app) {
+all_databases!(fn a_broken_schema_answers_500_without_the_databases_words(app) {
     let id = app.create_raw_image().await;
     app.execute("DROP TABLE image_tags").await;
     let response = app
@@ -96,7 +96,7 @@ both_databases!(fn a_broken_schema_answers_500_without_the_databases_words(app) 
     assert_eq!(response.error_message(), "The server failed to read or write image metadata.");
 });
 
-both_databases!(fn data_in_a_store_no_one_serves_answers_500_without_naming_it(app) {
+all_databases!(fn data_in_a_store_no_one_serves_answers_500_without_naming_it(app) {
     let id = app.create_raw_image().await;
     app.upload(&id, crate::image_data::sample(1000)).await.assert_status(204);
     app.execute(&format!(
@@ -115,7 +115,7 @@ both_databases!(fn data_in_a_store_no_one_serves_answers_500_without_naming_it(a
     );
 });
 
-both_databases!(fn an_unreachable_database_answers_503_without_the_drivers_words(app) {
+all_databases!(fn an_unreachable_database_answers_503_without_the_drivers_words(app) {
     let id = app.create_raw_image().await;
     app.database.close().await;
     let response = app

@@ -1,6 +1,6 @@
 //! Hostile and failing conditions: costly queries, input no database can store, values out of
-//! range, concurrent quota races, lost database connections, node restarts, data left without
-//! a record, and the header and range edges of the wire protocol.
+//! range, concurrent quota races, node restarts, data left without a record, and the header and
+//! range edges of the wire protocol. Lost and stalled database servers: `database_outages.rs`.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::Method;
 use serde_json::json;
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::{Backend, TestApp};
 use crate::image_data::{image, sample, start_upload};
 
@@ -19,7 +19,7 @@ fn tags_query(count: usize) -> String {
         .join("&")
 }
 
-both_databases!(fn long_filter_lists_are_refused_at_once(app) {
+all_databases!(fn long_filter_lists_are_refused_at_once(app) {
     let started = std::time::Instant::now();
     let response = app.get(&format!("/v2/images?{}", tags_query(1000))).await;
     response.assert_status(400);
@@ -34,7 +34,7 @@ both_databases!(fn long_filter_lists_are_refused_at_once(app) {
     assert!(started.elapsed() < Duration::from_secs(10));
 });
 
-both_databases!(fn many_tag_and_property_filters_still_filter_exactly(app) {
+all_databases!(fn many_tag_and_property_filters_still_filter_exactly(app) {
     let tags: Vec<String> = (0..40).map(|n| format!("t{n}")).collect();
     let mut body = json!({"name": "rich", "tags": tags});
     for n in 0..24 {
@@ -67,7 +67,7 @@ both_databases!(fn many_tag_and_property_filters_still_filter_exactly(app) {
     app.get(&format!("/v2/images?{}", tags_query(65))).await.assert_status(400);
 });
 
-both_databases!(fn nul_characters_are_refused_naming_the_field(app) {
+all_databases!(fn nul_characters_are_refused_naming_the_field(app) {
     let refused = |response: crate::helpers::TestResponse, field: &str| {
         response.assert_status(400);
         let message = response.error_message();
@@ -101,7 +101,7 @@ both_databases!(fn nul_characters_are_refused_naming_the_field(app) {
     assert!(app.get(&format!("/v2/images/{id}")).await.json()["tags"].as_array().is_some_and(Vec::is_empty));
 });
 
-both_databases!(fn boot_minimums_beyond_the_column_are_refused_never_zeroed(app) {
+all_databases!(fn boot_minimums_beyond_the_column_are_refused_never_zeroed(app) {
     for value in ["9223372036854775808", "18446744073709551615", "1e30", "2147483648"] {
         let body = format!(r#"{{"name": "big", "min_disk": {value}}}"#);
         let response = app.request(Method::POST, "/v2/images",
@@ -123,7 +123,7 @@ both_databases!(fn boot_minimums_beyond_the_column_are_refused_never_zeroed(app)
     assert_eq!(listed["images"].as_array().map(Vec::len), Some(0));
 });
 
-both_databases!(fn count_quotas_hold_under_concurrent_writes(app, "[DEFAULT]\nimage_tag_quota = 10\nimage_property_quota = 10\n") {
+all_databases!(fn count_quotas_hold_under_concurrent_writes(app, "[DEFAULT]\nimage_tag_quota = 10\nimage_property_quota = 10\n") {
     let tags: Vec<String> = (0..8).map(|n| format!("t{n}")).collect();
     let mut body = json!({"tags": tags});
     for n in 0..8 {
@@ -161,57 +161,7 @@ both_databases!(fn count_quotas_hold_under_concurrent_writes(app, "[DEFAULT]\nim
     assert_eq!(tag_count, 10, "the quota fills up");
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_pooled_connections_cost_no_client_an_error() {
-    let app = TestApp::start(Backend::Postgres, "").await;
-    let schema = app.schema().expect("PostgreSQL").to_owned();
-    let id = app.create_raw_image().await;
-    for round in 0..3 {
-        // Fill the pool with idle connections, then kill every one of them.
-        let mut warm = Vec::new();
-        for _ in 0..6 {
-            let router = app.router.clone();
-            warm.push(tokio::spawn(async move {
-                let request = axum::http::Request::get("/v2/images")
-                    .body(Body::empty())
-                    .expect("request");
-                tower::ServiceExt::oneshot(router, request)
-                    .await
-                    .map(|r| r.status().as_u16())
-            }));
-        }
-        for task in warm {
-            assert_eq!(task.await.expect("task").ok(), Some(200));
-        }
-        let killer = sqlx::PgPool::connect(
-            &std::env::var("GLINT_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
-        )
-        .await
-        .expect("connects");
-        let killed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-        ).bind(&schema).fetch_one(&killer).await.expect("terminates");
-        killer.close().await;
-        assert!(killed > 0, "round {round}: no connection to kill");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        for _ in 0..10 {
-            app.get(&format!("/v2/images/{id}"))
-                .await
-                .assert_status(200);
-            app.get("/v2/images").await.assert_status(200);
-        }
-        app.patch(
-            &format!("/v2/images/{id}"),
-            crate::helpers::PATCH_V21,
-            &json!([{"op": "add", "path": format!("/round{round}"), "value": "v"}]),
-        )
-        .await
-        .assert_status(200);
-    }
-}
-
-both_databases!(fn a_restarted_node_resets_its_own_uploads_at_once(app, "[DEFAULT]\nnode_id = node-a:9292\n") {
+all_databases!(fn a_restarted_node_resets_its_own_uploads_at_once(app, "[DEFAULT]\nnode_id = node-a:9292\n") {
     let own = app.create_raw_image().await;
     let other = app.create_raw_image().await;
     let now = "2099-01-01 00:00:00";
@@ -224,7 +174,7 @@ both_databases!(fn a_restarted_node_resets_its_own_uploads_at_once(app, "[DEFAUL
     app.upload(&own, b"after restart".to_vec()).await.assert_status(204);
 });
 
-both_databases!(fn data_no_location_names_is_swept_by_the_scrubber(app) {
+all_databases!(fn data_no_location_names_is_swept_by_the_scrubber(app) {
     // An upload that completed normally keeps its data.
     let kept = app.create_raw_image().await;
     app.upload(&kept, sample(1000)).await.assert_status(204);
@@ -259,7 +209,7 @@ both_databases!(fn data_no_location_names_is_swept_by_the_scrubber(app) {
     let _ = upload.await;
 });
 
-both_databases!(fn the_orphan_sweep_keeps_data_waiting_for_glance_s_scrubber_and_foreign_files(app, "[DEFAULT]\nscrub_time = 86400\n") {
+all_databases!(fn the_orphan_sweep_keeps_data_waiting_for_glance_s_scrubber_and_foreign_files(app, "[DEFAULT]\nscrub_time = 86400\n") {
     // Glance's delayed delete marks the image and its location both `deleted` and
     // `pending_delete`; the data must wait for `scrub_time`, not go with the orphans.
     let pending = app.create_raw_image().await;
@@ -275,80 +225,12 @@ both_databases!(fn the_orphan_sweep_keeps_data_waiting_for_glance_s_scrubber_and
     assert!(app.images_dir.join("README").exists());
 });
 
-/// Takes every connection of the app's PostgreSQL schema hostage behind an exclusive lock
-/// on `images`, so that statements time out, until the returned sender is dropped.
-async fn lock_images(schema: &str) -> tokio::sync::oneshot::Sender<()> {
-    let url = std::env::var("GLINT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
-    let mut tx = pool.begin().await.expect("begins");
-    sqlx::query(&format!(
-        "LOCK TABLE {schema}.images IN ACCESS EXCLUSIVE MODE"
-    ))
-    .execute(&mut *tx)
-    .await
-    .expect("locks");
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = released.await;
-        let _ = tx.rollback().await;
-        pool.close().await;
-    });
-    release
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_lost_at_the_final_save_leaves_no_byte_after_delete_and_scrub() {
-    let app = TestApp::start(Backend::Postgres, "[database]\nstatement_timeout = 1\n").await;
-    let schema = app.schema().expect("PostgreSQL").to_owned();
-    let id = app.create_raw_image().await;
-    let (frames, upload) = start_upload(&app, &id, sample(1 << 20)).await;
-    // Every byte is in; the database stops answering before the upload is recorded.
-    let release = lock_images(&schema).await;
-    drop(frames);
-    let response = upload.await.expect("upload task");
-    assert_eq!(response.status().as_u16(), 503);
-    // The committed data waits, unrecorded, for the database to come back.
-    assert_eq!(app.stored_files(), vec![id.clone()]);
-    drop(release);
-    // The reset to queued is retried in the background until the database answers.
-    for _ in 0..150 {
-        if image(&app, &id).await["status"] == "queued" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(image(&app, &id).await["status"], "queued");
-    app.delete(&format!("/v2/images/{id}"))
-        .await
-        .assert_status(204);
-    let report = app.services.data.scrub().await.expect("scrubs");
-    assert_eq!(report.orphans, 1, "{report:?}");
-    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_back_before_the_retries_end_records_the_upload() {
-    let app = TestApp::start(Backend::Postgres, "[database]\nstatement_timeout = 1\n").await;
-    let schema = app.schema().expect("PostgreSQL").to_owned();
-    let id = app.create_raw_image().await;
-    let (frames, upload) = start_upload(&app, &id, sample(1 << 20)).await;
-    let release = lock_images(&schema).await;
-    drop(frames);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    drop(release);
-    let response = upload.await.expect("upload task");
-    assert_eq!(response.status().as_u16(), 204);
-    let shown = image(&app, &id).await;
-    assert_eq!(shown["status"], "active");
-    assert_eq!(shown["size"], 1 << 20);
-}
-
-both_databases!(fn health_check_reports_an_exhausted_pool(app, "[database]\nmax_pool_size = 1\n") {
+all_databases!(fn health_check_reports_an_exhausted_pool(app, "[database]\nmax_pool_size = 1\n") {
     app.request(Method::GET, "/healthcheck", &[], Body::empty()).await.assert_status(200);
     // Hold the only read connection, as a long query would.
     let held = match &app.database {
         glint::db::Database::Postgres(pool) => HeldConnection::Postgres(pool.acquire().await.expect("acquires")),
+        glint::db::Database::MySql(pool) => HeldConnection::MySql(pool.acquire().await.expect("acquires")),
         glint::db::Database::Sqlite { read, .. } => HeldConnection::Sqlite(read.acquire().await.expect("acquires")),
     };
     let response = app.request(Method::GET, "/healthcheck", &[], Body::empty()).await;
@@ -362,10 +244,11 @@ both_databases!(fn health_check_reports_an_exhausted_pool(app, "[database]\nmax_
 #[allow(dead_code)]
 enum HeldConnection {
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
 }
 
-both_databases!(fn refusals_before_the_body_is_read_close_the_connection(app) {
+all_databases!(fn refusals_before_the_body_is_read_close_the_connection(app) {
     let id = app.create_raw_image().await;
     let response = app.request(Method::PUT, &format!("/v2/images/{id}/file"),
         &[("content-type", "text/plain"), ("content-length", "5")], Body::from("hello")).await;
@@ -381,7 +264,7 @@ both_databases!(fn refusals_before_the_body_is_read_close_the_connection(app) {
     assert_eq!(response.header("connection"), None);
 });
 
-both_databases!(fn ranges_follow_rfc_9110(app) {
+all_databases!(fn ranges_follow_rfc_9110(app) {
     let id = app.create_raw_image().await;
     app.upload(&id, sample(100)).await.assert_status(204);
     let get = |range: &'static str| {
@@ -440,7 +323,7 @@ async fn a_refused_upload_on_a_keep_alive_connection_says_close() {
     assert_eq!(answer.matches("http/1.1").count(), 1, "{answer}");
 }
 
-both_databases!(fn a_repeated_record_finds_the_first_even_after_the_image_changed(app) {
+all_databases!(fn a_repeated_record_finds_the_first_even_after_the_image_changed(app) {
     // The answer to the final save was lost and the save is repeated; meanwhile the image was
     // deactivated. The repeat must report the upload as recorded (its data is named), never
     // as failed — which would remove data a location names.

@@ -1,5 +1,6 @@
-//! `TestApp`: the real router over a real database (a temporary SQLite file, or a fresh
-//! PostgreSQL schema), driven in-process. `both_databases!` runs a test body on each.
+//! `TestApp`: the real router over a real database (a temporary SQLite file, a fresh
+//! PostgreSQL schema, or a fresh MariaDB/MySQL database), driven in-process.
+//! `all_databases!` runs a test body on each.
 
 use std::sync::OnceLock;
 
@@ -17,19 +18,27 @@ pub const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
 pub const PATCH_V20: &str = "application/openstack-images-v2.0-json-patch";
 
 /// Where the PostgreSQL tests connect (the CI and development machines run one here).
-fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("GLINT_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Where the MySQL/MariaDB tests connect: a server where this user may create databases.
+pub(crate) fn mysql_url() -> String {
+    std::env::var("GLINT_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
+    MySql,
 }
 
 pub struct TestApp {
     pub router: Router,
+    pub backend: Backend,
     pub services: glint::Services,
     pub database: Database,
     /// The configuration the app was built from.
@@ -39,6 +48,7 @@ pub struct TestApp {
     /// The filesystem store's directory.
     pub images_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL schema or MySQL database made for this test, dropped with it.
     schema: Option<String>,
 }
 
@@ -135,6 +145,28 @@ impl TestApp {
                 format!("sqlite:///{}", dir.path().join("glint.db").display()),
                 None,
             ),
+            Backend::MySql => {
+                let database = format!("glint_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::MySqlPool::connect(&mysql_url()).await.expect(
+                    "MariaDB at GLINT_TEST_MYSQL_URL (default 127.0.0.1:3306/test) must be running",
+                );
+                sqlx::query(&format!("CREATE DATABASE {database}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create database");
+                admin.close().await;
+                let url = mysql_url();
+                let server = url
+                    .rsplit_once('/')
+                    .map_or(url.as_str(), |(server, _)| server);
+                (
+                    format!(
+                        "mysql+pymysql://{}/{database}?charset=utf8",
+                        server.trim_start_matches("mysql://")
+                    ),
+                    Some(database),
+                )
+            }
             Backend::Postgres => {
                 shared_runtime_note();
                 let schema = format!("glint_test_{}", uuid::Uuid::new_v4().simple());
@@ -187,6 +219,7 @@ impl TestApp {
             images_dir,
             _dir: dir,
             schema,
+            backend,
         }
     }
 
@@ -327,10 +360,16 @@ impl TestApp {
         .await;
     }
 
-    /// One text value from raw SQL (for state the API hides, such as deleted rows).
+    /// One text value from raw SQL (for state the API hides, such as deleted rows); write
+    /// casts as `CAST(x AS TEXT)`, which runs as `AS CHAR` on MySQL.
     pub async fn scalar(&self, sql: &str) -> String {
         match &self.database {
             Database::Postgres(pool) => sqlx::query_scalar(sql)
+                .fetch_one(pool)
+                .await
+                .expect("query runs"),
+            // MySQL casts to CHAR, not TEXT.
+            Database::MySql(pool) => sqlx::query_scalar(&sql.replace(" AS TEXT)", " AS CHAR)"))
                 .fetch_one(pool)
                 .await
                 .expect("query runs"),
@@ -364,7 +403,8 @@ impl TestApp {
         self._dir.path()
     }
 
-    /// The PostgreSQL schema (and application_name) of this app; `None` on SQLite.
+    /// The PostgreSQL schema (and application_name) or the MySQL database of this app; `None`
+    /// on SQLite.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
@@ -373,6 +413,12 @@ impl TestApp {
     pub async fn execute(&self, sql: &str) {
         match &self.database {
             Database::Postgres(pool) => {
+                sqlx::query(sql)
+                    .execute(pool)
+                    .await
+                    .expect("set-up SQL runs");
+            }
+            Database::MySql(pool) => {
                 sqlx::query(sql)
                     .execute(pool)
                     .await
@@ -393,34 +439,49 @@ impl Drop for TestApp {
         let Some(schema) = self.schema.take() else {
             return;
         };
-        // Drop the test's schema on a separate thread: Drop cannot await.
-        let url = postgres_url();
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        if matches!(self.database, Database::MySql(_)) {
+            drop_on_a_thread(async move {
+                if let Ok(pool) = sqlx::MySqlPool::connect(&mysql_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {schema}"))
                         .execute(&pool)
                         .await;
                     pool.close().await;
                 }
             });
-        })
-        .join();
+            return;
+        }
+        let url = postgres_url();
+        drop_on_a_thread(async move {
+            if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&pool)
+                    .await;
+                pool.close().await;
+            }
+        });
     }
 }
 
-/// Declares `async fn $name(app: TestApp)`-style tests run once on SQLite and once on
-/// PostgreSQL: `both_databases!(fn name(app) { … });` or with extra config text.
+/// Runs `cleanup` to the end on a thread of its own: Drop cannot await, and the test's
+/// runtime may be shutting down.
+fn drop_on_a_thread(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(cleanup);
+        }
+    })
+    .join();
+}
+
+/// Declares `async fn $name(app: TestApp)`-style tests run once on each database (SQLite,
+/// PostgreSQL, MariaDB/MySQL): `all_databases!(fn name(app) { … });` or with extra config text.
 #[macro_export]
-macro_rules! both_databases {
+macro_rules! all_databases {
     ($(#[$meta:meta])* fn $name:ident($app:ident) $body:block) => {
-        $crate::both_databases!($(#[$meta])* fn $name($app, "") $body);
+        $crate::all_databases!($(#[$meta])* fn $name($app, "") $body);
     };
     ($(#[$meta:meta])* fn $name:ident($app:ident, $config:expr) $body:block) => {
         mod $name {
@@ -438,6 +499,13 @@ macro_rules! both_databases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let $app = $crate::helpers::TestApp::start($crate::helpers::Backend::Postgres, $config).await;
+                $body
+            }
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                let $app = $crate::helpers::TestApp::start($crate::helpers::Backend::MySql, $config).await;
                 $body
             }
         }

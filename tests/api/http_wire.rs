@@ -104,6 +104,11 @@ async fn short_body_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_body_mysql() {
+    short_body(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expect_continue_sqlite() {
     expect_continue(Backend::Sqlite).await;
 }
@@ -111,4 +116,9 @@ async fn expect_continue_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expect_continue_postgres() {
     expect_continue(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_mysql() {
+    expect_continue(Backend::MySql).await;
 }

@@ -10,7 +10,7 @@ use openssl::hash::{hash, MessageDigest};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::{TestApp, TestResponse};
 
 pub(crate) fn sample(len: usize) -> Vec<u8> {
@@ -121,7 +121,7 @@ pub(crate) async fn eventually_queued(app: &TestApp, id: &str) {
     panic!("image {id} never went back to queued");
 }
 
-both_databases!(fn upload_records_size_and_digests_computed_on_the_fly(app) {
+all_databases!(fn upload_records_size_and_digests_computed_on_the_fly(app) {
     let id = app.create_raw_image().await;
     let data = sample(3 * 1024 * 1024 + 17);
     let response = app.upload(&id, data.clone()).await;
@@ -143,7 +143,7 @@ both_databases!(fn upload_records_size_and_digests_computed_on_the_fly(app) {
     assert!(download.body == data, "downloaded bytes differ");
 });
 
-both_databases!(fn chunked_uploads_and_other_hash_algorithms(app, "[DEFAULT]\nhashing_algorithm = sha256\n") {
+all_databases!(fn chunked_uploads_and_other_hash_algorithms(app, "[DEFAULT]\nhashing_algorithm = sha256\n") {
     let id = app.create_image(json!({"disk_format": "qcow2", "container_format": "bare"})).await["id"]
         .as_str()
         .unwrap_or_default()
@@ -160,7 +160,7 @@ both_databases!(fn chunked_uploads_and_other_hash_algorithms(app, "[DEFAULT]\nha
     assert!(shown["virtual_size"].is_null());
 });
 
-both_databases!(fn empty_images_are_valid(app) {
+all_databases!(fn empty_images_are_valid(app) {
     let id = app.create_raw_image().await;
     app.upload(&id, Vec::new()).await.assert_status(204);
     let shown = image(&app, &id).await;
@@ -172,7 +172,7 @@ both_databases!(fn empty_images_are_valid(app) {
     assert!(download.body.is_empty());
 });
 
-both_databases!(fn uploads_are_refused_in_the_wrong_state_or_form(app) {
+all_databases!(fn uploads_are_refused_in_the_wrong_state_or_form(app) {
     let id = app.create_raw_image().await;
     let wrong_type = app
         .request(Method::PUT, &format!("/v2/images/{id}/file"), &[("content-type", "application/json"), ("accept", "application/json")], Body::from("{}"))
@@ -200,7 +200,7 @@ both_databases!(fn uploads_are_refused_in_the_wrong_state_or_form(app) {
     assert_eq!(download.body, b"first");
 });
 
-both_databases!(fn a_cut_connection_leaves_the_image_queued_and_no_data(app) {
+all_databases!(fn a_cut_connection_leaves_the_image_queued_and_no_data(app) {
     let id = app.create_raw_image().await;
     let response = put_file(&app, &id, &[], cut_body(vec![sample(2 << 20), sample(1 << 20)])).await;
     response.assert_status(400);
@@ -212,7 +212,7 @@ both_databases!(fn a_cut_connection_leaves_the_image_queued_and_no_data(app) {
     app.upload(&id, b"retry".to_vec()).await.assert_status(204);
 });
 
-both_databases!(fn an_abandoned_request_is_cleaned_up(app) {
+all_databases!(fn an_abandoned_request_is_cleaned_up(app) {
     let id = app.create_raw_image().await;
     let (frames, upload) = start_upload(&app, &id, sample(3 << 20)).await;
     // The server drops the request (as hyper does when the client disconnects).
@@ -229,7 +229,7 @@ both_databases!(fn an_abandoned_request_is_cleaned_up(app) {
     assert!(app.stored_files().is_empty(), "partial data left: {:?}", app.stored_files());
 });
 
-both_databases!(fn a_second_concurrent_upload_conflicts(app) {
+all_databases!(fn a_second_concurrent_upload_conflicts(app) {
     let id = app.create_raw_image().await;
     let (frames, first) = start_upload(&app, &id, sample(1 << 20)).await;
     let second = app.upload(&id, b"intruder".to_vec()).await;
@@ -243,7 +243,7 @@ both_databases!(fn a_second_concurrent_upload_conflicts(app) {
     assert_eq!(shown["size"], (1 << 20) + 4);
 });
 
-both_databases!(fn an_image_deleted_during_upload_ends_deleted_without_data(app) {
+all_databases!(fn an_image_deleted_during_upload_ends_deleted_without_data(app) {
     let id = app.create_raw_image().await;
     let (frames, upload) = start_upload(&app, &id, sample(1 << 20)).await;
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
@@ -255,7 +255,7 @@ both_databases!(fn an_image_deleted_during_upload_ends_deleted_without_data(app)
     assert!(app.stored_files().is_empty(), "data left: {:?}", app.stored_files());
 });
 
-both_databases!(fn the_size_cap_is_enforced_before_and_during_the_body(app, "[DEFAULT]\nimage_size_cap = 1000000\n") {
+all_databases!(fn the_size_cap_is_enforced_before_and_during_the_body(app, "[DEFAULT]\nimage_size_cap = 1000000\n") {
     let id = app.create_raw_image().await;
     let announced = app.upload(&id, sample(1_000_001)).await;
     announced.assert_status(413);
@@ -270,7 +270,7 @@ both_databases!(fn the_size_cap_is_enforced_before_and_during_the_body(app, "[DE
     app.upload(&id, sample(1_000_000)).await.assert_status(204);
 });
 
-both_databases!(fn the_storage_quota_counts_existing_data(app, "[DEFAULT]\nuser_storage_quota = 3MB\n") {
+all_databases!(fn the_storage_quota_counts_existing_data(app, "[DEFAULT]\nuser_storage_quota = 3MB\n") {
     let first = app.create_raw_image().await;
     app.upload(&first, sample(2 << 20)).await.assert_status(204);
     let second = app.create_raw_image().await;
@@ -281,7 +281,7 @@ both_databases!(fn the_storage_quota_counts_existing_data(app, "[DEFAULT]\nuser_
     app.upload(&second, sample(1 << 20)).await.assert_status(204);
 });
 
-both_databases!(fn a_declared_size_that_lies_is_refused(app) {
+all_databases!(fn a_declared_size_that_lies_is_refused(app) {
     let id = app.create_raw_image().await;
     let response = put_file(&app, &id, &[("x-openstack-image-size", "10")], Body::from(vec![1u8; 20])).await;
     response.assert_status(400);
@@ -289,7 +289,7 @@ both_databases!(fn a_declared_size_that_lies_is_refused(app) {
     assert!(app.stored_files().is_empty());
 });
 
-both_databases!(fn ranges_are_served_and_checked(app) {
+all_databases!(fn ranges_are_served_and_checked(app) {
     let id = app.create_raw_image().await;
     let data = sample(1000);
     app.upload(&id, data.clone()).await.assert_status(204);
@@ -316,7 +316,7 @@ both_databases!(fn ranges_are_served_and_checked(app) {
     assert_eq!(legacy.body, &data[1..3]);
 });
 
-both_databases!(fn images_without_data_answer_204(app) {
+all_databases!(fn images_without_data_answer_204(app) {
     let id = app.create_raw_image().await;
     let response = app.get(&format!("/v2/images/{id}/file")).await;
     response.assert_status(204);
@@ -324,7 +324,7 @@ both_databases!(fn images_without_data_answer_204(app) {
     app.get("/v2/images/00000000-0000-0000-0000-000000000000/file").await.assert_status(404);
 });
 
-both_databases!(fn damaged_data_is_never_served_as_good(app, "[glance_store]\nverify_download_checksum = true\n") {
+all_databases!(fn damaged_data_is_never_served_as_good(app, "[glance_store]\nverify_download_checksum = true\n") {
     let id = app.create_raw_image().await;
     let data = sample(3 << 20);
     app.upload(&id, data.clone()).await.assert_status(204);
@@ -353,7 +353,7 @@ both_databases!(fn damaged_data_is_never_served_as_good(app, "[glance_store]\nve
     assert!(!missing.text().contains(app.images_dir.to_string_lossy().as_ref()), "no paths in error bodies");
 });
 
-both_databases!(fn deleting_an_image_removes_its_data(app) {
+all_databases!(fn deleting_an_image_removes_its_data(app) {
     let id = app.create_raw_image().await;
     app.upload(&id, sample(10_000)).await.assert_status(204);
     assert_eq!(app.stored_files(), [id.as_str()]);
@@ -362,7 +362,7 @@ both_databases!(fn deleting_an_image_removes_its_data(app) {
     app.get(&format!("/v2/images/{id}/file")).await.assert_status(404);
 });
 
-both_databases!(fn delayed_delete_leaves_data_to_the_scrubber(app, "[DEFAULT]\ndelayed_delete = true\n") {
+all_databases!(fn delayed_delete_leaves_data_to_the_scrubber(app, "[DEFAULT]\ndelayed_delete = true\n") {
     let id = app.create_raw_image().await;
     app.upload(&id, sample(10_000)).await.assert_status(204);
     app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
@@ -379,7 +379,7 @@ both_databases!(fn delayed_delete_leaves_data_to_the_scrubber(app, "[DEFAULT]\nd
     assert_eq!(app.scalar(&format!("SELECT status FROM images WHERE id = '{empty}'")).await, "deleted");
 });
 
-both_databases!(fn uploads_abandoned_by_a_dead_node_are_reconciled(app) {
+all_databases!(fn uploads_abandoned_by_a_dead_node_are_reconciled(app) {
     let id = app.create_raw_image().await;
     app.execute(&format!("UPDATE images SET status = 'saving', upload_heartbeat = '2000-01-01 00:00:00' WHERE id = '{id}'")).await;
     let live = app.create_raw_image().await;
@@ -391,7 +391,7 @@ both_databases!(fn uploads_abandoned_by_a_dead_node_are_reconciled(app) {
     assert_eq!(image(&app, &live).await["status"], "saving");
 });
 
-both_databases!(fn deactivated_images_are_downloadable_by_admins_only(app, "[paste_deploy]\nflavor = trusted-auth\n") {
+all_databases!(fn deactivated_images_are_downloadable_by_admins_only(app, "[paste_deploy]\nflavor = trusted-auth\n") {
     let owner = [("x-identity-status", "Confirmed"), ("x-project-id", "p1"), ("x-roles", "member"), ("accept", "application/json")];
     let admin = [("x-identity-status", "Confirmed"), ("x-project-id", "ops"), ("x-roles", "admin"), ("accept", "application/json")];
     let created = app
@@ -415,7 +415,7 @@ both_databases!(fn deactivated_images_are_downloadable_by_admins_only(app, "[pas
     app.request(Method::PUT, &format!("/v2/images/{id}/file"), &stranger_upload, Body::from("x")).await.assert_status(404);
 });
 
-both_databases!(fn data_orphaned_by_a_crash_is_replaced_by_the_next_upload(app) {
+all_databases!(fn data_orphaned_by_a_crash_is_replaced_by_the_next_upload(app) {
     let id = app.create_raw_image().await;
     // What a node that stopped between committing and recording would leave behind.
     std::fs::write(app.images_dir.join(&id), b"orphaned bytes").expect("plant an orphan");
@@ -424,7 +424,7 @@ both_databases!(fn data_orphaned_by_a_crash_is_replaced_by_the_next_upload(app) 
     assert_eq!(image(&app, &id).await["size"], 5);
 });
 
-both_databases!(fn an_upload_reset_by_another_node_cannot_overwrite_a_newer_one(app) {
+all_databases!(fn an_upload_reset_by_another_node_cannot_overwrite_a_newer_one(app) {
     let id = app.create_raw_image().await;
     let (frames, first) = start_upload(&app, &id, b"old-".to_vec()).await;
     // Another node decides that the first upload's node died, and a new upload wins.
@@ -441,7 +441,7 @@ both_databases!(fn an_upload_reset_by_another_node_cannot_overwrite_a_newer_one(
     assert_eq!(app.stored_files(), [id.as_str()]);
 });
 
-both_databases!(fn many_uploads_share_a_small_memory_budget_without_deadlock(app, "[DEFAULT]\nupload_memory_budget = 1048576\n") {
+all_databases!(fn many_uploads_share_a_small_memory_budget_without_deadlock(app, "[DEFAULT]\nupload_memory_budget = 1048576\n") {
     let app = std::sync::Arc::new(app);
     let mut uploads = tokio::task::JoinSet::new();
     for _ in 0..6 {

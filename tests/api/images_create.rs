@@ -1,9 +1,9 @@
-use crate::both_databases;
+use crate::all_databases;
 use axum::body::Body;
 use axum::http::Method;
 use serde_json::json;
 
-both_databases!(fn create_answers_201_with_glance_defaults(app) {
+all_databases!(fn create_answers_201_with_glance_defaults(app) {
     let response = app.post("/v2/images", &json!({})).await;
     response.assert_status(201);
     let image = response.json();
@@ -27,7 +27,7 @@ both_databases!(fn create_answers_201_with_glance_defaults(app) {
     assert_eq!(app.get(&format!("/v2/images/{id}")).await.json(), image);
 });
 
-both_databases!(fn create_keeps_properties_tags_and_chosen_id(app) {
+all_databases!(fn create_keeps_properties_tags_and_chosen_id(app) {
     let id = "0b9e5f5e-7c8a-4c4f-9e36-2b7d1c0c9a11";
     let image = app
         .create_image(json!({
@@ -46,7 +46,7 @@ both_databases!(fn create_keeps_properties_tags_and_chosen_id(app) {
     assert_eq!(shown, image);
 });
 
-both_databases!(fn duplicate_ids_conflict_even_after_deletion(app) {
+all_databases!(fn duplicate_ids_conflict_even_after_deletion(app) {
     let id = "1b9e5f5e-7c8a-4c4f-9e36-2b7d1c0c9a11";
     app.create_image(json!({"id": id})).await;
     let again = app.post("/v2/images", &json!({"id": id})).await;
@@ -56,7 +56,7 @@ both_databases!(fn duplicate_ids_conflict_even_after_deletion(app) {
     app.post("/v2/images", &json!({"id": id})).await.assert_status(409);
 });
 
-both_databases!(fn read_only_and_reserved_attributes_are_forbidden(app) {
+all_databases!(fn read_only_and_reserved_attributes_are_forbidden(app) {
     for (key, value) in [
         ("status", json!("active")), ("size", json!(5)), ("virtual_size", json!(5)), ("checksum", json!("abc")),
         ("created_at", json!("x")), ("updated_at", json!("x")), ("os_hash_value", json!("x")),
@@ -84,7 +84,7 @@ both_databases!(fn read_only_and_reserved_attributes_are_forbidden(app) {
     assert_eq!(app.get("/v2/images").await.json()["images"], json!([]));
 });
 
-both_databases!(fn invalid_values_are_400(app) {
+all_databases!(fn invalid_values_are_400(app) {
     let cases = [
         json!({"disk_format": "floppy"}),
         json!({"container_format": "zip"}),
@@ -110,7 +110,7 @@ both_databases!(fn invalid_values_are_400(app) {
     assert_eq!(app.get("/v2/images").await.json()["images"], json!([]));
 });
 
-both_databases!(fn malformed_bodies_are_400(app) {
+all_databases!(fn malformed_bodies_are_400(app) {
     let send = |body: &'static str| app.request(Method::POST, "/v2/images", &[("accept", "application/json")], Body::from(body));
     let response = send("{not json").await;
     response.assert_status(400);
@@ -121,7 +121,7 @@ both_databases!(fn malformed_bodies_are_400(app) {
     app.request(Method::POST, "/v2/images", &[], Body::from(too_big)).await.assert_status(413);
 });
 
-both_databases!(fn a_text_plain_body_is_still_json(app) {
+all_databases!(fn a_text_plain_body_is_still_json(app) {
     let response = app
         .request(Method::POST, "/v2/images", &[("content-type", "text/plain")], Body::from("{\"name\": \"plain\"}"))
         .await;
@@ -129,7 +129,7 @@ both_databases!(fn a_text_plain_body_is_still_json(app) {
     assert_eq!(response.json()["name"], "plain");
 });
 
-both_databases!(fn property_and_tag_quotas_are_413(app, "[DEFAULT]\nimage_property_quota = 2\nimage_tag_quota = 1\n") {
+all_databases!(fn property_and_tag_quotas_are_413(app, "[DEFAULT]\nimage_property_quota = 2\nimage_tag_quota = 1\n") {
     app.create_image(json!({"a": "1", "b": "2"})).await;
     let properties = app.post("/v2/images", &json!({"a": "1", "b": "2", "c": "3"})).await;
     properties.assert_status(413);
@@ -142,7 +142,7 @@ both_databases!(fn property_and_tag_quotas_are_413(app, "[DEFAULT]\nimage_proper
     assert_eq!(tags.error_message(), "The limit has been exceeded on the number of allowed image tags. Attempted: 2, Maximum: 1");
 });
 
-both_databases!(fn thousands_of_properties_are_stored_when_the_quota_allows(app, "[DEFAULT]\nimage_property_quota = -1\nimage_tag_quota = -1\n") {
+all_databases!(fn thousands_of_properties_are_stored_when_the_quota_allows(app, "[DEFAULT]\nimage_property_quota = -1\nimage_tag_quota = -1\n") {
     let mut body = serde_json::Map::new();
     for n in 0..2500 {
         body.insert(format!("p{n}"), json!(format!("v{n}")));

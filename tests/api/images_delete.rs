@@ -1,7 +1,7 @@
-use crate::both_databases;
+use crate::all_databases;
 use serde_json::json;
 
-both_databases!(fn delete_soft_deletes_and_second_delete_is_404(app) {
+all_databases!(fn delete_soft_deletes_and_second_delete_is_404(app) {
     let image = app.create_image(json!({"name": "gone"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     app.delete(&path).await.assert_status(204);
@@ -12,7 +12,7 @@ both_databases!(fn delete_soft_deletes_and_second_delete_is_404(app) {
     assert_eq!(app.get("/v2/images").await.json()["images"], json!([]));
 });
 
-both_databases!(fn protected_images_cannot_be_deleted(app) {
+all_databases!(fn protected_images_cannot_be_deleted(app) {
     let image = app.create_image(json!({"protected": true})).await;
     let id = image["id"].as_str().unwrap_or_default();
     let path = format!("/v2/images/{id}");
@@ -25,7 +25,7 @@ both_databases!(fn protected_images_cannot_be_deleted(app) {
     app.delete(&path).await.assert_status(204);
 });
 
-both_databases!(fn deactivate_and_reactivate_follow_the_status_machine(app) {
+all_databases!(fn deactivate_and_reactivate_follow_the_status_machine(app) {
     let image = app.create_image(json!({"name": "d"})).await;
     let id = image["id"].as_str().unwrap_or_default().to_owned();
     let action = |name: &str| format!("/v2/images/{id}/actions/{name}");

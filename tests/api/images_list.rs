@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::TestApp;
 use serde_json::{json, Value};
 
@@ -47,7 +47,7 @@ async fn make(app: &TestApp, body: Value) -> String {
         .to_owned()
 }
 
-both_databases!(fn default_order_is_newest_first_with_next_links(app) {
+all_databases!(fn default_order_is_newest_first_with_next_links(app) {
     let mut created = Vec::new();
     for n in 0..5 {
         created.push(make(&app, json!({"name": format!("img{n}")})).await);
@@ -66,7 +66,7 @@ both_databases!(fn default_order_is_newest_first_with_next_links(app) {
     assert_eq!(pages, 2);
 });
 
-both_databases!(fn paging_by_a_nullable_key_visits_every_image_once(app) {
+all_databases!(fn paging_by_a_nullable_key_visits_every_image_once(app) {
     let mut created = HashSet::new();
     for name in [Some("b"), None, Some("a"), None, Some("b"), Some("c"), None] {
         let body = match name { Some(n) => json!({"name": n}), None => json!({}) };
@@ -82,7 +82,7 @@ both_databases!(fn paging_by_a_nullable_key_visits_every_image_once(app) {
     assert_eq!(names, [json!(null), json!(null), json!(null), json!("a"), json!("b"), json!("b"), json!("c")]);
 });
 
-both_databases!(fn filters_select_images(app) {
+all_databases!(fn filters_select_images(app) {
     let debian = make(&app, json!({"name": "deb", "os_distro": "debian", "disk_format": "qcow2", "container_format": "bare", "tags": ["t1", "t2"], "min_ram": 512})).await;
     let ubuntu = make(&app, json!({"name": "ubu", "os_distro": "ubuntu", "disk_format": "raw", "tags": ["t1"], "protected": true})).await;
     let hidden = make(&app, json!({"name": "hid", "os_hidden": true})).await;
@@ -111,7 +111,7 @@ both_databases!(fn filters_select_images(app) {
     app.get(&format!("/v2/images/{ubuntu}")).await.assert_status(200);
 });
 
-both_databases!(fn bad_list_parameters_are_400(app) {
+all_databases!(fn bad_list_parameters_are_400(app) {
     for (query, message) in [
         ("limit=-1", "limit param must be positive"),
         ("limit=abc", "limit param must be an integer"),
@@ -134,7 +134,7 @@ both_databases!(fn bad_list_parameters_are_400(app) {
     }
 });
 
-both_databases!(fn limit_is_capped_by_api_limit_max(app, "[DEFAULT]\napi_limit_max = 3\nlimit_param_default = 2\n") {
+all_databases!(fn limit_is_capped_by_api_limit_max(app, "[DEFAULT]\napi_limit_max = 3\nlimit_param_default = 2\n") {
     for _ in 0..4 {
         make(&app, json!({})).await;
     }

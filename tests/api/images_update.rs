@@ -1,8 +1,8 @@
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::{PATCH_V20, PATCH_V21};
 use serde_json::json;
 
-both_databases!(fn patch_changes_core_attributes_and_properties(app) {
+all_databases!(fn patch_changes_core_attributes_and_properties(app) {
     let image = app.create_image(json!({"name": "old", "os_distro": "debian", "gone": "x"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     let response = app
@@ -30,7 +30,7 @@ both_databases!(fn patch_changes_core_attributes_and_properties(app) {
     assert_eq!(app.get(&path).await.json(), patched);
 });
 
-both_databases!(fn patch_v2_0_dialect(app) {
+all_databases!(fn patch_v2_0_dialect(app) {
     let image = app.create_image(json!({"foo": "a"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     let replaced = app.patch(&path, PATCH_V20, &json!([{"replace": "/foo", "value": "bar"}])).await;
@@ -40,7 +40,7 @@ both_databases!(fn patch_v2_0_dialect(app) {
     exists.assert_status(409);
 });
 
-both_databases!(fn patch_errors_match_glance(app) {
+all_databases!(fn patch_errors_match_glance(app) {
     let image = app.create_image(json!({"name": "e"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     let patch = |body: serde_json::Value| {
@@ -95,7 +95,7 @@ both_databases!(fn patch_errors_match_glance(app) {
     app.patch("/v2/images/00000000-0000-0000-0000-000000000000", PATCH_V21, &json!([])).await.assert_status(404);
 });
 
-both_databases!(fn formats_are_frozen_once_the_image_has_data(app) {
+all_databases!(fn formats_are_frozen_once_the_image_has_data(app) {
     let image = app.create_image(json!({"disk_format": "raw", "container_format": "bare"})).await;
     let id = image["id"].as_str().unwrap_or_default();
     let path = format!("/v2/images/{id}");
@@ -110,7 +110,7 @@ both_databases!(fn formats_are_frozen_once_the_image_has_data(app) {
         .assert_status(200);
 });
 
-both_databases!(fn patch_with_no_change_keeps_updated_at(app) {
+all_databases!(fn patch_with_no_change_keeps_updated_at(app) {
     let image = app.create_image(json!({"name": "same"})).await;
     let path = format!("/v2/images/{}", image["id"].as_str().unwrap_or_default());
     let response = app.patch(&path, PATCH_V21, &json!([{"op": "replace", "path": "/name", "value": "same"}])).await;

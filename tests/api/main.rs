@@ -1,10 +1,11 @@
-//! HTTP-level tests of the Image API, each run on SQLite and on PostgreSQL.
+//! HTTP-level tests of the Image API, each run on SQLite, PostgreSQL and MySQL/MariaDB.
 
 mod helpers;
 
 mod auth;
 mod concurrency;
 mod data_in_use;
+mod database_outages;
 mod errors;
 mod hardening;
 mod http_wire;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::TestApp;
 use crate::image_data::sample;
 
@@ -44,7 +44,7 @@ async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
-both_databases!(fn maintenance_reconciles_and_scrubs_at_once_when_scrubbing_in_serve(app, "[DEFAULT]\ndelayed_delete = true\nscrub_in_serve = true\n") {
+all_databases!(fn maintenance_reconciles_and_scrubs_at_once_when_scrubbing_in_serve(app, "[DEFAULT]\ndelayed_delete = true\nscrub_in_serve = true\n") {
     let abandoned = abandoned_upload(&app).await;
     let deleted = data_waiting_for_the_scrubber(&app).await;
     let task = tokio::spawn(glint::maintenance::run(app.services.data.clone(), app.config.datapath.clone()));
@@ -54,7 +54,7 @@ both_databases!(fn maintenance_reconciles_and_scrubs_at_once_when_scrubbing_in_s
     task.abort();
 });
 
-both_databases!(fn maintenance_leaves_deleted_data_alone_without_scrub_in_serve(app, "[DEFAULT]\ndelayed_delete = true\n") {
+all_databases!(fn maintenance_leaves_deleted_data_alone_without_scrub_in_serve(app, "[DEFAULT]\ndelayed_delete = true\n") {
     let abandoned = abandoned_upload(&app).await;
     let deleted = data_waiting_for_the_scrubber(&app).await;
     let task = tokio::spawn(glint::maintenance::run(app.services.data.clone(), app.config.datapath.clone()));
@@ -65,7 +65,7 @@ both_databases!(fn maintenance_leaves_deleted_data_alone_without_scrub_in_serve(
     task.abort();
 });
 
-both_databases!(fn recovery_at_start_resets_stale_uploads(app) {
+all_databases!(fn recovery_at_start_resets_stale_uploads(app) {
     let abandoned = abandoned_upload(&app).await;
     glint::maintenance::recover(&app.services.data).await.expect("recovers");
     assert_eq!(status_of(&app, &abandoned).await, "queued");

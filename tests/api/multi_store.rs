@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::Method;
 use serde_json::Value;
 
-use crate::both_databases;
+use crate::all_databases;
 use crate::helpers::TestApp;
 
 const TWO_STORES: &str = "[DEFAULT]\nenabled_backends = fast:file, cheap:file\n\
@@ -56,7 +56,7 @@ async fn add_cheap_copy(app: &TestApp, id: &str, data: &[u8]) -> std::path::Path
     cheap_dir
 }
 
-both_databases!(fn stores_are_listed_for_everyone_and_detailed_for_admins(app, TWO_STORES) {
+all_databases!(fn stores_are_listed_for_everyone_and_detailed_for_admins(app, TWO_STORES) {
     let stores = app.get("/v2/info/stores").await;
     stores.assert_status(200);
     assert_eq!(
@@ -75,7 +75,7 @@ both_databases!(fn stores_are_listed_for_everyone_and_detailed_for_admins(app, T
     assert!(detail["stores"][1]["properties"]["data_dir"].as_str().is_some_and(|d| d.ends_with("/cheap")));
 });
 
-both_databases!(fn store_details_are_refused_to_non_admins(app, "[DEFAULT]\nenabled_backends = fast:file\n[glance_store]\ndefault_backend = fast\n[paste_deploy]\nflavor = trusted-auth\n") {
+all_databases!(fn store_details_are_refused_to_non_admins(app, "[DEFAULT]\nenabled_backends = fast:file\n[glance_store]\ndefault_backend = fast\n[paste_deploy]\nflavor = trusted-auth\n") {
     let member = [
         ("x-identity-status", "Confirmed"),
         ("x-project-id", "p1"),
@@ -90,7 +90,7 @@ both_databases!(fn store_details_are_refused_to_non_admins(app, "[DEFAULT]\nenab
     assert!(String::from_utf8_lossy(&detail.body).contains("stores_info_detail"));
 });
 
-both_databases!(fn a_single_store_site_has_no_store_discovery(app) {
+all_databases!(fn a_single_store_site_has_no_store_discovery(app) {
     app.get("/v2/info/stores").await.assert_status(404);
     app.get("/v2/info/stores/detail").await.assert_status(404);
     // The header is ignored, as Glance ignores it without enabled_backends.
@@ -104,7 +104,7 @@ both_databases!(fn a_single_store_site_has_no_store_discovery(app) {
     assert!(!versions.contains("v2.8"), "{versions}");
 });
 
-both_databases!(fn uploads_go_to_the_store_the_request_names(app, TWO_STORES) {
+all_databases!(fn uploads_go_to_the_store_the_request_names(app, TWO_STORES) {
     let created = app.post("/v2/images", &serde_json::json!({"disk_format": "raw", "container_format": "bare"})).await;
     created.assert_status(201);
     assert_eq!(created.headers["openstack-image-store-ids"], "fast,cheap");
@@ -136,7 +136,7 @@ both_databases!(fn uploads_go_to_the_store_the_request_names(app, TWO_STORES) {
     assert!(files(&app.data_dir().join("cheap")).is_empty());
 });
 
-both_databases!(fn an_unknown_store_is_refused_before_anything_is_written(app, TWO_STORES) {
+all_databases!(fn an_unknown_store_is_refused_before_anything_is_written(app, TWO_STORES) {
     let id = app.create_raw_image().await;
     let refused = upload_to(&app, &id, Some("nowhere"), b"data").await;
     refused.assert_status(400);
@@ -148,7 +148,7 @@ both_databases!(fn an_unknown_store_is_refused_before_anything_is_written(app, T
     missing.assert_status(400);
 });
 
-both_databases!(fn multi_store_sites_advertise_the_multi_store_versions(app, TWO_STORES) {
+all_databases!(fn multi_store_sites_advertise_the_multi_store_versions(app, TWO_STORES) {
     let versions = app.get("/versions").await.json();
     let ids: Vec<&str> = versions["versions"].as_array().into_iter().flatten().filter_map(|v| v["id"].as_str()).collect();
     assert_eq!(ids, ["v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.17", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]);
@@ -156,7 +156,7 @@ both_databases!(fn multi_store_sites_advertise_the_multi_store_versions(app, TWO
     app.get("/v2.13/info/stores").await.assert_status(200);
 });
 
-both_databases!(fn the_sweeps_cover_every_store(app, TWO_STORES) {
+all_databases!(fn the_sweeps_cover_every_store(app, TWO_STORES) {
     let deleted = app.create_raw_image().await;
     // Data an upload committed in the second store but never recorded, for an image since deleted.
     std::fs::create_dir_all(app.data_dir().join("cheap")).expect("dir");
@@ -167,7 +167,7 @@ both_databases!(fn the_sweeps_cover_every_store(app, TWO_STORES) {
     assert!(files(&app.data_dir().join("cheap")).is_empty());
 });
 
-both_databases!(fn one_store_s_copy_can_be_removed_but_never_the_last(app, TWO_STORES) {
+all_databases!(fn one_store_s_copy_can_be_removed_but_never_the_last(app, TWO_STORES) {
     let id = app.create_raw_image().await;
     upload_to(&app, &id, None, b"two copies").await.assert_status(204);
     // A second copy in `cheap`, as a copy-image import leaves it.
@@ -191,13 +191,13 @@ both_databases!(fn one_store_s_copy_can_be_removed_but_never_the_last(app, TWO_S
     app.delete(&format!("/v2/stores/fast/{queued}")).await.assert_status(409);
 });
 
-both_databases!(fn removing_a_store_copy_needs_several_stores(app) {
+all_databases!(fn removing_a_store_copy_needs_several_stores(app) {
     let id = app.create_raw_image().await;
     app.upload(&id, b"x".to_vec()).await.assert_status(204);
     app.delete(&format!("/v2/stores/file/{id}")).await.assert_status(404);
 });
 
-both_databases!(fn concurrent_removals_of_two_copies_keep_one(app, TWO_STORES) {
+all_databases!(fn concurrent_removals_of_two_copies_keep_one(app, TWO_STORES) {
     let id = app.create_raw_image().await;
     upload_to(&app, &id, None, b"two copies").await.assert_status(204);
     add_cheap_copy(&app, &id, b"two copies").await;

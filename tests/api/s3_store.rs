@@ -71,6 +71,8 @@ macro_rules! s3_servers {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3s_postgres() { run(app("S3", Backend::Postgres, extra()).await, "S3").await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3s_mysql() { run(app("S3", Backend::MySql, extra()).await, "S3").await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rgw_sqlite() { run(app("RGW", Backend::Sqlite, extra()).await, "RGW").await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rgw_postgres() { run(app("RGW", Backend::Postgres, extra()).await, "RGW").await }

@@ -1,6 +1,6 @@
-use crate::both_databases;
+use crate::all_databases;
 
-both_databases!(fn image_schema_lists_configured_formats(app, "[image_format]\ndisk_formats = raw,qcow2\n") {
+all_databases!(fn image_schema_lists_configured_formats(app, "[image_format]\ndisk_formats = raw,qcow2\n") {
     let schema = app.get("/v2/schemas/image").await;
     schema.assert_status(200);
     let schema = schema.json();
@@ -13,7 +13,7 @@ both_databases!(fn image_schema_lists_configured_formats(app, "[image_format]\nd
     assert!(bad.error_message().contains("'vmdk' is not one of [None, 'raw', 'qcow2']"), "{}", bad.error_message());
 });
 
-both_databases!(fn collection_and_member_schemas_are_served(app) {
+all_databases!(fn collection_and_member_schemas_are_served(app) {
     let images = app.get("/v2/schemas/images").await.json();
     assert_eq!(images["name"], "images");
     assert_eq!(images["properties"]["images"]["items"]["name"], "image");

@@ -332,6 +332,11 @@ async fn a_slow_upload_is_cut_and_the_image_is_queued_again_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_cut_and_the_image_is_queued_again_mysql() {
+    slow_upload_is_cut_and_the_image_is_queued_again(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_a_download_is_cut() {
     let app = TestApp::start(Backend::Sqlite, "").await;
     let id = app.create_raw_image().await;

@@ -137,8 +137,8 @@ async fn a_read_only_store_answers_503_and_the_image_stays_queued(backend: Backe
     assert!(read_only.files().is_empty());
 }
 
-/// Each scenario on both databases (the mount must outlive the app, so no `both_databases!`).
-macro_rules! on_both {
+/// Each scenario on both databases (the mount must outlive the app, so no `all_databases!`).
+macro_rules! on_every_database {
     ($($name:ident),*) => {$(
         mod $name {
             use super::*;
@@ -152,11 +152,16 @@ macro_rules! on_both {
             async fn postgres() {
                 super::$name(Backend::Postgres).await;
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                super::$name(Backend::MySql).await;
+            }
         }
     )*};
 }
 
-on_both!(
+on_every_database!(
     a_full_store_answers_413_and_keeps_nothing,
     a_read_only_store_answers_503_and_the_image_stays_queued
 );

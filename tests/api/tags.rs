@@ -1,7 +1,7 @@
-use crate::both_databases;
+use crate::all_databases;
 use serde_json::json;
 
-both_databases!(fn tags_are_an_idempotent_set(app) {
+all_databases!(fn tags_are_an_idempotent_set(app) {
     let image = app.create_image(json!({})).await;
     let id = image["id"].as_str().unwrap_or_default();
     app.put(&format!("/v2/images/{id}/tags/blue")).await.assert_status(204);
@@ -17,7 +17,7 @@ both_databases!(fn tags_are_an_idempotent_set(app) {
     assert_eq!(app.get(&format!("/v2/images/{id}")).await.json()["tags"], json!(["a b"]));
 });
 
-both_databases!(fn tag_limits(app, "[DEFAULT]\nimage_tag_quota = 2\n") {
+all_databases!(fn tag_limits(app, "[DEFAULT]\nimage_tag_quota = 2\n") {
     let image = app.create_image(json!({"tags": ["a", "b"]})).await;
     let id = image["id"].as_str().unwrap_or_default();
     app.put(&format!("/v2/images/{id}/tags/a")).await.assert_status(204);

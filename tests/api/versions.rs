@@ -1,8 +1,8 @@
-use crate::both_databases;
+use crate::all_databases;
 use axum::body::Body;
 use axum::http::Method;
 
-both_databases!(fn root_answers_300_with_the_versions_document(app) {
+all_databases!(fn root_answers_300_with_the_versions_document(app) {
     let response = app.get("/").await;
     response.assert_status(300);
     let versions = response.json()["versions"].as_array().cloned().unwrap_or_default();
@@ -12,25 +12,25 @@ both_databases!(fn root_answers_300_with_the_versions_document(app) {
     assert!(versions.iter().any(|v| v["id"] == "v2.0"));
 });
 
-both_databases!(fn versions_path_answers_200_and_unknown_versions_300(app) {
+all_databases!(fn versions_path_answers_200_and_unknown_versions_300(app) {
     app.get("/versions").await.assert_status(200);
     app.get("/v1/images").await.assert_status(300);
     app.get("/v3").await.assert_status(300);
 });
 
-both_databases!(fn version_aliases_reach_the_v2_api(app) {
+all_databases!(fn version_aliases_reach_the_v2_api(app) {
     app.get("/v2.1/images").await.assert_status(200);
     app.get("/v2.17/schemas/image").await.assert_status(200);
     app.get("/v2/nothing-here").await.assert_status(404);
 });
 
-both_databases!(fn healthcheck_answers_ok(app) {
+all_databases!(fn healthcheck_answers_ok(app) {
     let response = app.request(Method::GET, "/healthcheck", &[], Body::empty()).await;
     response.assert_status(200);
     assert_eq!(response.text(), "OK");
 });
 
-both_databases!(fn every_response_carries_a_request_id(app) {
+all_databases!(fn every_response_carries_a_request_id(app) {
     let generated = app.get("/v2/images").await;
     let id = generated.header("x-openstack-request-id").unwrap_or_default().to_owned();
     assert!(id.starts_with("req-") && id.len() == 40, "{id}");
