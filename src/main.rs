@@ -52,8 +52,12 @@ enum Command {
 enum DbCommand {
     /// Create the schema or upgrade it to this version of Glint (like glance-manage db_sync).
     Sync,
-    /// Print the schema version of the database and the one this Glint expects.
+    /// Print the schema version of the database (Glance's alembic revision and Glint's
+    /// migration level) and the one this Glint expects.
     Version,
+    /// Report what `db sync` would change, changing nothing; exits 1 when it would change
+    /// something.
+    Check,
 }
 
 /// How long a stopping process waits for blocking tasks after serving ended.
@@ -91,6 +95,9 @@ fn main() -> ExitCode {
             Command::Db {
                 command: DbCommand::Version,
             } => cli::db_version(&config).await,
+            Command::Db {
+                command: DbCommand::Check,
+            } => cli::db_check(&config).await,
         }
     });
     // Blocking work still running (a store write of a cut upload) must not keep a stopping

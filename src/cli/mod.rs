@@ -45,11 +45,19 @@ pub async fn db_sync(config: &Config) -> Result<(), String> {
     let before = database.schema_status().await.map_err(|e| e.to_string())?;
     database.sync().await.map_err(|e| e.to_string())?;
     let after = database.schema_status().await.map_err(|e| e.to_string())?;
+    let run = before.to_run().len();
+    let adopted = if before.made_by_glance() {
+        format!(
+            " (a Glance database: {} migration(s) of Glance's schema recorded as applied, Glance's tables unchanged)",
+            before.pending.len() - run
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{} schema at {}: {} migration(s) applied, now at {}",
+        "{} schema at {}: {run} migration(s) applied{adopted}, now at {}",
         database.backend(),
         config.database.url.redacted(),
-        before.pending.len(),
         after.applied.unwrap_or(0)
     );
     database.close().await;
@@ -66,16 +74,54 @@ pub async fn db_version(config: &Config) -> Result<(), String> {
         database.backend()
     );
     println!(
-        "schema version: {}",
+        "glance schema (alembic): {}",
+        status.glance_revision.as_deref().unwrap_or("none")
+    );
+    println!(
+        "glint migrations: {}",
         status
             .applied
             .map(|v| v.to_string())
-            .unwrap_or_else(|| "none (empty database)".into())
+            .unwrap_or_else(|| "none".into())
     );
     println!("expected by this glint: {}", status.latest);
     println!("state: {}", describe(&status));
     database.close().await;
     Ok(())
+}
+
+/// `glint db check`: what `glint db sync` would do, without doing it. An error (exit 1) when
+/// the schema is not current, so that deployment tooling can gate on it.
+pub async fn db_check(config: &Config) -> Result<(), String> {
+    let database = open(config).await?;
+    let status = database.schema_status().await.map_err(|e| e.to_string())?;
+    let migrations = database.migrations();
+    database.close().await;
+    println!(
+        "database: {} ({})",
+        config.database.url.redacted(),
+        database.backend()
+    );
+    if status.made_by_glance() {
+        println!(
+            "made by Glance (alembic {}): Glance's tables and rows stay as they are; \
+             Glint records its Glance-schema migrations as applied without running them",
+            status.glance_revision.as_deref().unwrap_or_default()
+        );
+    }
+    for version in status.to_run() {
+        let description = migrations
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map_or("", |(_, d)| d.as_str());
+        println!("would apply {version} {description}");
+    }
+    if status.is_current() {
+        println!("up to date: nothing to change");
+        Ok(())
+    } else {
+        Err(format!("the schema is not current: {}", describe(&status)))
+    }
 }
 
 /// `glint serve`: passes the schema gate, recovers uploads a stopped node left, starts the

@@ -19,7 +19,7 @@ enum Verdict {
 fn verdict(status: &SchemaStatus, backend: &str) -> Verdict {
     if status.is_current() {
         Verdict::Current
-    } else if status.applied.is_none() && backend == "sqlite" {
+    } else if status.applied.is_none() && status.glance_revision.is_none() && backend == "sqlite" {
         Verdict::CreateEmbedded
     } else {
         Verdict::Refuse
@@ -68,6 +68,13 @@ pub(super) fn describe(status: &SchemaStatus) -> String {
         )
     } else if status.pending.is_empty() {
         "up to date".to_owned()
+    } else if status.made_by_glance() {
+        format!(
+            "made by Glance (alembic revision {}); run `glint db sync` to add Glint's {} \
+             migration(s) beside Glance's tables, which stay as they are",
+            status.glance_revision.as_deref().unwrap_or_default(),
+            status.to_run().len()
+        )
     } else {
         format!(
             "{} migration(s) pending; run `glint db sync`",
@@ -96,6 +103,7 @@ mod tests {
             latest: 3,
             pending: pending.to_vec(),
             unknown: unknown.to_vec(),
+            glance_revision: None,
         }
     }
 
@@ -111,6 +119,17 @@ mod tests {
         assert_eq!(verdict(&empty, "postgres"), Verdict::Refuse);
         assert_eq!(verdict(&behind, "sqlite"), Verdict::Refuse);
         assert_eq!(verdict(&ahead, "sqlite"), Verdict::Refuse);
+        // A SQLite file Glance made is adopted by `glint db sync` only, never by `serve`.
+        let glance = SchemaStatus {
+            glance_revision: Some("2024_1_contract01".into()),
+            ..empty
+        };
+        assert_eq!(verdict(&glance, "sqlite"), Verdict::Refuse);
+        assert!(
+            describe(&glance).contains("made by Glance"),
+            "{}",
+            describe(&glance)
+        );
     }
 
     #[test]

@@ -20,19 +20,17 @@ pub trait Dialect: sqlx::Database {
     /// object and its tags as a JSON array, so that one query returns whole images.
     const IMAGE_SELECT: &'static str;
 
-    /// A query returning one row if the migrations bookkeeping table exists.
-    const MIGRATIONS_TABLE_EXISTS: &'static str;
+    /// A query returning one row if the table named by `$1` exists (in the schema in use).
+    const TABLE_EXISTS: &'static str;
 
     /// Rows changed by an INSERT, UPDATE or DELETE.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// The end of `INSERT INTO image_properties (image_id, name, value, created_at,
-    /// updated_at) VALUES …` that updates a property present already.
+    /// updated_at, deleted) VALUES …` that revives or updates a row present already.
     const UPSERT_PROPERTY: &'static str = " ON CONFLICT (image_id, name) DO UPDATE SET \
-        value = excluded.value, updated_at = excluded.updated_at";
-
-    /// The end of `INSERT INTO image_tags …` that skips a tag present already.
-    const INSERT_TAG_IF_NEW: &'static str = " ON CONFLICT (image_id, value) DO NOTHING";
+        value = excluded.value, updated_at = excluded.updated_at, deleted = excluded.deleted, \
+        deleted_at = NULL";
 
     /// The type a `CAST` to a 64-bit integer names.
     const BIGINT: &'static str = "BIGINT";
@@ -79,26 +77,33 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// The core columns, shared by every dialect.
+/// The core columns, shared by every dialect but for `visibility`, an enum type on
+/// PostgreSQL (Glance's `image_visibility`) that sqlx reads only as text. `updated_at` is
+/// nullable in Glance's schema: a row without one was last updated when it was created.
 macro_rules! core_columns {
-    () => {
-        "i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, i.checksum, \
-         i.os_hash_algo, i.os_hash_value, i.owner, i.size, i.virtual_size, i.container_format, \
-         i.disk_format, i.min_disk, i.min_ram, i.created_at, i.updated_at"
+    ($visibility:literal) => {
+        concat!(
+            "i.id, i.name, i.status, ",
+            $visibility,
+            ", i.protected, i.os_hidden, i.checksum, \
+             i.os_hash_algo, i.os_hash_value, i.owner, i.size, i.virtual_size, i.container_format, \
+             i.disk_format, i.min_disk, i.min_ram, i.created_at, COALESCE(i.updated_at, i.created_at)"
+        )
     };
 }
 
 impl Dialect for Postgres {
     const LABEL: &'static str = "postgresql";
     const IMAGE_SELECT: &'static str = concat!(
-        core_columns!(),
-        ", (SELECT json_object_agg(p.name, p.value)::text FROM image_properties p WHERE p.image_id = i.id)",
-        ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id)",
+        core_columns!("i.visibility::text"),
+        ", (SELECT json_object_agg(p.name, COALESCE(p.value, ''))::text FROM image_properties p \
+           WHERE p.image_id = i.id AND p.deleted = false)",
+        ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id AND t.deleted = false)",
         ", (SELECT json_agg(l.meta_data ORDER BY l.id)::text FROM image_locations l \
            WHERE l.image_id = i.id AND l.deleted = false AND l.status = 'active')"
     );
-    const MIGRATIONS_TABLE_EXISTS: &'static str =
-        "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()";
+    const TABLE_EXISTS: &'static str =
+        "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = $1 AND schemaname = current_schema()";
 
     fn migrator() -> &'static Migrator {
         &POSTGRES_MIGRATIONS
@@ -112,14 +117,15 @@ impl Dialect for Postgres {
 impl Dialect for Sqlite {
     const LABEL: &'static str = "sqlite";
     const IMAGE_SELECT: &'static str = concat!(
-        core_columns!(),
-        ", (SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)",
-        ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id)",
+        core_columns!("i.visibility"),
+        ", (SELECT json_group_object(p.name, COALESCE(p.value, '')) FROM image_properties p \
+           WHERE p.image_id = i.id AND p.deleted = 0)",
+        ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)",
         ", (SELECT json_group_array(meta_data) FROM (SELECT l.meta_data FROM image_locations l \
            WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active' ORDER BY l.id))"
     );
-    const MIGRATIONS_TABLE_EXISTS: &'static str =
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
+    const TABLE_EXISTS: &'static str =
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
 
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATIONS
@@ -134,17 +140,18 @@ impl Dialect for MySql {
     const LABEL: &'static str = "mysql";
     // MariaDB's JSON functions return text (MySQL's a JSON value): the casts make both text.
     const IMAGE_SELECT: &'static str = concat!(
-        core_columns!(),
-        ", (SELECT CAST(JSON_OBJECTAGG(p.name, p.value) AS CHAR) FROM image_properties p WHERE p.image_id = i.id)",
-        ", (SELECT CAST(JSON_ARRAYAGG(t.value) AS CHAR) FROM image_tags t WHERE t.image_id = i.id)",
+        core_columns!("i.visibility"),
+        ", (SELECT CAST(JSON_OBJECTAGG(p.name, COALESCE(p.value, '')) AS CHAR) FROM image_properties p \
+           WHERE p.image_id = i.id AND p.deleted = 0)",
+        ", (SELECT CAST(JSON_ARRAYAGG(t.value) AS CHAR) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)",
         ", (SELECT CAST(JSON_ARRAYAGG(l.meta_data ORDER BY l.id) AS CHAR) FROM image_locations l \
            WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active')"
     );
-    const MIGRATIONS_TABLE_EXISTS: &'static str = "SELECT 1 FROM information_schema.tables \
-        WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'";
+    const TABLE_EXISTS: &'static str = "SELECT 1 FROM information_schema.tables \
+        WHERE table_schema = DATABASE() AND table_name = $1";
     const UPSERT_PROPERTY: &'static str = " ON DUPLICATE KEY UPDATE \
-        value = VALUES(value), updated_at = VALUES(updated_at)";
-    const INSERT_TAG_IF_NEW: &'static str = " ON DUPLICATE KEY UPDATE value = value";
+        value = VALUES(value), updated_at = VALUES(updated_at), deleted = VALUES(deleted), \
+        deleted_at = NULL";
     const BIGINT: &'static str = "SIGNED";
 
     fn migrator() -> &'static Migrator {

@@ -52,34 +52,37 @@ where
         let mut tx = self.begin_write().await?;
         let created = to_db_time(image.created_at);
         let updated = to_db_time(image.updated_at);
-        sqlx::query::<DB>(&DB::sql(
+        // Visibility is written as a literal of its closed set: on PostgreSQL the column has
+        // Glance's enum type, which a text parameter does not convert to.
+        let insert = format!(
             "INSERT INTO images (id, name, status, visibility, protected, os_hidden, checksum, \
              os_hash_algo, os_hash_value, owner, size, virtual_size, container_format, disk_format, \
              min_disk, min_ram, created_at, updated_at, deleted) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        ))
-        .bind(image.id.to_string())
-        .bind(image.name.clone())
-        .bind(image.status.as_str().to_owned())
-        .bind(image.visibility.as_str().to_owned())
-        .bind(image.protected)
-        .bind(image.os_hidden)
-        .bind(image.checksum.clone())
-        .bind(image.os_hash_algo.clone())
-        .bind(image.os_hash_value.clone())
-        .bind(image.owner.clone())
-        .bind(image.size)
-        .bind(image.virtual_size)
-        .bind(image.container_format.clone())
-        .bind(image.disk_format.clone())
-        .bind(image.min_disk)
-        .bind(image.min_ram)
-        .bind(created)
-        .bind(updated)
-        .bind(false)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+             VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            image.visibility.as_str()
+        );
+        sqlx::query::<DB>(&DB::sql(&insert))
+            .bind(image.id.to_string())
+            .bind(image.name.clone())
+            .bind(image.status.as_str().to_owned())
+            .bind(image.protected)
+            .bind(image.os_hidden)
+            .bind(image.checksum.clone())
+            .bind(image.os_hash_algo.clone())
+            .bind(image.os_hash_value.clone())
+            .bind(image.owner.clone())
+            .bind(image.size)
+            .bind(image.virtual_size)
+            .bind(image.container_format.clone())
+            .bind(image.disk_format.clone())
+            .bind(image.min_disk)
+            .bind(image.min_ram)
+            .bind(created)
+            .bind(updated)
+            .bind(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         Self::upsert_properties(&mut *tx, &image.id, image.properties.iter(), updated).await?;
         Self::insert_tags(&mut *tx, &image.id, image.tags.iter(), updated).await?;
         tx.commit().await.map_err(map_err)
@@ -122,11 +125,17 @@ where
             .filter(|k| !after.properties.contains_key(*k))
             .collect();
         for key in removed {
+            // Soft-deleted, as Glance does: the row stays, marked.
             sqlx::query::<DB>(&DB::sql(
-                "DELETE FROM image_properties WHERE image_id = $1 AND name = $2",
+                "UPDATE image_properties SET deleted = $1, deleted_at = $2, updated_at = $3 \
+                 WHERE image_id = $4 AND name = $5 AND deleted = $6",
             ))
+            .bind(true)
+            .bind(now)
+            .bind(now)
             .bind(after.id.to_string())
             .bind(key.clone())
+            .bind(false)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -138,14 +147,7 @@ where
         Self::upsert_properties(&mut *tx, &after.id, changed, now).await?;
 
         for tag in before.tags.iter().filter(|t| !after.tags.contains(t)) {
-            sqlx::query::<DB>(&DB::sql(
-                "DELETE FROM image_tags WHERE image_id = $1 AND value = $2",
-            ))
-            .bind(after.id.to_string())
-            .bind(tag.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            Self::soft_delete_tag(&mut *tx, &after.id, tag, now).await?;
         }
         let added = after.tags.iter().filter(|t| !before.tags.contains(t));
         Self::insert_tags(&mut *tx, &after.id, added, now).await?;
@@ -197,17 +199,14 @@ where
         tag: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
+        let now = to_db_time(now);
         let mut tx = self.begin_write().await?;
-        let removed = sqlx::query::<DB>(&DB::sql(
-            "DELETE FROM image_tags WHERE image_id = $1 AND value = $2",
-        ))
-        .bind(id.to_string())
-        .bind(tag.to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)
-        .map(|r| DB::rows_affected(&r))?;
-        if removed == 0 || !Self::touch(&mut *tx, id, to_db_time(now)).await? {
+        // The image row first, as every image write locks it: no two writes wait on each
+        // other in opposite orders.
+        if !Self::touch(&mut *tx, id, now).await? {
+            return Ok(false);
+        }
+        if Self::soft_delete_tag(&mut *tx, id, tag, now).await? == 0 {
             return Ok(false);
         }
         tx.commit().await.map_err(map_err)?;
@@ -244,6 +243,20 @@ where
         .map(|r| DB::rows_affected(&r))?;
         if deleted == 0 {
             return Ok(None);
+        }
+        // The image's properties, tags and memberships go with it, as Glance's image_destroy
+        // marks them (the rows stay until `glint db purge`).
+        for table in ["image_properties", "image_tags", "image_members"] {
+            sqlx::query::<DB>(&DB::sql(&format!(
+                "UPDATE {table} SET deleted = $1, deleted_at = $2 WHERE image_id = $3 AND deleted = $4"
+            )))
+            .bind(true)
+            .bind(now)
+            .bind(id.to_string())
+            .bind(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
         // Read, then marked: MySQL has no UPDATE … RETURNING. The image row written above
         // keeps the set from changing in between (uploads and copy removals write it first).
@@ -300,9 +313,11 @@ where
                 .push_bind(after.status.as_str().to_owned());
         }
         if before.visibility != after.visibility {
-            update
-                .push(", visibility = ")
-                .push_bind(after.visibility.as_str().to_owned());
+            // A literal of the closed set: see `create_once`.
+            update.push(format_args!(
+                ", visibility = '{}'",
+                after.visibility.as_str()
+            ));
         }
     }
 
@@ -318,11 +333,14 @@ where
             return Ok(None);
         };
         let sql = match what {
-            Counted::Properties => "SELECT COUNT(*) FROM image_properties WHERE image_id = $1",
-            Counted::Tags => "SELECT COUNT(*) FROM image_tags WHERE image_id = $1",
+            Counted::Properties => {
+                "SELECT COUNT(*) FROM image_properties WHERE image_id = $1 AND deleted = $2"
+            }
+            Counted::Tags => "SELECT COUNT(*) FROM image_tags WHERE image_id = $1 AND deleted = $2",
         };
         let count: i64 = sqlx::query_scalar::<DB, i64>(&DB::sql(sql))
             .bind(id.to_string())
+            .bind(false)
             .fetch_one(conn)
             .await
             .map_err(map_err)?;
@@ -349,7 +367,32 @@ where
         Ok(touched == 1)
     }
 
-    /// Inserts or replaces properties, `ROWS_PER_INSERT` rows per statement.
+    /// Marks the image's live `tag` rows deleted, as Glance does (the rows stay); how many.
+    async fn soft_delete_tag(
+        conn: &mut DB::Connection,
+        id: &ImageId,
+        tag: &str,
+        now: NaiveDateTime,
+    ) -> Result<u64, RepoError> {
+        sqlx::query::<DB>(&DB::sql(
+            "UPDATE image_tags SET deleted = $1, deleted_at = $2, updated_at = $3 \
+             WHERE image_id = $4 AND value = $5 AND deleted = $6",
+        ))
+        .bind(true)
+        .bind(now)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(tag.to_owned())
+        .bind(false)
+        .execute(conn)
+        .await
+        .map_err(map_err)
+        .map(|r| DB::rows_affected(&r))
+    }
+
+    /// Inserts or replaces properties, `ROWS_PER_INSERT` rows per statement. A property
+    /// removed before comes back in its old row (Glance's unique key is `(image_id, name)`,
+    /// deleted rows included), live again.
     async fn upsert_properties<'a>(
         conn: &mut DB::Connection,
         id: &ImageId,
@@ -359,8 +402,9 @@ where
         let rows: Vec<(&String, &String)> = properties.collect();
         for batch in rows.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO image_properties (image_id, name, value, created_at, updated_at) VALUES {}{}",
-                value_rows(batch.len(), 5),
+                "INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted) \
+                 VALUES {}{}",
+                value_rows(batch.len(), 6),
                 DB::UPSERT_PROPERTY
             );
             let sql = DB::sql(&sql);
@@ -371,26 +415,42 @@ where
                     .bind((*name).clone())
                     .bind((*value).clone())
                     .bind(now)
-                    .bind(now);
+                    .bind(now)
+                    .bind(false);
             }
             insert.execute(&mut *conn).await.map_err(map_err)?;
         }
         Ok(())
     }
 
-    /// Inserts tags, ignoring those already present.
+    /// Inserts tags, skipping those the image has already. Glance's tag rows have no unique
+    /// key (removed tags stay as deleted rows), so the live ones are read first; the caller
+    /// holds the image row's lock, so no concurrent write adds one in between.
     async fn insert_tags<'a>(
         conn: &mut DB::Connection,
         id: &ImageId,
         tags: impl Iterator<Item = &'a String>,
         now: NaiveDateTime,
     ) -> Result<(), RepoError> {
-        let tags: Vec<&String> = tags.collect();
+        let mut tags: Vec<&String> = tags.collect();
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let live: Vec<String> = sqlx::query_scalar::<DB, String>(&DB::sql(
+            "SELECT value FROM image_tags WHERE image_id = $1 AND deleted = $2",
+        ))
+        .bind(id.to_string())
+        .bind(false)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        tags.retain(|tag| !live.contains(tag));
+        tags.sort();
+        tags.dedup();
         for batch in tags.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO image_tags (image_id, value, created_at, updated_at) VALUES {}{}",
-                value_rows(batch.len(), 4),
-                DB::INSERT_TAG_IF_NEW
+                "INSERT INTO image_tags (image_id, value, created_at, updated_at, deleted) VALUES {}",
+                value_rows(batch.len(), 5),
             );
             let sql = DB::sql(&sql);
             let mut insert = sqlx::query::<DB>(&sql);
@@ -399,7 +459,8 @@ where
                     .bind(id.to_string())
                     .bind((*tag).clone())
                     .bind(now)
-                    .bind(now);
+                    .bind(now)
+                    .bind(false);
             }
             insert.execute(&mut *conn).await.map_err(map_err)?;
         }

@@ -127,7 +127,10 @@ pub(super) fn build(
 
 /// `EXISTS` over the viewer's membership of `i`; `status` None means any member status.
 fn push_member(q: &mut SqlBuilder, project: &str, status: Option<&str>) {
-    q.push("EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.member = ");
+    q.push(
+        "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = i.id AND m.deleted = FALSE \
+         AND m.member = ",
+    );
     q.push_bind(project.to_owned());
     if let Some(status) = status {
         q.push(" AND m.status = ").push_bind(status.to_owned());
@@ -252,14 +255,15 @@ fn push_tags(q: &mut SqlBuilder, mut tags: Vec<&String>) {
     if tags.is_empty() {
         return;
     }
-    q.push(" AND i.id IN (SELECT t.image_id FROM image_tags t WHERE t.value IN (");
+    // Removed tags stay as deleted rows; a tag Glance recorded twice counts once.
+    q.push(" AND i.id IN (SELECT t.image_id FROM image_tags t WHERE t.deleted = FALSE AND t.value IN (");
     for (n, tag) in tags.iter().enumerate() {
         if n > 0 {
             q.push(", ");
         }
         q.push_bind((*tag).clone());
     }
-    q.push(") GROUP BY t.image_id HAVING COUNT(*) = ")
+    q.push(") GROUP BY t.image_id HAVING COUNT(DISTINCT t.value) = ")
         .push_bind(tags.len() as i64)
         .push(")");
 }
@@ -270,7 +274,7 @@ fn push_properties(q: &mut SqlBuilder, properties: Vec<(&String, &String)>) {
     if properties.is_empty() {
         return;
     }
-    q.push(" AND i.id IN (SELECT p.image_id FROM image_properties p WHERE ");
+    q.push(" AND i.id IN (SELECT p.image_id FROM image_properties p WHERE p.deleted = FALSE AND (");
     for (n, (name, value)) in properties.iter().enumerate() {
         if n > 0 {
             q.push(" OR ");
@@ -281,7 +285,7 @@ fn push_properties(q: &mut SqlBuilder, properties: Vec<(&String, &String)>) {
             .push_bind((*value).clone())
             .push(")");
     }
-    q.push(" GROUP BY p.image_id HAVING COUNT(*) = ")
+    q.push(") GROUP BY p.image_id HAVING COUNT(*) = ")
         .push_bind(properties.len() as i64)
         .push(")");
 }

@@ -13,6 +13,7 @@ mod list_sql;
 mod removals;
 mod repo;
 mod rows;
+mod schema;
 mod sql_builder;
 mod uploads;
 
@@ -28,6 +29,7 @@ use crate::config::database::{DatabaseConfig, DatabaseUrl};
 use crate::domain::{ImageRepo, UploadRepo};
 pub use dialect::Dialect;
 use repo::SqlRepo;
+pub use schema::SchemaStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -37,25 +39,13 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
-}
-
-/// Where the schema stands compared with the migrations this binary carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaStatus {
-    /// The newest applied migration, `None` for an empty database.
-    pub applied: Option<i64>,
-    /// The newest migration this binary knows.
-    pub latest: i64,
-    /// Migrations this binary knows that are not applied.
-    pub pending: Vec<i64>,
-    /// Applied migrations this binary does not know (a newer Glint ran here).
-    pub unknown: Vec<i64>,
-}
-
-impl SchemaStatus {
-    pub fn is_current(&self) -> bool {
-        self.pending.is_empty() && self.unknown.is_empty()
-    }
+    #[error(
+        "this database was made by Glance, at alembic revision {found}; Glint serves Glance's \
+         schema at {}, which `glance-manage db_sync` of Glance 2024.1 up to 33 writes: bring \
+         the database there with Glance first",
+        schema::GLANCE_REVISIONS.join(" or ")
+    )]
+    GlanceRevision { found: String },
 }
 
 /// The open database: the pools for one backend.
@@ -174,18 +164,30 @@ impl Database {
     /// Applies every pending migration (`glint db sync`).
     pub async fn sync(&self) -> Result<(), DbError> {
         match self {
-            Database::Postgres(pool) => Postgres::migrator().run(pool).await?,
-            Database::MySql(pool) => MySql::migrator().run(pool).await?,
-            Database::Sqlite { write, .. } => Sqlite::migrator().run(write).await?,
+            Database::Postgres(pool) => schema::sync::<Postgres>(pool).await,
+            Database::MySql(pool) => schema::sync::<MySql>(pool).await,
+            Database::Sqlite { write, .. } => schema::sync::<Sqlite>(write).await,
         }
-        Ok(())
+    }
+
+    /// The migrations this binary carries for this database: version and description.
+    pub fn migrations(&self) -> Vec<(i64, String)> {
+        let migrator = match self {
+            Database::Postgres(_) => Postgres::migrator(),
+            Database::MySql(_) => MySql::migrator(),
+            Database::Sqlite { .. } => Sqlite::migrator(),
+        };
+        migrator
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
     }
 
     pub async fn schema_status(&self) -> Result<SchemaStatus, DbError> {
         match self {
-            Database::Postgres(pool) => schema_status::<Postgres>(pool).await,
-            Database::MySql(pool) => schema_status::<MySql>(pool).await,
-            Database::Sqlite { write, .. } => schema_status::<Sqlite>(write).await,
+            Database::Postgres(pool) => schema::status::<Postgres>(pool).await,
+            Database::MySql(pool) => schema::status::<MySql>(pool).await,
+            Database::Sqlite { write, .. } => schema::status::<Sqlite>(write).await,
         }
     }
 
@@ -238,11 +240,19 @@ async fn mysql_session(
              SET SESSION group_concat_max_len = 4294967295",
         )
         .await?;
-    if statement_timeout_secs > 0 {
-        let version: String = sqlx::query_scalar("SELECT VERSION()")
-            .fetch_one(&mut *connection)
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(&mut *connection)
+        .await?;
+    let mariadb = version.contains("MariaDB");
+    if !mariadb {
+        // Glance's DATETIME columns keep whole seconds; MySQL would round a written time to
+        // the nearest one (MariaDB truncates), a second later than the time Glint reports.
+        connection
+            .execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',TIME_TRUNCATE_FRACTIONAL')")
             .await?;
-        let limit = if version.contains("MariaDB") {
+    }
+    if statement_timeout_secs > 0 {
+        let limit = if mariadb {
             format!("max_statement_time = {statement_timeout_secs}")
         } else {
             format!(
@@ -260,41 +270,4 @@ async fn mysql_session(
         connection.execute(set.as_str()).await?;
     }
     Ok(())
-}
-
-async fn schema_status<DB>(pool: &Pool<DB>) -> Result<SchemaStatus, DbError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
-    let known: Vec<i64> = DB::migrator().iter().map(|m| m.version).collect();
-    let latest = known.iter().copied().max().unwrap_or(0);
-    let has_table = sqlx::query(DB::MIGRATIONS_TABLE_EXISTS)
-        .fetch_optional(pool)
-        .await?
-        .is_some();
-    let applied: Vec<i64> = if has_table {
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await?
-    } else {
-        Vec::new()
-    };
-    Ok(SchemaStatus {
-        applied: applied.iter().copied().max(),
-        latest,
-        pending: known
-            .iter()
-            .copied()
-            .filter(|v| !applied.contains(v))
-            .collect(),
-        unknown: applied
-            .iter()
-            .copied()
-            .filter(|v| !known.contains(v))
-            .collect(),
-    })
 }

@@ -85,6 +85,8 @@ where
             tags: {
                 let mut tags: Vec<String> = decode_json(row.try_get(19).map_err(get_err)?, &id)?;
                 tags.sort();
+                // Glance may have recorded a tag twice (its rows have no unique key).
+                tags.dedup();
                 tags
             },
             stores: location_stores(decode_json(row.try_get(20).map_err(get_err)?, &id)?),
@@ -224,7 +226,7 @@ where
     async fn is_member(&self, id: &ImageId, project: &str) -> Result<bool, RepoError> {
         let row = retry_on_lost(&self.read, || async move {
             sqlx::query::<DB>(&DB::sql(
-                "SELECT 1 FROM image_members WHERE image_id = $1 AND member = $2",
+                "SELECT 1 FROM image_members WHERE image_id = $1 AND member = $2 AND deleted = FALSE",
             ))
             .bind(id.to_string())
             .bind(project.to_owned())

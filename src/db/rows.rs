@@ -17,15 +17,19 @@ pub(super) fn decode_location<DB>(row: &DB::Row) -> Result<StoredLocation, RepoE
 where
     DB: sqlx::Database,
     for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
+    // Glance's `id` is a 32-bit integer and its `meta_data` may be NULL (no metadata).
+    let id: i32 = row.try_get(0).map_err(get_err)?;
+    let metadata: Option<String> = row.try_get(3).map_err(get_err)?;
     Ok(StoredLocation {
-        id: row.try_get(0).map_err(get_err)?,
+        id: i64::from(id),
         image_id: row.try_get(1).map_err(get_err)?,
         url: row.try_get(2).map_err(get_err)?,
-        metadata: row.try_get(3).map_err(get_err)?,
+        metadata: metadata.unwrap_or_else(|| "{}".to_owned()),
     })
 }
 

@@ -153,8 +153,9 @@ impl Image {
     }
 }
 
-/// The current time at the precision every database stores (microseconds), so that a value
-/// read back compares equal to the one written (list markers depend on it).
+/// The current time at the precision PostgreSQL and SQLite store (microseconds), so that a
+/// value read back there compares equal to the one written. Glance's MySQL columns keep
+/// whole seconds: there a value reads back truncated, as it does for Glance.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }

@@ -113,8 +113,8 @@ all_databases!(fn visibility_decides_who_sees_what(app, TRUSTED) {
     let public = id_of(&admin.create(json!({"visibility": "public"})).await);
     let shared_with_bob = id_of(&alice.create(json!({"name": "for bob"})).await);
     app.execute(&format!(
-        "INSERT INTO image_members (image_id, member, status, created_at, updated_at) \
-         VALUES ('{shared_with_bob}', 'bob', 'pending', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        "INSERT INTO image_members (image_id, member, can_share, status, created_at, updated_at, deleted) \
+         VALUES ('{shared_with_bob}', 'bob', FALSE, 'pending', '2026-01-01 00:00:00', '2026-01-01 00:00:00', FALSE)"
     ))
     .await;
 

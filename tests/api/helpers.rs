@@ -138,6 +138,16 @@ fn shared_runtime_note() {
 impl TestApp {
     /// An app with extra config lines (INI text appended to the database settings).
     pub async fn start(backend: Backend, extra_config: &str) -> TestApp {
+        Self::start_prepared(backend, extra_config, |_| Box::pin(async {})).await
+    }
+
+    /// `start`, with `prepare` run on the new, empty database before `glint db sync` (to
+    /// set up a database as an earlier Glint or Glance left it).
+    pub async fn start_prepared(
+        backend: Backend,
+        extra_config: &str,
+        prepare: for<'a> fn(&'a Database) -> futures_util::future::BoxFuture<'a, ()>,
+    ) -> TestApp {
         glint::telemetry::init();
         let dir = tempfile::tempdir().expect("temporary directory");
         let (connection, schema) = match backend {
@@ -204,6 +214,7 @@ impl TestApp {
         let database = Database::connect(&config.database)
             .await
             .expect("database opens");
+        prepare(&database).await;
         database.sync().await.expect("migrations apply");
         let services = glint::services(&config, &database).expect("services start");
         let router = glint::app(&config, &services);

@@ -7,6 +7,7 @@ mod concurrency;
 mod data_in_use;
 mod database_outages;
 mod errors;
+mod glance_schema;
 mod hardening;
 mod http_wire;
 mod image_data;
