@@ -58,6 +58,29 @@ enum DbCommand {
     /// Report what `db sync` would change, changing nothing; exits 1 when it would change
     /// something.
     Check,
+    /// Remove rows of properties, tags, members, locations and tasks soft-deleted more than
+    /// `--age-in-days` ago (like glance-manage db purge). Image rows stay: see
+    /// purge-images-table.
+    Purge(PurgeArgs),
+    /// Remove image rows soft-deleted more than `--age-in-days` ago (default 180) that nothing
+    /// refers to any more (like glance-manage db purge_images_table). Their ids can then be
+    /// used again, which is why this is a command of its own.
+    PurgeImagesTable(PurgeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PurgeArgs {
+    /// Rows soft-deleted at least this many days ago go (default 30; 180 for images).
+    #[arg(long, visible_alias = "age_in_days")]
+    age_in_days: Option<u32>,
+    /// At most this many rows per table (default 100, as Glance; -1 = no limit).
+    #[arg(
+        long,
+        visible_alias = "max_rows",
+        default_value_t = 100,
+        allow_negative_numbers = true
+    )]
+    max_rows: i64,
 }
 
 /// How long a stopping process waits for blocking tasks after serving ended.
@@ -98,6 +121,28 @@ fn main() -> ExitCode {
             Command::Db {
                 command: DbCommand::Check,
             } => cli::db_check(&config).await,
+            Command::Db {
+                command: DbCommand::Purge(args),
+            } => {
+                cli::db_purge(
+                    &config,
+                    args.age_in_days.unwrap_or(30),
+                    args.max_rows,
+                    false,
+                )
+                .await
+            }
+            Command::Db {
+                command: DbCommand::PurgeImagesTable(args),
+            } => {
+                cli::db_purge(
+                    &config,
+                    args.age_in_days.unwrap_or(180),
+                    args.max_rows,
+                    true,
+                )
+                .await
+            }
         }
     });
     // Blocking work still running (a store write of a cut upload) must not keep a stopping

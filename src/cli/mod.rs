@@ -124,6 +124,40 @@ pub async fn db_check(config: &Config) -> Result<(), String> {
     }
 }
 
+/// `glint db purge` / `glint db purge-images-table`: removes rows soft-deleted at least
+/// `age_in_days` ago, at most `max_rows` per table (-1: all).
+pub async fn db_purge(
+    config: &Config,
+    age_in_days: u32,
+    max_rows: i64,
+    images_table: bool,
+) -> Result<(), String> {
+    let max_rows = match max_rows {
+        -1 => None,
+        n if n >= 0 => Some(n.unsigned_abs()),
+        n => {
+            return Err(format!(
+                "--max-rows must be -1 (no limit) or at least 0, not {n}"
+            ))
+        }
+    };
+    let database = open(config).await?;
+    schema::ready_to_scrub(&database).await?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(age_in_days));
+    let purged = database
+        .purge(cutoff, max_rows, images_table)
+        .await
+        .map_err(|e| e.to_string())?;
+    database.close().await;
+    for (table, rows) in purged {
+        println!(
+            "{table}: {rows} row(s) soft-deleted before {} removed",
+            cutoff.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(())
+}
+
 /// `glint serve`: passes the schema gate, recovers uploads a stopped node left, starts the
 /// maintenance task and serves the Image API until a shutdown signal.
 pub async fn serve(config: &Config) -> Result<(), String> {

@@ -10,6 +10,7 @@ mod dialect;
 mod errors;
 mod image_writes;
 mod list_sql;
+mod purge;
 mod removals;
 mod repo;
 mod rows;
@@ -28,6 +29,7 @@ use sqlx::{MySql, Pool, Postgres, Sqlite};
 use crate::config::database::{DatabaseConfig, DatabaseUrl};
 use crate::domain::{ImageRepo, UploadRepo};
 pub use dialect::Dialect;
+pub use purge::Purged;
 use repo::SqlRepo;
 pub use schema::SchemaStatus;
 
@@ -167,6 +169,24 @@ impl Database {
             Database::Postgres(pool) => schema::sync::<Postgres>(pool).await,
             Database::MySql(pool) => schema::sync::<MySql>(pool).await,
             Database::Sqlite { write, .. } => schema::sync::<Sqlite>(write).await,
+        }
+    }
+
+    /// Removes rows soft-deleted before `cutoff` (`glint db purge`; with `images_table`,
+    /// `glint db purge-images-table`), at most `max_rows` per table.
+    pub async fn purge(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        max_rows: Option<u64>,
+        images_table: bool,
+    ) -> Result<Purged, DbError> {
+        let cutoff = cutoff.naive_utc();
+        match self {
+            Database::Postgres(pool) => purge::purge(pool, cutoff, max_rows, images_table).await,
+            Database::MySql(pool) => purge::purge(pool, cutoff, max_rows, images_table).await,
+            Database::Sqlite { write, .. } => {
+                purge::purge(write, cutoff, max_rows, images_table).await
+            }
         }
     }
 

@@ -193,3 +193,42 @@ async fn an_earlier_glint_s_sqlite_database_becomes_glance_s() {
 async fn an_earlier_glint_s_postgres_database_becomes_glance_s() {
     an_earlier_glint_s_database_becomes_glance_s_with_every_row(Backend::Postgres).await;
 }
+
+all_databases!(fn purge_removes_old_soft_deleted_rows_only(app) {
+    let keep = app.create_image(json!({"name": "keep", "tags": ["t"], "p": "1", "q": "2"})).await["id"]
+        .as_str().unwrap_or_default().to_owned();
+    let gone = app.create_image(json!({"name": "gone", "tags": ["u"], "r": "3"})).await["id"]
+        .as_str().unwrap_or_default().to_owned();
+    let path = format!("/v2/images/{keep}");
+    // Removed then added again: live, but with Glance's stale deleted_at set here on purpose.
+    app.patch(&path, PATCH_V21, &json!([{"op": "remove", "path": "/p"}, {"op": "remove", "path": "/q"}])).await.assert_status(200);
+    app.patch(&path, PATCH_V21, &json!([{"op": "add", "path": "/p", "value": "again"}])).await.assert_status(200);
+    app.execute(&format!("UPDATE image_properties SET deleted_at = '2020-01-01 00:00:00' WHERE image_id = '{keep}'")).await;
+    app.delete(&format!("/v2/images/{gone}")).await.assert_status(204);
+    let month_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    // Nothing is old enough yet but the marks set above.
+    let purged = app.database.purge(month_ago, None, false).await.expect("purges");
+    let rows = |table: &str| purged.iter().find(|(t, _)| *t == table).map(|(_, n)| *n);
+    assert_eq!(rows("image_properties"), Some(1), "only the removed /q: {purged:?}");
+    assert_eq!(rows("image_tags"), Some(0), "{purged:?}");
+    assert_eq!(image(&app, &keep).await["p"], "again");
+
+    // Made old: the deleted image's children go, one row per table and run at most.
+    for table in ["image_tags", "image_properties"] {
+        app.execute(&format!("UPDATE {table} SET deleted_at = '2020-01-01 00:00:00' WHERE image_id = '{gone}'")).await;
+    }
+    app.execute(&format!("UPDATE images SET deleted_at = '2020-01-01 00:00:00' WHERE id = '{gone}'")).await;
+    let refused = app.database.purge(month_ago, Some(0), true).await.expect("purges");
+    assert_eq!(refused, vec![("images", 0)]);
+    // The image row stays while its children do.
+    assert_eq!(app.database.purge(month_ago, None, true).await.expect("purges"), vec![("images", 0)]);
+    app.database.purge(month_ago, Some(1), false).await.expect("purges");
+    assert_eq!(count(&app, &format!("image_tags WHERE image_id = '{gone}'")).await, "0");
+    assert_eq!(count(&app, &format!("image_properties WHERE image_id = '{gone}'")).await, "0");
+    assert_eq!(count(&app, &format!("images WHERE id = '{gone}'")).await, "1", "images are purged apart");
+    assert_eq!(app.database.purge(month_ago, None, true).await.expect("purges"), vec![("images", 1)]);
+    assert_eq!(count(&app, &format!("images WHERE id = '{gone}'")).await, "0");
+    // Live rows all stay.
+    let shown = image(&app, &keep).await;
+    assert_eq!((shown["tags"].clone(), shown["p"].clone()), (json!(["t"]), json!("again")));
+});
