@@ -38,8 +38,11 @@ def check(ok, what):
         print(f"not ok - {what}")
 
 
-def call(base, method, path, body=None, content_type=None, raw=False):
+def call(base, method, path, body=None, content_type=None, raw=False, project=PROJECT):
     headers = dict(HEADERS)
+    headers["X-Project-Id"] = headers["X-Tenant-Id"] = project
+    if project != PROJECT:
+        headers["X-Roles"] = "member,reader"
     data = None
     if body is not None:
         if isinstance(body, (bytes, bytearray)):
@@ -106,6 +109,14 @@ def glance_writes(base, state_path):
     status, _ = call(base, "PATCH", f"/v2/images/{churn}", [{"op": "remove", "path": "/prop_gone"}],
                      "application/openstack-images-v2.1-json-patch")
     check(status == 200, "glance: remove a property")
+    # Shared with another project, which accepts it: a membership Glint must honour.
+    status, image = call(base, "POST", "/v2/images", {"name": "shared", "visibility": "shared"})
+    state["images"]["shared"] = {"id": image["id"], "kib": 0}
+    status, _ = call(base, "POST", f"/v2/images/{image['id']}/members", {"member": "p-member"})
+    check(status == 200, f"glance: add a member ({status})")
+    status, _ = call(base, "PUT", f"/v2/images/{image['id']}/members/p-member", {"status": "accepted"},
+                     project="p-member")
+    check(status == 200, f"glance: the member accepts ({status})")
     status, image = call(base, "POST", "/v2/images", {"name": "deleted-by-glance"})
     call(base, "PUT", f"/v2/images/{image['id']}/file", data_of(1))
     status, _ = call(base, "DELETE", f"/v2/images/{image['id']}")
@@ -141,6 +152,14 @@ def glint(base, state_path):
     check(names == sorted(state["images"]), f"glint: list shows Glance's images ({names})")
     status, listing = call(base, "GET", "/v2/images?tag=gone")
     check(status == 200 and listing["images"] == [], "glint: a tag Glance removed matches nothing")
+    shared = state["images"]["shared"]["id"]
+    status, listing = call(base, "GET", "/v2/images", project="p-member")
+    check(sorted(i["name"] for i in listing["images"]) == ["public", "shared"],
+          f"glint: the accepted member sees the shared image ({[i['name'] for i in listing['images']]})")
+    status, _ = call(base, "GET", f"/v2/images/{shared}", project="p-member")
+    check(status == 200, "glint: the member shows it")
+    status, _ = call(base, "GET", f"/v2/images/{shared}", project="p-stranger")
+    check(status == 404, "glint: another project does not")
     status, listing = call(base, "GET", "/v2/images?os_distro=debian&tag=a")
     check([i["name"] for i in listing["images"]] == ["with-data"], "glint: property and tag filters")
 
