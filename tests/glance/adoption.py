@@ -84,6 +84,28 @@ def digests(data):
     return hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
 
 
+def serves_as_shown(base, state, view, who, whose):
+    """Every image of STATE shows as `view` recorded it, and its data downloads whole."""
+    for name, entry in state["images"].items():
+        status, shown = call(base, "GET", f"/v2/images/{entry['id']}")
+        check(status == 200, f"{who}: show {name} ({status})")
+        expected, shown = comparable(entry[view]), comparable(shown)
+        differing = sorted(k for k in set(expected) | set(shown or {})
+                           if (shown or {}).get(k) != expected.get(k))
+        check(not differing, f"{who}: {name} shows what {whose} showed"
+              + (f" (differs: {[(k, expected.get(k), (shown or {}).get(k)) for k in differing]})" if differing else ""))
+        if entry["kib"]:
+            status, body = call(base, "GET", f"/v2/images/{entry['id']}/file", raw=True)
+            md5, sha512 = digests(body)
+            check(status == 200 and body == data_of(entry["kib"]) and md5 == expected["checksum"]
+                  and sha512 == expected["os_hash_value"], f"{who}: download {name} matches {whose}'s checksums")
+
+
+def record_views(base, state, view):
+    for entry in state["images"].values():
+        entry[view] = call(base, "GET", f"/v2/images/{entry['id']}")[1]
+
+
 def glance_writes(base, state_path):
     state = {"images": {}}
     specs = [
@@ -122,9 +144,7 @@ def glance_writes(base, state_path):
     status, _ = call(base, "DELETE", f"/v2/images/{image['id']}")
     check(status == 204, "glance: delete an image")
     state["deleted_by_glance"] = image["id"]
-    for name, entry in state["images"].items():
-        status, shown = call(base, "GET", f"/v2/images/{entry['id']}")
-        entry["glance_view"] = shown
+    record_views(base, state, "glance_view")
     with open(state_path, "w") as f:
         json.dump(state, f)
 
@@ -132,19 +152,7 @@ def glance_writes(base, state_path):
 def glint(base, state_path):
     with open(state_path) as f:
         state = json.load(f)
-    for name, entry in state["images"].items():
-        status, shown = call(base, "GET", f"/v2/images/{entry['id']}")
-        check(status == 200, f"glint: show {name}")
-        expected, shown = comparable(entry["glance_view"]), comparable(shown)
-        differing = sorted(k for k in set(expected) | set(shown or {})
-                           if (shown or {}).get(k) != expected.get(k))
-        check(not differing, f"glint: {name} shows what Glance showed"
-              + (f" (differs: {[(k, expected.get(k), (shown or {}).get(k)) for k in differing]})" if differing else ""))
-        if entry["kib"]:
-            status, body = call(base, "GET", f"/v2/images/{entry['id']}/file", raw=True)
-            md5, sha512 = digests(body)
-            check(status == 200 and body == data_of(entry["kib"]) and md5 == expected["checksum"]
-                  and sha512 == expected["os_hash_value"], f"glint: download {name} matches Glance's checksums")
+    serves_as_shown(base, state, "glance_view", "glint", "Glance")
     status, _ = call(base, "GET", f"/v2/images/{state['deleted_by_glance']}")
     check(status == 404, "glint: the image Glance deleted is gone")
     status, listing = call(base, "GET", "/v2/images?sort=name:asc")
@@ -190,9 +198,7 @@ def glint(base, state_path):
     check(status == 204, "glint: delete an image Glance made")
     state["deleted_by_glint"] = public
     del state["images"]["public"]
-    for name, entry in state["images"].items():
-        status, shown = call(base, "GET", f"/v2/images/{entry['id']}")
-        entry["glint_view"] = shown
+    record_views(base, state, "glint_view")
     with open(state_path, "w") as f:
         json.dump(state, f)
 
@@ -200,19 +206,7 @@ def glint(base, state_path):
 def glance_reads(base, state_path):
     with open(state_path) as f:
         state = json.load(f)
-    for name, entry in state["images"].items():
-        status, shown = call(base, "GET", f"/v2/images/{entry['id']}")
-        check(status == 200, f"glance again: show {name} ({status})")
-        expected, shown = comparable(entry["glint_view"]), comparable(shown)
-        differing = sorted(k for k in set(expected) | set(shown or {})
-                           if (shown or {}).get(k) != expected.get(k))
-        check(not differing, f"glance again: {name} shows what Glint showed"
-              + (f" (differs: {[(k, expected.get(k), (shown or {}).get(k)) for k in differing]})" if differing else ""))
-        if entry["kib"]:
-            status, body = call(base, "GET", f"/v2/images/{entry['id']}/file", raw=True)
-            md5, sha512 = digests(body)
-            check(status == 200 and body == data_of(entry["kib"]) and md5 == expected["checksum"]
-                  and sha512 == expected["os_hash_value"], f"glance again: download {name}")
+    serves_as_shown(base, state, "glint_view", "glance again", "Glint")
     status, _ = call(base, "GET", f"/v2/images/{state['deleted_by_glint']}")
     check(status == 404, "glance again: the image Glint deleted is gone")
     status, listing = call(base, "GET", "/v2/images?tag=a")
@@ -245,8 +239,7 @@ def glint_fresh(base, state_path):
     call(base, "DELETE", f"/v2/images/{image['id']}/tags/t1")
     status, queued = call(base, "POST", "/v2/images", {"name": "fresh-queued", "visibility": "community"})
     state["images"] = {"fresh": {"id": image["id"], "kib": 4}, "fresh-queued": {"id": queued["id"], "kib": 0}}
-    for entry in state["images"].values():
-        entry["glint_view"] = call(base, "GET", f"/v2/images/{entry['id']}")[1]
+    record_views(base, state, "glint_view")
     with open(state_path, "w") as f:
         json.dump(state, f)
 
@@ -254,16 +247,7 @@ def glint_fresh(base, state_path):
 def glance_fresh(base, state_path):
     with open(state_path) as f:
         state = json.load(f)
-    for name, entry in state["images"].items():
-        status, shown = call(base, "GET", f"/v2/images/{entry['id']}")
-        expected, shown = comparable(entry["glint_view"]), comparable(shown)
-        differing = sorted(k for k in set(expected) | set(shown or {})
-                           if (shown or {}).get(k) != expected.get(k))
-        check(status == 200 and not differing, f"glance: {name}, written by Glint, shows as Glint showed it"
-              + (f" (differs: {[(k, expected.get(k), (shown or {}).get(k)) for k in differing]})" if differing else ""))
-        if entry["kib"]:
-            status, body = call(base, "GET", f"/v2/images/{entry['id']}/file", raw=True)
-            check(status == 200 and body == data_of(entry["kib"]), f"glance: download {name}")
+    serves_as_shown(base, state, "glint_view", "glance", "Glint")
 
 
 def main():
