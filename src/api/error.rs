@@ -159,6 +159,13 @@ impl From<DomainError> for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The metadata database is unavailable; retry later.",
                 ),
+                RepoError::Unstorable(ref column) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "Invalid value for {column}: this database stores text in utf8mb3, which has \
+                         no room for characters beyond U+FFFF (emoji, for one)."
+                    ),
+                ),
                 RepoError::TimedOut(_) => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The metadata query took too long and was cancelled; retry later or narrow the request.",

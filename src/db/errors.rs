@@ -37,6 +37,24 @@ fn is_statement_timeout(code: &str, mysql_number: Option<u16>) -> bool {
     code == "57014" || matches!(mysql_number, Some(1969 | 3024))
 }
 
+/// MySQL's "Incorrect string value … for column `db`.`table`.`column`": text a utf8mb3 column
+/// cannot hold.
+const INCORRECT_STRING_VALUE: u16 = 1366;
+
+/// The column a MySQL message names last (`db`.`table`.`column` or 'column'), or "a column".
+fn column_named(message: &str) -> String {
+    let column = message
+        .split("for column ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|quoted| quoted.rsplit('.').next())
+        .map(|c| c.trim_matches(|ch| ch == '`' || ch == '\''));
+    column
+        .filter(|c| !c.is_empty())
+        .unwrap_or("a column")
+        .to_owned()
+}
+
 /// The server's own error number, on MySQL/MariaDB (their SQLSTATEs are too coarse).
 fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
     db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
@@ -66,7 +84,9 @@ pub(super) fn map_err(e: sqlx::Error) -> RepoError {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             let number = mysql_number(db.as_ref());
-            if is_statement_timeout(&code, number) {
+            if number == Some(INCORRECT_STRING_VALUE) {
+                RepoError::Unstorable(column_named(db.message()))
+            } else if is_statement_timeout(&code, number) {
                 RepoError::TimedOut(db.to_string())
             } else if is_conflict(&code, number) {
                 RepoError::Conflict(db.to_string())
@@ -166,7 +186,9 @@ async fn purge_dead_connections<DB: sqlx::Database>(pool: &Pool<DB>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_conflict, is_connection_gone, is_statement_timeout, is_transient};
+    use super::{
+        column_named, is_conflict, is_connection_gone, is_statement_timeout, is_transient,
+    };
 
     #[test]
     fn database_errors_are_classified() {
@@ -196,5 +218,14 @@ mod tests {
         assert!(is_statement_timeout("70100", Some(1969)));
         assert!(is_statement_timeout("HY000", Some(3024)));
         assert!(is_statement_timeout("57014", None));
+        assert_eq!(
+            column_named("Incorrect string value: '\\xF0\\x9F\\x98\\x80' for column `glance`.`images`.`name` at row 1"),
+            "name"
+        );
+        assert_eq!(
+            column_named("Incorrect string value: 'x' for column 'value' at row 1"),
+            "value"
+        );
+        assert_eq!(column_named("something else"), "a column");
     }
 }

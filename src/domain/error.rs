@@ -58,6 +58,10 @@ pub enum RepoError {
     /// operations written to be repeated have been retried already.
     #[error("metadata transaction rolled back by a conflict: {0}")]
     Conflict(String),
+    /// Text the database's column cannot hold: 4-byte UTF-8 (emoji, say) in a MySQL table of
+    /// Glance's, which are utf8mb3. Names the column.
+    #[error("text that column {0} of the database cannot store")]
+    Unstorable(String),
     /// The query ran past `[database] statement_timeout` and was cancelled by the database.
     #[error("metadata query cancelled after the statement timeout: {0}")]
     TimedOut(String),

@@ -232,3 +232,38 @@ all_databases!(fn purge_removes_old_soft_deleted_rows_only(app) {
     let shown = image(&app, &keep).await;
     assert_eq!((shown["tags"].clone(), shown["p"].clone()), (json!(["t"]), json!("again")));
 });
+
+/// A MySQL database Glance made keeps text in utf8mb3: 4-byte characters are refused with a
+/// 400 naming the field, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_a_utf8mb3_table_cannot_hold_is_a_400() {
+    let app = TestApp::start(Backend::MySql, "").await;
+    // The columns as Glance's tables have them (the ids stay: foreign keys pin their type).
+    app.execute("ALTER TABLE images MODIFY name VARCHAR(255) CHARACTER SET utf8mb3")
+        .await;
+    app.execute("ALTER TABLE image_tags MODIFY value VARCHAR(255) CHARACTER SET utf8mb3 NOT NULL")
+        .await;
+    let response = app
+        .post("/v2/images", &json!({"name": "smile \u{1F600}"}))
+        .await;
+    response.assert_status(400);
+    assert!(
+        response.error_message().contains("Invalid value for name"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(count(&app, "images").await, "0");
+    let id = app.create_raw_image().await;
+    let response = app.put(&format!("/v2/images/{id}/tags/\u{1F600}")).await;
+    response.assert_status(400);
+    assert!(
+        response.error_message().contains("value"),
+        "{}",
+        response.text()
+    );
+    // Text of three bytes or fewer per character is stored as before.
+    app.put(&format!("/v2/images/{id}/tags/caf\u{e9}"))
+        .await
+        .assert_status(204);
+    assert_eq!(image(&app, &id).await["tags"], json!(["caf\u{e9}"]));
+}
