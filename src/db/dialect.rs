@@ -20,6 +20,9 @@ pub trait Dialect: sqlx::Database {
     /// object and its tags as a JSON array, so that one query returns whole images.
     const IMAGE_SELECT: &'static str;
 
+    /// The `images` columns alone, as the first 18 of `IMAGE_SELECT`.
+    const IMAGE_COLUMNS: &'static str;
+
     /// A query returning one row if the table named by `$1` exists (in the schema in use).
     const TABLE_EXISTS: &'static str;
 
@@ -94,6 +97,7 @@ macro_rules! core_columns {
 
 impl Dialect for Postgres {
     const LABEL: &'static str = "postgresql";
+    const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility::text");
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!("i.visibility::text"),
         ", (SELECT json_object_agg(p.name, COALESCE(p.value, ''))::text FROM image_properties p \
@@ -116,6 +120,7 @@ impl Dialect for Postgres {
 
 impl Dialect for Sqlite {
     const LABEL: &'static str = "sqlite";
+    const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility");
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!("i.visibility"),
         ", (SELECT json_group_object(p.name, COALESCE(p.value, '')) FROM image_properties p \
@@ -138,6 +143,7 @@ impl Dialect for Sqlite {
 
 impl Dialect for MySql {
     const LABEL: &'static str = "mysql";
+    const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility");
     // MariaDB's JSON functions return text (MySQL's a JSON value): the casts make both text.
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!("i.visibility"),

@@ -46,7 +46,8 @@ where
     for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    fn decode_image(row: &DB::Row) -> Result<Image, RepoError> {
+    /// The 18 `IMAGE_COLUMNS` of a row; properties, tags and stores left empty.
+    fn decode_columns(row: &DB::Row) -> Result<Image, RepoError> {
         let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
         let status: String = row.try_get(2).map_err(get_err)?;
         let visibility: String = row.try_get(3).map_err(get_err)?;
@@ -81,16 +82,63 @@ where
                 .try_get::<NaiveDateTime, _>(17)
                 .map_err(get_err)?
                 .and_utc(),
-            properties: decode_json(row.try_get(18).map_err(get_err)?, &id)?,
-            tags: {
-                let mut tags: Vec<String> = decode_json(row.try_get(19).map_err(get_err)?, &id)?;
-                tags.sort();
-                // Glance may have recorded a tag twice (its rows have no unique key).
-                tags.dedup();
-                tags
-            },
-            stores: location_stores(decode_json(row.try_get(20).map_err(get_err)?, &id)?),
+            properties: Default::default(),
+            tags: Vec::new(),
+            stores: Vec::new(),
         })
+    }
+
+    /// A row of `IMAGE_SELECT`: the columns, then properties, tags and location metadata
+    /// aggregated as JSON.
+    fn decode_image(row: &DB::Row) -> Result<Image, RepoError> {
+        let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
+        let mut image = Self::decode_columns(row)?;
+        let id = image.id.to_string();
+        image.properties = decode_json(row.try_get(18).map_err(get_err)?, &id)?;
+        image.tags = decode_json(row.try_get(19).map_err(get_err)?, &id)?;
+        image.stores = location_stores(decode_json(row.try_get(20).map_err(get_err)?, &id)?);
+        Ok(tidy_tags(image))
+    }
+
+    /// The rows of `image_by_id_sql`, in any order: none with kind `p` means no such image.
+    fn decode_image_rows(rows: &[DB::Row]) -> Result<Option<Image>, RepoError> {
+        let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
+        let mut image = None;
+        let (mut properties, mut tags, mut locations) = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            let kind: String = row.try_get(18).map_err(get_err)?;
+            let name: Option<String> = row.try_get(19).map_err(get_err)?;
+            match (kind.as_str(), name) {
+                ("p", name) => {
+                    if image.is_none() {
+                        image = Some(Self::decode_columns(row)?);
+                    }
+                    // Without properties the join still gives the image's row, named NULL.
+                    if let Some(name) = name {
+                        let value: Option<String> = row.try_get(20).map_err(get_err)?;
+                        properties.push((name, value.unwrap_or_default()));
+                    }
+                }
+                ("t", tag) => tags.extend(tag),
+                ("l", metadata) => {
+                    let order: Option<i64> = row.try_get(21).map_err(get_err)?;
+                    locations.push((order, metadata));
+                }
+                (other, _) => {
+                    return Err(RepoError::Other(format!(
+                        "image row of unknown kind {other}"
+                    )));
+                }
+            }
+        }
+        let Some(mut image) = image else {
+            return Ok(None);
+        };
+        image.properties = properties.into_iter().collect();
+        image.tags = tags;
+        locations.sort_by_key(|(order, _)| *order);
+        image.stores = location_stores(locations.into_iter().map(|(_, m)| m).collect());
+        Ok(Some(tidy_tags(image)))
     }
 
     /// `UPDATE images SET <set>` (where `$1` is `now`) on an image still `saving` under `claim`.
@@ -182,22 +230,19 @@ where
     }
 
     async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError> {
-        let sql = format!(
-            "SELECT {} FROM images i WHERE i.id = $1 AND i.deleted = $2",
-            DB::IMAGE_SELECT
-        );
+        let sql = image_by_id_sql::<DB>();
         let sql = &sql;
-        let row = retry_on_lost(&self.read, || async move {
-            sqlx::query::<DB>(&DB::sql(sql))
+        let rows = retry_on_lost(&self.read, || async move {
+            sqlx::query::<DB>(sql)
                 .bind(id.to_string())
-                .bind(false)
-                .fetch_optional(&self.read)
+                .bind(id.to_string())
+                .bind(id.to_string())
+                .fetch_all(&self.read)
                 .await
                 .map_err(map_err)
         })
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Self::decode_image(&row).map(Some)
+        Self::decode_image_rows(&rows)
     }
 
     async fn list(
@@ -274,4 +319,34 @@ where
     ) -> Result<Option<Vec<StoredLocation>>, RepoError> {
         retry_on_conflict(|| self.delete_once(id, now, delayed)).await
     }
+}
+
+/// One image with its properties, tags and active locations in one statement: the image's
+/// columns joined with its properties (kind `p`, one row per property, or one row with NULLs
+/// when it has none), then its tags (`t`) and location metadata (`l`, ordered by the last
+/// column, typed in the first branch: PostgreSQL types a union from its first branches). No
+/// aggregation: MariaDB runs a subquery with an aggregate several times slower
+/// than a join, and a join of all three would multiply their rows.
+fn image_by_id_sql<DB: Dialect>() -> String {
+    let nulls = ["NULL"; 18].join(", ");
+    let sql = format!(
+        "SELECT {columns}, 'p', p.name, p.value, CAST(NULL AS {bigint}) FROM images i \
+         LEFT JOIN image_properties p ON p.image_id = i.id AND p.deleted = FALSE \
+         WHERE i.id = $1 AND i.deleted = FALSE \
+         UNION ALL SELECT {nulls}, 't', t.value, NULL, NULL FROM image_tags t \
+         WHERE t.image_id = $2 AND t.deleted = FALSE \
+         UNION ALL SELECT {nulls}, 'l', l.meta_data, NULL, CAST(l.id AS {bigint}) \
+         FROM image_locations l \
+         WHERE l.image_id = $3 AND l.deleted = FALSE AND l.status = 'active'",
+        columns = DB::IMAGE_COLUMNS,
+        bigint = DB::BIGINT,
+    );
+    DB::sql(&sql).into_owned()
+}
+
+/// Tags sorted, each once: Glance may have recorded a tag twice (its rows have no unique key).
+fn tidy_tags(mut image: Image) -> Image {
+    image.tags.sort();
+    image.tags.dedup();
+    image
 }
