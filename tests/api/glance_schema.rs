@@ -267,3 +267,51 @@ async fn text_a_utf8mb3_table_cannot_hold_is_a_400() {
         .assert_status(204);
     assert_eq!(image(&app, &id).await["tags"], json!(["caf\u{e9}"]));
 }
+
+/// A database Glance left at a revision other than the one Glint serves (older, or from a
+/// later Glance) is refused by `glint db sync` with the way forward, and left untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glance_database_at_another_revision_is_refused_untouched() {
+    for revision in ["2023_1_contract01", "2025_2_contract01"] {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let text = format!(
+            "[database]\nconnection = sqlite:///{}\n",
+            dir.path().join("glance.db").display()
+        );
+        let ini = glint::config::ini::Ini::parse(&text).expect("config parses");
+        let config = glint::config::Config::from_ini(&ini, dir.path()).expect("config loads");
+        let database = glint::db::Database::connect(&config.database)
+            .await
+            .expect("database opens");
+        let glint::db::Database::Sqlite { write, .. } = &database else {
+            unreachable!("a sqlite:// URL opens SQLite")
+        };
+        for sql in [
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)",
+            &format!("INSERT INTO alembic_version VALUES ('{revision}')"),
+        ] {
+            sqlx::query(sql)
+                .execute(write)
+                .await
+                .expect("Glance's table");
+        }
+        let refused = database
+            .sync()
+            .await
+            .expect_err("another revision is refused");
+        let message = refused.to_string();
+        assert!(
+            message.contains(revision)
+                && message.contains("2024_1_contract01")
+                && message.contains("with Glance first"),
+            "{message}"
+        );
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+        .fetch_all(write)
+        .await
+        .expect("tables listed");
+        assert_eq!(tables, vec!["alembic_version".to_owned()], "{revision}");
+    }
+}
