@@ -57,7 +57,7 @@ pub fn services_over(
         tag_quota: config.limits.image_tag_quota,
     };
     let images = ImageService::new(
-        database.image_repo(),
+        database.image_repo(stores.multi()),
         Arc::new(DefaultPolicy),
         Arc::new(schemas),
         limits,

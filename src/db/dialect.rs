@@ -15,10 +15,14 @@ pub trait Dialect: sqlx::Database {
     /// The embedded migrations for this database.
     fn migrator() -> &'static Migrator;
 
-    /// The `images` columns every read selects (table alias `i`), in the order
+    /// The `images` columns every list selects (table alias `i`), in the order
     /// `SqlRepo::decode_image` reads them, ending with the image's properties as a JSON
     /// object and its tags as a JSON array, so that one query returns whole images.
     const IMAGE_SELECT: &'static str;
+
+    /// The column after `IMAGE_SELECT` when locations are read: the metadata of the image's
+    /// active locations as a JSON array, in the order they were added.
+    const LOCATIONS_SELECT: &'static str;
 
     /// The `images` columns alone, as the first 18 of `IMAGE_SELECT`.
     const IMAGE_COLUMNS: &'static str;
@@ -102,10 +106,10 @@ impl Dialect for Postgres {
         core_columns!("i.visibility::text"),
         ", (SELECT json_object_agg(p.name, COALESCE(p.value, ''))::text FROM image_properties p \
            WHERE p.image_id = i.id AND p.deleted = false)",
-        ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id AND t.deleted = false)",
-        ", (SELECT json_agg(l.meta_data ORDER BY l.id)::text FROM image_locations l \
-           WHERE l.image_id = i.id AND l.deleted = false AND l.status = 'active')"
-    );
+        ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id AND t.deleted = false)");
+    const LOCATIONS_SELECT: &'static str =
+        "(SELECT json_agg(l.meta_data ORDER BY l.id)::text FROM image_locations l \
+         WHERE l.image_id = i.id AND l.deleted = false AND l.status = 'active')";
     const TABLE_EXISTS: &'static str =
         "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = $1 AND schemaname = current_schema()";
 
@@ -125,10 +129,10 @@ impl Dialect for Sqlite {
         core_columns!("i.visibility"),
         ", (SELECT json_group_object(p.name, COALESCE(p.value, '')) FROM image_properties p \
            WHERE p.image_id = i.id AND p.deleted = 0)",
-        ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)",
-        ", (SELECT json_group_array(meta_data) FROM (SELECT l.meta_data FROM image_locations l \
-           WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active' ORDER BY l.id))"
-    );
+        ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)");
+    const LOCATIONS_SELECT: &'static str =
+        "(SELECT json_group_array(meta_data) FROM (SELECT l.meta_data FROM image_locations l \
+         WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active' ORDER BY l.id))";
     const TABLE_EXISTS: &'static str =
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
 
@@ -149,10 +153,10 @@ impl Dialect for MySql {
         core_columns!("i.visibility"),
         ", (SELECT CAST(JSON_OBJECTAGG(p.name, COALESCE(p.value, '')) AS CHAR) FROM image_properties p \
            WHERE p.image_id = i.id AND p.deleted = 0)",
-        ", (SELECT CAST(JSON_ARRAYAGG(t.value) AS CHAR) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)",
-        ", (SELECT CAST(JSON_ARRAYAGG(l.meta_data ORDER BY l.id) AS CHAR) FROM image_locations l \
-           WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active')"
-    );
+        ", (SELECT CAST(JSON_ARRAYAGG(t.value) AS CHAR) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)");
+    const LOCATIONS_SELECT: &'static str =
+        "(SELECT CAST(JSON_ARRAYAGG(l.meta_data ORDER BY l.id) AS CHAR) FROM image_locations l \
+         WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active')";
     const TABLE_EXISTS: &'static str = "SELECT 1 FROM information_schema.tables \
         WHERE table_schema = DATABASE() AND table_name = $1";
     const UPSERT_PROPERTY: &'static str = " ON DUPLICATE KEY UPDATE \

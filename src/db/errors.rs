@@ -2,8 +2,7 @@
 //! transaction the database rolled back. Every query
 //! of `db/` maps its errors here, so that what counts as transient or lost is decided once.
 
-use sqlx::Pool;
-
+use super::pool::DbPool;
 use crate::domain::RepoError;
 
 /// Database error codes that mean "try again later": SQLite busy/locked (5, 6, and their
@@ -110,7 +109,7 @@ const LOST_CONNECTION_ATTEMPTS: usize = 3;
 /// the database rolled it back to break a conflict, or when its connection was lost, after the pool is rid of its other dead connections (a restarted
 /// database leaves every pooled connection dead, and each would otherwise cost one client a 503).
 pub(super) async fn retry_on_lost<DB, T, F, Fut>(
-    pool: &Pool<DB>,
+    pool: &DbPool<DB>,
     mut attempt: F,
 ) -> Result<T, RepoError>
 where
@@ -123,7 +122,7 @@ where
         match attempt().await {
             Err(RepoError::ConnectionLost(why)) if tries < LOST_CONNECTION_ATTEMPTS => {
                 tracing::warn!(error = ?why, "database connection lost; retrying on a fresh one");
-                purge_dead_connections(pool).await;
+                pool.close_dead_idle(PING_WAIT).await;
                 tries += 1;
             }
             // Rolled back whole, so running it again is what oslo.db's retry on deadlock does.
@@ -164,25 +163,8 @@ where
     }
 }
 
-/// Pings every idle connection of the pool at once; the dead ones are closed on release.
-async fn purge_dead_connections<DB: sqlx::Database>(pool: &Pool<DB>) {
-    use sqlx::Connection as _;
-    let mut idle = Vec::new();
-    while let Some(connection) = pool.try_acquire() {
-        idle.push(connection);
-    }
-    // All at once: against a database that does not answer, one at a time would hold every
-    // idle connection for 2 s each, longer than the pool's own timeout.
-    let pings = idle.iter_mut().map(|connection| async move {
-        let alive = tokio::time::timeout(std::time::Duration::from_secs(2), connection.ping())
-            .await
-            .is_ok_and(|ping| ping.is_ok());
-        if !alive {
-            connection.close_on_drop();
-        }
-    });
-    futures_util::future::join_all(pings).await;
-}
+/// How long a pooled connection may take to answer a ping after a lost connection.
+const PING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

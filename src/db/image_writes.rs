@@ -111,7 +111,7 @@ where
             .map_err(map_err)
             .map(|r| DB::rows_affected(&r))?;
         if updated == 0 {
-            drop(tx);
+            tx.abandon().await;
             return Ok(if self.image_exists(&after.id).await? {
                 SaveOutcome::StatusChanged
             } else {
@@ -158,6 +158,7 @@ where
                 Self::over_quota(&mut *tx, &after.id, Counted::Properties, limits.properties)
                     .await?
             {
+                tx.abandon().await;
                 return Ok(over);
             }
         }
@@ -165,6 +166,7 @@ where
             if let Some(over) =
                 Self::over_quota(&mut *tx, &after.id, Counted::Tags, limits.tags).await?
             {
+                tx.abandon().await;
                 return Ok(over);
             }
         }
@@ -183,10 +185,12 @@ where
         let mut tx = self.begin_write().await?;
         // The touch locks the image row first, so the count below sees every concurrent tag.
         if !Self::touch(&mut *tx, id, now).await? {
+            tx.abandon().await;
             return Ok(SaveOutcome::Gone);
         }
         Self::insert_tags(&mut *tx, id, std::iter::once(&tag.to_owned()), now).await?;
         if let Some(over) = Self::over_quota(&mut *tx, id, Counted::Tags, tag_quota).await? {
+            tx.abandon().await;
             return Ok(over);
         }
         tx.commit().await.map_err(map_err)?;
@@ -203,10 +207,10 @@ where
         let mut tx = self.begin_write().await?;
         // The image row first, as every image write locks it: no two writes wait on each
         // other in opposite orders.
-        if !Self::touch(&mut *tx, id, now).await? {
-            return Ok(false);
-        }
-        if Self::soft_delete_tag(&mut *tx, id, tag, now).await? == 0 {
+        if !Self::touch(&mut *tx, id, now).await?
+            || Self::soft_delete_tag(&mut *tx, id, tag, now).await? == 0
+        {
+            tx.abandon().await;
             return Ok(false);
         }
         tx.commit().await.map_err(map_err)?;
@@ -242,6 +246,7 @@ where
         .map_err(map_err)
         .map(|r| DB::rows_affected(&r))?;
         if deleted == 0 {
+            tx.abandon().await;
             return Ok(None);
         }
         // The image's properties, tags and memberships go with it, as Glance's image_destroy

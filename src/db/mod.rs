@@ -10,6 +10,7 @@ mod dialect;
 mod errors;
 mod image_writes;
 mod list_sql;
+mod pool;
 mod purge;
 mod removals;
 mod repo;
@@ -21,17 +22,21 @@ mod uploads;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{MySql, Pool, Postgres, Sqlite};
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, MySql, Postgres, Sqlite};
 
 use crate::config::database::{DatabaseConfig, DatabaseUrl};
 use crate::domain::{ImageRepo, UploadRepo};
 pub use dialect::Dialect;
+pub use pool::{DbPool, PoolLimits, PooledConnection};
 pub use purge::Purged;
 use repo::SqlRepo;
 pub use schema::SchemaStatus;
+
+/// Idle connections are closed after this long unused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -53,14 +58,14 @@ pub enum DbError {
 /// The open database: the pools for one backend.
 #[derive(Debug, Clone)]
 pub enum Database {
-    Postgres(Pool<Postgres>),
-    MySql(Pool<MySql>),
+    Postgres(DbPool<Postgres>),
+    MySql(DbPool<MySql>),
     /// SQLite allows one writer at a time: all writes go through a single-connection pool, so
     /// writers queue in the pool instead of failing with `database is locked`; readers use
     /// their own pool and, in WAL mode, never wait for the writer.
     Sqlite {
-        read: Pool<Sqlite>,
-        write: Pool<Sqlite>,
+        read: DbPool<Sqlite>,
+        write: DbPool<Sqlite>,
     },
 }
 
@@ -68,14 +73,19 @@ impl Database {
     /// Opens pools (lazily: no connection is made until first use, except for SQLite, whose
     /// file is created here if missing).
     pub async fn connect(config: &DatabaseConfig) -> Result<Database, DbError> {
+        let connect_error = |source| DbError::Connect {
+            url: config.url.redacted(),
+            source,
+        };
+        let limits = PoolLimits {
+            max_connections: config.max_pool_size + config.max_overflow,
+            acquire_timeout: Duration::from_secs(config.pool_timeout_secs),
+            max_lifetime: Duration::from_secs(config.connection_recycle_secs),
+            idle_timeout: IDLE_TIMEOUT,
+        };
         match &config.url {
             DatabaseUrl::Postgres(url) => {
-                let options: PgConnectOptions = url.parse().map_err(|source| DbError::Connect {
-                    url: config.url.redacted(),
-                    source,
-                })?;
-                // No ping before each checkout: it would double the round trips of every
-                // request; a connection found broken fails that one query (503) and is dropped.
+                let options: PgConnectOptions = url.parse().map_err(connect_error)?;
                 let options = if config.statement_timeout_secs > 0 {
                     options.options([(
                         "statement_timeout",
@@ -84,47 +94,36 @@ impl Database {
                 } else {
                     options
                 };
-                let pool = PgPoolOptions::new()
-                    .max_connections(config.max_pool_size + config.max_overflow)
-                    .test_before_acquire(false)
-                    .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
-                    .idle_timeout(Duration::from_secs(600))
-                    .max_lifetime(Duration::from_secs(config.connection_recycle_secs))
-                    .connect_lazy_with(if options.get_application_name().is_some() {
-                        options
-                    } else {
-                        options.application_name("glint")
-                    });
-                Ok(Database::Postgres(pool))
+                let options = if options.get_application_name().is_some() {
+                    options
+                } else {
+                    options.application_name("glint")
+                };
+                let connect: pool::ConnectFn<Postgres> = Arc::new(move || {
+                    let options = options.clone();
+                    Box::pin(async move { options.connect().await })
+                });
+                Ok(Database::Postgres(DbPool::new(connect, limits)))
             }
             DatabaseUrl::MySql(mysql) => {
                 for option in &mysql.ignored {
                     tracing::warn!(option = %option, "database URL option ignored");
                 }
-                let options: MySqlConnectOptions =
-                    mysql.url.parse().map_err(|source| DbError::Connect {
-                        url: config.url.redacted(),
-                        source,
-                    })?;
+                let options: MySqlConnectOptions = mysql.url.parse().map_err(connect_error)?;
                 let statement_timeout = config.statement_timeout_secs;
-                let pool = MySqlPoolOptions::new()
-                    .max_connections(config.max_pool_size + config.max_overflow)
-                    .test_before_acquire(false)
-                    .acquire_timeout(Duration::from_secs(config.pool_timeout_secs))
-                    .idle_timeout(Duration::from_secs(600))
-                    .max_lifetime(Duration::from_secs(config.connection_recycle_secs))
-                    .after_connect(move |connection, _| {
-                        Box::pin(mysql_session(connection, statement_timeout))
+                let connect: pool::ConnectFn<MySql> = Arc::new(move || {
+                    let options = options.clone();
+                    Box::pin(async move {
+                        let mut connection = options.connect().await?;
+                        mysql_session(&mut connection, statement_timeout).await?;
+                        Ok(connection)
                     })
-                    .connect_lazy_with(options);
-                Ok(Database::MySql(pool))
+                });
+                Ok(Database::MySql(DbPool::new(connect, limits)))
             }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
-                        url: config.url.redacted(),
-                        source: sqlx::Error::Io(e),
-                    })?;
+                    std::fs::create_dir_all(dir).map_err(|e| connect_error(sqlx::Error::Io(e)))?;
                 }
                 let options = SqliteConnectOptions::new()
                     .filename(path)
@@ -134,22 +133,28 @@ impl Database {
                     .foreign_keys(true)
                     // Only checkpoints and other processes can still make a connection wait.
                     .busy_timeout(Duration::from_secs(30));
-                let timeout = Duration::from_secs(config.pool_timeout_secs);
-                let write = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .test_before_acquire(false)
-                    .acquire_timeout(timeout)
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(|source| DbError::Connect {
-                        url: config.url.redacted(),
-                        source,
-                    })?;
-                let read = SqlitePoolOptions::new()
-                    .max_connections(config.max_pool_size + config.max_overflow)
-                    .test_before_acquire(false)
-                    .acquire_timeout(timeout)
-                    .connect_lazy_with(options.read_only(true));
+                let read_options = options.clone().read_only(true);
+                let write: pool::ConnectFn<Sqlite> = Arc::new(move || {
+                    let options = options.clone();
+                    Box::pin(async move { options.connect().await })
+                });
+                let read: pool::ConnectFn<Sqlite> = Arc::new(move || {
+                    let options = read_options.clone();
+                    Box::pin(async move { options.connect().await })
+                });
+                let write = DbPool::new(
+                    write,
+                    PoolLimits {
+                        max_connections: 1,
+                        ..limits
+                    },
+                );
+                // The first connection creates the file (and turns WAL on) before any reader
+                // opens it read-only.
+                let first: PooledConnection<Sqlite> =
+                    write.acquire().await.map_err(connect_error)?;
+                first.release();
+                let read = DbPool::new(read, limits);
                 Ok(Database::Sqlite { read, write })
             }
         }
@@ -216,19 +221,29 @@ impl Database {
         Ok(self.schema_status().await?.applied.is_none())
     }
 
-    pub fn image_repo(&self) -> Arc<dyn ImageRepo> {
+    /// The image metadata repository; `read_locations`: whether images are read with their
+    /// locations' store ids (`Image::stores`), which only several stores need.
+    pub fn image_repo(&self, read_locations: bool) -> Arc<dyn ImageRepo> {
         match self {
-            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
-            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
-            Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),
+            Database::Postgres(pool) => {
+                Arc::new(SqlRepo::new(pool.clone(), pool.clone(), read_locations))
+            }
+            Database::MySql(pool) => {
+                Arc::new(SqlRepo::new(pool.clone(), pool.clone(), read_locations))
+            }
+            Database::Sqlite { read, write } => {
+                Arc::new(SqlRepo::new(read.clone(), write.clone(), read_locations))
+            }
         }
     }
 
     pub fn upload_repo(&self) -> Arc<dyn UploadRepo> {
         match self {
-            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
-            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone())),
-            Database::Sqlite { read, write } => Arc::new(SqlRepo::new(read.clone(), write.clone())),
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
+            Database::Sqlite { read, write } => {
+                Arc::new(SqlRepo::new(read.clone(), write.clone(), true))
+            }
         }
     }
 

@@ -8,9 +8,10 @@
 //! them any more, so that a location still waiting for the scrubber keeps its image.
 
 use chrono::NaiveDateTime;
-use sqlx::{Executor, IntoArguments, Pool};
+use sqlx::{Executor, IntoArguments};
 
 use super::dialect::Dialect;
+use super::pool::DbPool;
 use super::DbError;
 
 /// Soft-deleted tables in the order their rows may go (children before parents). `task_info`
@@ -38,7 +39,7 @@ fn delete_oldest(table: &str, key: &str, condition: &str, max_rows: Option<u64>)
 }
 
 pub(super) async fn purge<DB>(
-    pool: &Pool<DB>,
+    pool: &DbPool<DB>,
     cutoff: NaiveDateTime,
     max_rows: Option<u64>,
     images_table: bool,

@@ -84,6 +84,7 @@ where
         .map_err(map_err)
         .map(|r| DB::rows_affected(&r))?;
         if restored == 0 {
+            tx.abandon().await;
             return Ok(false);
         }
         for &id in location_ids {

@@ -5,11 +5,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::dialect::Dialect;
 use super::errors::{map_err, retry_on_conflict, retry_on_lost};
 use super::list_sql;
+use super::pool::{DbPool, DbTransaction};
 use super::rows::{decode_json, location_stores, to_db_time};
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId, Visibility};
@@ -19,13 +20,30 @@ use crate::domain::{ImageStatus, RepoError};
 
 #[derive(Debug)]
 pub struct SqlRepo<DB: sqlx::Database> {
-    pub(super) read: Pool<DB>,
-    pub(super) write: Pool<DB>,
+    pub(super) read: DbPool<DB>,
+    pub(super) write: DbPool<DB>,
+    /// Whether image reads fetch location metadata (each image's `stores`, shown only with
+    /// several stores): without it, a show reads two tables instead of three.
+    read_locations: bool,
+    /// `image_by_id_sql` and the columns a list selects, made once.
+    image_by_id: String,
+    list_select: String,
 }
 
-impl<DB: sqlx::Database> SqlRepo<DB> {
-    pub fn new(read: Pool<DB>, write: Pool<DB>) -> SqlRepo<DB> {
-        SqlRepo { read, write }
+impl<DB: Dialect> SqlRepo<DB> {
+    pub fn new(read: DbPool<DB>, write: DbPool<DB>, read_locations: bool) -> SqlRepo<DB> {
+        let locations = if read_locations {
+            DB::LOCATIONS_SELECT
+        } else {
+            "NULL"
+        };
+        SqlRepo {
+            read,
+            write,
+            read_locations,
+            image_by_id: image_by_id_sql::<DB>(read_locations),
+            list_select: format!("{}, {locations}", DB::IMAGE_SELECT),
+        }
     }
 }
 
@@ -88,8 +106,8 @@ where
         })
     }
 
-    /// A row of `IMAGE_SELECT`: the columns, then properties, tags and location metadata
-    /// aggregated as JSON.
+    /// A row of a list: the columns, then properties, tags and location metadata (NULL
+    /// when locations are not read) aggregated as JSON.
     fn decode_image(row: &DB::Row) -> Result<Image, RepoError> {
         let get_err = |e: sqlx::Error| RepoError::Other(e.to_string());
         let mut image = Self::decode_columns(row)?;
@@ -171,7 +189,7 @@ where
     }
 
     /// A write transaction; a connection found dead at `BEGIN` is replaced (nothing was done).
-    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, DB>, RepoError> {
+    pub(super) async fn begin_write(&self) -> Result<DbTransaction<DB>, RepoError> {
         retry_on_lost(&self.write, || async {
             self.write.begin().await.map_err(map_err)
         })
@@ -230,16 +248,16 @@ where
     }
 
     async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError> {
-        let sql = image_by_id_sql::<DB>();
-        let sql = &sql;
         let rows = retry_on_lost(&self.read, || async move {
-            sqlx::query::<DB>(sql)
+            let query = sqlx::query::<DB>(&self.image_by_id)
                 .bind(id.to_string())
-                .bind(id.to_string())
-                .bind(id.to_string())
-                .fetch_all(&self.read)
-                .await
-                .map_err(map_err)
+                .bind(id.to_string());
+            let query = if self.read_locations {
+                query.bind(id.to_string())
+            } else {
+                query
+            };
+            query.fetch_all(&self.read).await.map_err(map_err)
         })
         .await?;
         Self::decode_image_rows(&rows)
@@ -255,7 +273,7 @@ where
             return Ok(Vec::new());
         }
         let mut select = SqlBuilder::default();
-        list_sql::build(&mut select, DB::IMAGE_SELECT, query, viewer, marker);
+        list_sql::build(&mut select, &self.list_select, query, viewer, marker);
         let select = &select;
         let rows = retry_on_lost(&self.read, || async move {
             select
@@ -321,26 +339,31 @@ where
     }
 }
 
-/// One image with its properties, tags and active locations in one statement: the image's
-/// columns joined with its properties (kind `p`, one row per property, or one row with NULLs
-/// when it has none), then its tags (`t`) and location metadata (`l`, ordered by the last
-/// column, typed in the first branch: PostgreSQL types a union from its first branches). No
-/// aggregation: MariaDB runs a subquery with an aggregate several times slower
-/// than a join, and a join of all three would multiply their rows.
-fn image_by_id_sql<DB: Dialect>() -> String {
+/// One image with its properties, tags and (if `locations`) active locations in one
+/// statement: the image's columns joined with its properties (kind `p`, one row per property,
+/// or one row with NULLs when it has none), then its tags (`t`) and location metadata (`l`,
+/// ordered by the last column, typed in the first branch: PostgreSQL types a union from its
+/// first branches). No aggregation: MariaDB runs a subquery with an aggregate several times
+/// slower than a join, and a join of all three would multiply their rows.
+fn image_by_id_sql<DB: Dialect>(locations: bool) -> String {
     let nulls = ["NULL"; 18].join(", ");
-    let sql = format!(
+    let mut sql = format!(
         "SELECT {columns}, 'p', p.name, p.value, CAST(NULL AS {bigint}) FROM images i \
          LEFT JOIN image_properties p ON p.image_id = i.id AND p.deleted = FALSE \
          WHERE i.id = $1 AND i.deleted = FALSE \
          UNION ALL SELECT {nulls}, 't', t.value, NULL, NULL FROM image_tags t \
-         WHERE t.image_id = $2 AND t.deleted = FALSE \
-         UNION ALL SELECT {nulls}, 'l', l.meta_data, NULL, CAST(l.id AS {bigint}) \
-         FROM image_locations l \
-         WHERE l.image_id = $3 AND l.deleted = FALSE AND l.status = 'active'",
+         WHERE t.image_id = $2 AND t.deleted = FALSE",
         columns = DB::IMAGE_COLUMNS,
         bigint = DB::BIGINT,
     );
+    if locations {
+        sql.push_str(&format!(
+            " UNION ALL SELECT {nulls}, 'l', l.meta_data, NULL, CAST(l.id AS {bigint}) \
+             FROM image_locations l \
+             WHERE l.image_id = $3 AND l.deleted = FALSE AND l.status = 'active'",
+            bigint = DB::BIGINT,
+        ));
+    }
     DB::sql(&sql).into_owned()
 }
 

@@ -8,9 +8,10 @@
 //! that Glance's rows are never rewritten and Glance can serve the database again.
 
 use sqlx::migrate::Migrate;
-use sqlx::{Executor, Pool};
+use sqlx::Executor;
 
 use super::dialect::Dialect;
+use super::pool::DbPool;
 use super::DbError;
 
 /// Alembic revisions of Glance's schema that Glint serves in place: the head of Glance 2024.1
@@ -58,7 +59,7 @@ impl SchemaStatus {
     }
 }
 
-async fn table_exists<DB>(pool: &Pool<DB>, table: &str) -> Result<bool, DbError>
+async fn table_exists<DB>(pool: &DbPool<DB>, table: &str) -> Result<bool, DbError>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -72,7 +73,7 @@ where
         .is_some())
 }
 
-pub(super) async fn status<DB>(pool: &Pool<DB>) -> Result<SchemaStatus, DbError>
+pub(super) async fn status<DB>(pool: &DbPool<DB>) -> Result<SchemaStatus, DbError>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -115,7 +116,7 @@ where
 }
 
 /// `glint db sync`: adopts a database Glance made, then applies every pending migration.
-pub(super) async fn sync<DB>(pool: &Pool<DB>) -> Result<(), DbError>
+pub(super) async fn sync<DB>(pool: &DbPool<DB>) -> Result<(), DbError>
 where
     DB: Dialect,
     DB::Connection: Migrate,
@@ -135,12 +136,14 @@ where
         adopt(pool).await?;
         tracing::info!(revision = %revision, "adopted a database made by Glance; Glance's tables are left as they are");
     }
-    DB::migrator().run(pool).await?;
+    let mut connection = pool.acquire().await?;
+    DB::migrator().run_direct(&mut *connection).await?;
+    connection.release();
     Ok(())
 }
 
 /// Records the migrations that create Glance's tables as applied, in one transaction.
-async fn adopt<DB>(pool: &Pool<DB>) -> Result<(), DbError>
+async fn adopt<DB>(pool: &DbPool<DB>) -> Result<(), DbError>
 where
     DB: Dialect,
     DB::Connection: Migrate,
@@ -168,5 +171,6 @@ where
         .await?;
     }
     tx.commit().await?;
+    connection.release();
     Ok(())
 }

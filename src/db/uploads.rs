@@ -400,6 +400,7 @@ where
         .await
         .map_err(map_err)?;
         if active < 2 {
+            tx.abandon().await;
             return Ok(false);
         }
         let retired = sqlx::query::<DB>(&DB::sql(
@@ -447,7 +448,7 @@ where
         .map_err(map_err)
         .map(|r| DB::rows_affected(&r))?;
         if updated == 0 {
-            drop(tx);
+            tx.abandon().await;
             // A repeat after a lost answer: the first attempt took if its location is there,
             // whatever happened to the image since (deactivated, or deleted with the data left
             // for the scrubber) — the data is then named and must stay.

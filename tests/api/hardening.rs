@@ -243,9 +243,9 @@ all_databases!(fn health_check_reports_an_exhausted_pool(app, "[database]\nmax_p
 
 #[allow(dead_code)]
 enum HeldConnection {
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
-    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(glint::db::PooledConnection<sqlx::Postgres>),
+    MySql(glint::db::PooledConnection<sqlx::MySql>),
+    Sqlite(glint::db::PooledConnection<sqlx::Sqlite>),
 }
 
 all_databases!(fn refusals_before_the_body_is_read_close_the_connection(app) {
