@@ -6,6 +6,7 @@ use std::sync::Arc;
 use glint_store::{Location, Store, StoreError};
 use glint_store_file::FileStore;
 use glint_store_s3::S3Store;
+use glint_store_swift::SwiftStore;
 use serde_json::{json, Value};
 
 use crate::config::stores::{BackendConfig, DriverConfig};
@@ -42,6 +43,12 @@ impl StoreEntry {
                 "s3_store_large_object_size": s3.large_object_size >> 20,
                 "s3_store_large_object_chunk_size": s3.large_object_chunk_size >> 20,
                 "s3_store_thread_pools": s3.thread_pools,
+            }),
+            // Glance shows the sizes in bytes here.
+            DriverConfig::Swift(swift) => json!({
+                "container": swift.container,
+                "large_object_size": swift.large_object_size,
+                "large_object_chunk_size": swift.large_object_chunk_size,
             }),
         }
     }
@@ -179,6 +186,7 @@ fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
     let store: Arc<dyn Store> = match &config.driver {
         DriverConfig::File(file) => Arc::new(FileStore::new(file.clone())?),
         DriverConfig::S3(s3) => Arc::new(S3Store::new(s3.clone())?),
+        DriverConfig::Swift(swift) => Arc::new(SwiftStore::new(swift.clone())?),
     };
     Ok(StoreEntry {
         id: config.id.clone(),

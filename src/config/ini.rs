@@ -147,6 +147,18 @@ impl Ini {
         Some(&entry.values)
     }
 
+    /// The sections present, other than `DEFAULT`, in sorted order (lower-cased, as sections
+    /// are compared).
+    pub fn sections(&self) -> Vec<String> {
+        let names: BTreeSet<String> = self
+            .entries
+            .keys()
+            .map(|(section, _)| section.clone())
+            .filter(|s| s != "DEFAULT")
+            .collect();
+        names.into_iter().collect()
+    }
+
     /// Options present but never read, as `(section, option)`, sorted.
     pub fn unused(&self) -> Vec<(String, String)> {
         let used = self.used.borrow();

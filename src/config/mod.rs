@@ -8,6 +8,7 @@ pub mod limits;
 pub mod paste;
 pub mod server;
 pub mod stores;
+mod swift;
 
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use glint_store_file::{DataDir, FileConfig};
 use glint_store_s3::{S3Config, Secret, UrlFormat};
+use glint_store_swift::SwiftConfig;
 
 use super::ini::Ini;
 use super::{parse_bool, parse_int, ConfigError};
@@ -40,6 +41,7 @@ pub struct BackendConfig {
 pub enum DriverConfig {
     File(FileConfig),
     S3(S3Config),
+    Swift(SwiftConfig),
 }
 
 impl DriverConfig {
@@ -48,12 +50,13 @@ impl DriverConfig {
         match self {
             DriverConfig::File(_) => "file",
             DriverConfig::S3(_) => "s3",
+            DriverConfig::Swift(_) => "swift",
         }
     }
 }
 
 /// Store types Glance knows that Glint does not drive yet, for a clear start-up error.
-const NOT_YET: [&str; 5] = ["http", "swift", "rbd", "cinder", "vmware"];
+const NOT_YET: [&str; 4] = ["http", "rbd", "cinder", "vmware"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPathConfig {
@@ -203,6 +206,9 @@ fn driver(
             default_dir,
         )?)),
         "s3" => Ok(DriverConfig::S3(s3_config(ini, section, id)?)),
+        "swift" => Ok(DriverConfig::Swift(super::swift::swift_config(
+            ini, section, id,
+        )?)),
         other if NOT_YET.contains(&other) => Err(ConfigError::invalid(
             section,
             "type",

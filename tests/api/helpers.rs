@@ -522,3 +522,57 @@ macro_rules! all_databases {
         }
     };
 }
+
+/// A TCP relay to the real server that can be cut and restored: the server "goes down" and
+/// "comes back" on the same address.
+pub(crate) struct Relay {
+    pub(crate) address: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+    upstream: String,
+}
+
+impl Relay {
+    pub(crate) async fn start(upstream: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = listener.local_addr().expect("address").to_string();
+        let mut relay = Relay {
+            address,
+            task: None,
+            upstream: upstream.to_owned(),
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Drops the listener and every relayed connection.
+    pub(crate) async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    pub(crate) async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(&self.address)
+            .await
+            .expect("rebinds");
+        self.serve(listener);
+    }
+}

@@ -21,5 +21,6 @@ mod s3_store;
 mod schemas;
 mod server_limits;
 mod store_limits;
+mod swift_store;
 mod tags;
 mod versions;

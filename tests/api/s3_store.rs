@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
+use crate::helpers::{Backend, Relay, TestApp};
+use crate::image_data::{cut_body, eventually_queued, image, put_file, sample, start_upload};
 use axum::body::Body;
 use axum::http::Method;
-use tokio::net::{TcpListener, TcpStream};
-
-use crate::helpers::{Backend, TestApp};
-use crate::image_data::{cut_body, eventually_queued, image, put_file, sample, start_upload};
 
 fn var(prefix: &str, name: &str) -> String {
     std::env::var(format!("GLINT_TEST_{prefix}_{name}")).unwrap_or_else(|_| {
@@ -182,56 +180,6 @@ s3_servers!(fn refused_credentials_give_a_clear_503_and_keep_the_image_queued(ap
     assert!(!body.contains("not-the-secret"));
     assert_eq!(image(&app, &id).await["status"], "queued");
 });
-
-/// A TCP relay to the real server that can be cut and restored: the server "goes down" and
-/// "comes back" on the same address.
-struct Relay {
-    address: String,
-    task: Option<tokio::task::JoinHandle<()>>,
-    upstream: String,
-}
-
-impl Relay {
-    async fn start(upstream: &str) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = listener.local_addr().expect("address").to_string();
-        let mut relay = Relay {
-            address,
-            task: None,
-            upstream: upstream.to_owned(),
-        };
-        relay.serve(listener);
-        relay
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let upstream = self.upstream.clone();
-        self.task = Some(tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                connections.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Drops the listener and every relayed connection.
-    async fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    async fn restore(&mut self) {
-        let listener = TcpListener::bind(&self.address).await.expect("rebinds");
-        self.serve(listener);
-    }
-}
 
 s3_servers!(fn a_server_that_goes_away_gives_503_and_uploads_work_again_when_it_returns(app, prefix) {
     let _ = &app;

@@ -1,13 +1,9 @@
 //! object_store's S3 client over Glint's own HTTP and TLS stacks: hyper 1 with OpenSSL for
 //! the transport, OpenSSL for SigV4's SHA-256 and HMAC. Signing itself is object_store's.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use object_store::client::{
     CryptoProvider, DigestAlgorithm, DigestContext, HmacContext, HttpClient, HttpConnector,
     HttpError, HttpErrorKind, HttpRequest, HttpRequestBody, HttpResponse, HttpResponseBody,
@@ -16,14 +12,8 @@ use object_store::client::{
 use object_store::ClientOptions;
 use openssl::hash::{Hasher, MessageDigest};
 use openssl::pkey::PKey;
-use openssl::ssl::{SslConnector, SslMethod};
 
-type Https = hyper_openssl::client::legacy::HttpsConnector<TcpConnector>;
-
-/// How long a TCP connection to the S3 server may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(60);
+type Https = glint_store::net::HttpsConnector;
 
 /// Connections over hyper, TLS by OpenSSL, trusting `s3_store_cacert` when given.
 #[derive(Debug, Clone)]
@@ -33,20 +23,9 @@ pub(crate) struct OpensslConnector {
 
 impl OpensslConnector {
     pub(crate) fn client(&self) -> Result<HttpClient, String> {
-        let mut tcp = TcpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let mut tls = SslConnector::builder(SslMethod::tls()).map_err(|e| e.to_string())?;
-        if let Some(path) = &self.cacert {
-            tls.set_ca_file(path)
-                .map_err(|e| format!("cannot read s3_store_cacert {}: {e}", path.display()))?;
-        }
-        let https = Https::with_connector(tcp, tls).map_err(|e| e.to_string())?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(https);
-        Ok(HttpClient::new(Transport(client)))
+        let https = glint_store::net::https_connector(self.cacert.as_deref(), false)
+            .map_err(|e| format!("s3_store_cacert: {e}"))?;
+        Ok(HttpClient::new(Transport(glint_store::net::client(https))))
     }
 }
 
@@ -74,13 +53,7 @@ impl HttpService for Transport {
             // hyper's own text ("client error (Connect)") hides the cause, and object_store
             // keeps only text: spell out the whole chain (a refused connection, a TLS
             // certificate that failed verification).
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(inner) = cause {
-                text.push_str(": ");
-                text.push_str(&inner.to_string());
-                cause = inner.source();
-            }
+            let text = glint_store::net::error_chain(&e);
             HttpError::new(kind, std::io::Error::other(text))
         })?;
         let (parts, body) = response.into_parts();

@@ -1,8 +1,9 @@
 //! The S3 store's options, named as Glance names them (`s3_store_*`), in `[glance_store]` or
 //! a multi-store backend's own section.
 
-use std::fmt;
 use std::path::PathBuf;
+
+pub use glint_store::Secret;
 
 /// How buckets are addressed: `path` (`host/bucket/key`), `virtual` (`bucket.host/key`), or
 /// `auto` (virtual unless the bucket name cannot be a host name label).
@@ -11,16 +12,6 @@ pub enum UrlFormat {
     Auto,
     Path,
     Virtual,
-}
-
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

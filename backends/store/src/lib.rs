@@ -12,6 +12,8 @@ mod chunk;
 pub mod conformance;
 mod error;
 mod location;
+#[cfg(feature = "net")]
+pub mod net;
 
 use std::fmt::Debug;
 use std::pin::Pin;
@@ -27,6 +29,16 @@ pub use location::{
     CinderLocation, Credentials, FileLocation, HttpLocation, Location, RbdLocation, S3Location,
     SwiftLocation,
 };
+
+/// A secret (a key, a password) that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// What a store can do; the data path and the tests are selected by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
