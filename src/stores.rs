@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use glint_store::{Location, Store, StoreError};
 use glint_store_file::FileStore;
+#[cfg(feature = "rbd")]
+use glint_store_rbd::RbdStore;
 use glint_store_s3::S3Store;
 use glint_store_swift::SwiftStore;
 use serde_json::{json, Value};
@@ -45,6 +47,12 @@ impl StoreEntry {
                 "s3_store_thread_pools": s3.thread_pools,
             }),
             // Glance shows the sizes in bytes here.
+            #[cfg(feature = "rbd")]
+            DriverConfig::Rbd(rbd) => json!({
+                "chunk_size": rbd.chunk_size,
+                "pool": rbd.pool,
+                "thin_provisioning": rbd.thin_provisioning,
+            }),
             DriverConfig::Swift(swift) => json!({
                 "container": swift.container,
                 "large_object_size": swift.large_object_size,
@@ -187,6 +195,8 @@ fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
         DriverConfig::File(file) => Arc::new(FileStore::new(file.clone())?),
         DriverConfig::S3(s3) => Arc::new(S3Store::new(s3.clone())?),
         DriverConfig::Swift(swift) => Arc::new(SwiftStore::new(swift.clone())?),
+        #[cfg(feature = "rbd")]
+        DriverConfig::Rbd(rbd) => Arc::new(RbdStore::new(rbd.clone())?),
     };
     Ok(StoreEntry {
         id: config.id.clone(),

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use glint_store_file::{DataDir, FileConfig};
+#[cfg(feature = "rbd")]
+use glint_store_rbd::RbdConfig;
 use glint_store_s3::{S3Config, Secret, UrlFormat};
 use glint_store_swift::SwiftConfig;
 
@@ -42,6 +44,8 @@ pub enum DriverConfig {
     File(FileConfig),
     S3(S3Config),
     Swift(SwiftConfig),
+    #[cfg(feature = "rbd")]
+    Rbd(RbdConfig),
 }
 
 impl DriverConfig {
@@ -51,12 +55,14 @@ impl DriverConfig {
             DriverConfig::File(_) => "file",
             DriverConfig::S3(_) => "s3",
             DriverConfig::Swift(_) => "swift",
+            #[cfg(feature = "rbd")]
+            DriverConfig::Rbd(_) => "rbd",
         }
     }
 }
 
 /// Store types Glance knows that Glint does not drive yet, for a clear start-up error.
-const NOT_YET: [&str; 4] = ["http", "rbd", "cinder", "vmware"];
+const NOT_YET: [&str; 3] = ["http", "cinder", "vmware"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPathConfig {
@@ -209,6 +215,15 @@ fn driver(
         "swift" => Ok(DriverConfig::Swift(super::swift::swift_config(
             ini, section, id,
         )?)),
+        #[cfg(feature = "rbd")]
+        "rbd" => Ok(DriverConfig::Rbd(rbd_config(ini, section, id)?)),
+        #[cfg(not(feature = "rbd"))]
+        "rbd" => Err(ConfigError::invalid(
+            section,
+            "type",
+            "the rbd store is not in this build of Glint (build it with --features rbd, which \
+             needs librbd-dev and librados-dev)",
+        )),
         other if NOT_YET.contains(&other) => Err(ConfigError::invalid(
             section,
             "type",
@@ -335,6 +350,34 @@ fn s3_config(ini: &Ini, section: &str, id: &str) -> Result<S3Config, ConfigError
         large_object_chunk_size: mib("s3_store_large_object_chunk_size", 10, 5)?,
         thread_pools: parse_int(ini, section, "s3_store_thread_pools", 10, 1, 1000)? as usize,
         cacert: text("s3_store_cacert").map(PathBuf::from),
+    })
+}
+
+/// The RBD store's options, Glance's names and units (`rbd_store_chunk_size` in MiB).
+#[cfg(feature = "rbd")]
+fn rbd_config(ini: &Ini, section: &str, id: &str) -> Result<RbdConfig, ConfigError> {
+    let text = |option: &str| {
+        ini.get(section, option)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let timeout = parse_int(
+        ini,
+        section,
+        "rados_connect_timeout",
+        glint_store_rbd::DEFAULT_CONNECT_TIMEOUT as i64,
+        -1,
+        i64::from(u32::MAX),
+    )?;
+    Ok(RbdConfig {
+        name: id.to_owned(),
+        pool: text("rbd_store_pool").unwrap_or_else(|| "images".to_owned()),
+        user: text("rbd_store_user"),
+        ceph_conf: text("rbd_store_ceph_conf").map(PathBuf::from),
+        chunk_size: (parse_int(ini, section, "rbd_store_chunk_size", 8, 1, 32)? as u64) << 20,
+        connect_timeout: u64::try_from(timeout).ok(),
+        thin_provisioning: parse_bool(ini, section, "rbd_thin_provisioning", false)?,
     })
 }
 

@@ -17,6 +17,8 @@ mod images_list;
 mod images_update;
 mod maintenance;
 mod multi_store;
+#[cfg(feature = "rbd")]
+mod rbd_store;
 mod s3_store;
 mod schemas;
 mod server_limits;
