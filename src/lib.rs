@@ -57,7 +57,7 @@ pub fn services_over(
         tag_quota: config.limits.image_tag_quota,
     };
     let images = ImageService::new(
-        database.image_repo(stores.multi()),
+        database.image_repo(shown(config, &stores).needs_locations()),
         Arc::new(DefaultPolicy),
         Arc::new(schemas),
         limits,
@@ -79,6 +79,20 @@ pub fn services_over(
     Ok(Services { images, data })
 }
 
+/// Which optional image attributes the configuration shows.
+fn shown(config: &Config, stores: &StoreRegistry) -> api::Shown {
+    api::Shown {
+        multi_store: stores.multi(),
+        direct_url: config.show_image_direct_url,
+        locations: config.show_multiple_locations,
+        weights: stores
+            .entries()
+            .iter()
+            .map(|e| (e.id.clone(), e.weight))
+            .collect(),
+    }
+}
+
 /// Builds the HTTP application over the services.
 pub fn app(config: &Config, services: &Services) -> axum::Router {
     let state = api::AppState {
@@ -86,6 +100,7 @@ pub fn app(config: &Config, services: &Services) -> axum::Router {
         data: services.data.clone(),
         auth: config.auth,
         advertised_host: format!("{}:{}", config.server.bind_host, config.server.bind_port),
+        shown: shown(config, services.data.stores()),
     };
     api::router(state)
 }

@@ -46,6 +46,50 @@ enum Command {
     /// Remove the data of deleted images still waiting for it (like glance-scrubber): with
     /// delayed_delete, after scrub_time; and any removal that failed earlier.
     Scrub,
+    /// Image data operations.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Copy every image with data in one store to another (several stores, enabled_backends):
+    /// each copy is verified against the image's checksum and multihash before it is recorded;
+    /// a run started again after an interruption copies nothing twice.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Copy one image's data into another store, verified before it is recorded.
+    Copy {
+        /// The image id.
+        image: String,
+        /// The store to copy into (an enabled_backends id).
+        #[arg(long)]
+        to: String,
+        /// The store to read from (default: the heaviest store holding the data).
+        #[arg(long)]
+        from: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// The store the images are in.
+    #[arg(long)]
+    from: String,
+    /// The store to copy them into.
+    #[arg(long)]
+    to: String,
+    /// Then remove each image's copy in --from (only after its copy in --to is verified and
+    /// recorded; deactivated images keep theirs).
+    #[arg(long)]
+    delete_source: bool,
+    /// Images copied at once.
+    #[arg(long, default_value_t = 2)]
+    parallel: usize,
+    /// List what would be copied, and copy nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +156,22 @@ fn main() -> ExitCode {
         match args.command.unwrap_or(Command::Serve) {
             Command::Serve => cli::serve(&config).await,
             Command::Scrub => cli::scrub(&config).await,
+            Command::Image {
+                command: ImageCommand::Copy { image, to, from },
+            } => cli::image_copy(&config, &image, &to, from.as_deref()).await,
+            Command::Migrate(args) => {
+                cli::migrate(
+                    &config,
+                    &cli::MigrateOptions {
+                        from: args.from,
+                        to: args.to,
+                        delete_source: args.delete_source,
+                        parallel: args.parallel,
+                        dry_run: args.dry_run,
+                    },
+                )
+                .await
+            }
             Command::Db {
                 command: DbCommand::Sync,
             } => cli::db_sync(&config).await,

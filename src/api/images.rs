@@ -10,25 +10,73 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::extract::{Ctx, JsonBody, PathParams, QueryPairs};
 use super::AppState;
-use crate::domain::image::Image;
+use crate::domain::image::{Image, ImageLocation};
 use crate::domain::patch::{parse_patch, PatchDialect};
 
 /// Glance's timestamp format for image resources.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
+/// Which of an image's optional attributes this server shows, and how.
+#[derive(Debug, Clone, Default)]
+pub struct Shown {
+    /// Several stores: `stores`, ordered by weight.
+    pub multi_store: bool,
+    /// `show_image_direct_url`: `direct_url`, the first active location, when there is one.
+    pub direct_url: bool,
+    /// `show_multiple_locations`: `locations`, every active location (an empty list when none).
+    pub locations: bool,
+    /// Store weights (multi-store): locations of heavier stores come first, as in Glance.
+    pub weights: Vec<(String, i64)>,
+}
+
+impl Shown {
+    /// Whether image reads must fetch locations.
+    pub fn needs_locations(&self) -> bool {
+        self.multi_store || self.direct_url || self.locations
+    }
+
+    fn weight(&self, store: Option<&str>) -> i64 {
+        store
+            .and_then(|id| self.weights.iter().find(|(s, _)| s == id))
+            .map_or(0, |(_, w)| *w)
+    }
+}
+
+/// A location as clients see it: no credentials in the URL.
+struct LocationView<'a>(&'a ImageLocation);
+
+impl LocationView<'_> {
+    fn url(&self) -> String {
+        match glint_store::Location::parse(&self.0.url) {
+            Ok(location) => location.without_credentials(),
+            Err(_) => glint_store::strip_userinfo(&self.0.url),
+        }
+    }
+}
+
+impl Serialize for LocationView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("url", &self.url())?;
+        map.serialize_entry("metadata", &self.0.metadata)?;
+        map.end()
+    }
+}
+
 /// Serialises an image as Glance does: extra properties first, then the core attributes
-/// (all present, `null` when unset), tags and links. Written straight to the output, with no
-/// intermediate JSON tree, because lists of 1000 images are common. `stores` is shown only
-/// with several stores, as Glance.
+/// (all present, `null` when unset), the locations when configured, tags and links. Written
+/// straight to the output, with no intermediate JSON tree, because lists of 1000 images are
+/// common. `stores` is shown only with several stores, as Glance.
 pub struct ImageView<'a> {
     pub image: &'a Image,
-    pub multi_store: bool,
+    pub shown: &'a Shown,
 }
 
 impl Serialize for ImageView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let image = self.image;
-        let mut map = serializer.serialize_map(Some(image.properties.len() + 22))?;
+        let shown = self.shown;
+        let mut map = serializer.serialize_map(Some(image.properties.len() + 24))?;
         for (key, value) in &image.properties {
             map.serialize_entry(key, value)?;
         }
@@ -57,8 +105,23 @@ impl Serialize for ImageView<'_> {
             "updated_at",
             &image.updated_at.format(TIME_FORMAT).to_string(),
         )?;
+        if shown.direct_url || shown.locations {
+            // Heavier stores first, in the order added among equals (a stable sort).
+            let mut locations: Vec<&ImageLocation> = image.locations.iter().collect();
+            if shown.multi_store {
+                locations.sort_by_key(|l| std::cmp::Reverse(shown.weight(l.store())));
+            }
+            if shown.locations {
+                let views: Vec<LocationView<'_>> =
+                    locations.iter().map(|l| LocationView(l)).collect();
+                map.serialize_entry("locations", &views)?;
+            }
+            if let Some(first) = locations.first().filter(|_| shown.direct_url) {
+                map.serialize_entry("direct_url", &LocationView(first).url())?;
+            }
+        }
         map.serialize_entry("tags", &image.tags)?;
-        if self.multi_store && !image.stores.is_empty() {
+        if shown.multi_store && !image.stores.is_empty() {
             map.serialize_entry("stores", &image.stores.join(","))?;
         }
         map.serialize_entry("self", &format!("/v2/images/{id}"))?;
@@ -71,7 +134,7 @@ impl Serialize for ImageView<'_> {
 /// The image list page: `{"images": […], "first": …, "schema": …, "next"?: …}`.
 struct ImageListView<'a> {
     images: &'a [Image],
-    multi_store: bool,
+    shown: &'a Shown,
     first: String,
     next: Option<String>,
 }
@@ -84,7 +147,7 @@ impl Serialize for ImageListView<'_> {
             .iter()
             .map(|image| ImageView {
                 image,
-                multi_store: self.multi_store,
+                shown: self.shown,
             })
             .collect();
         map.serialize_entry("images", &images)?;
@@ -122,7 +185,7 @@ pub async fn list(
     let page = state.images.list(&ctx, &params).await?;
     let view = ImageListView {
         images: &page.images,
-        multi_store: state.data.stores().multi(),
+        shown: &state.shown,
         first: list_link(&params, None),
         next: page
             .next_marker

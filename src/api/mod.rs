@@ -17,6 +17,7 @@ use crate::config::AuthFlavor;
 use crate::datapath::DataService;
 use crate::domain::ImageService;
 
+pub use images::Shown;
 pub use router::router;
 
 /// What every handler can reach.
@@ -27,14 +28,16 @@ pub struct AppState {
     pub auth: AuthFlavor,
     /// `host:port` for absolute links when a request carries no `Host` header.
     pub advertised_host: String,
+    /// Which optional image attributes are shown.
+    pub shown: Shown,
 }
 
 impl AppState {
     /// How an image is rendered here.
-    fn view<'a>(&self, image: &'a crate::domain::image::Image) -> images::ImageView<'a> {
+    fn view<'a>(&'a self, image: &'a crate::domain::image::Image) -> images::ImageView<'a> {
         images::ImageView {
             image,
-            multi_store: self.data.stores().multi(),
+            shown: &self.shown,
         }
     }
 }

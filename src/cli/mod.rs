@@ -4,6 +4,7 @@
 //! in front of `serve` and `scrub` is `schema.rs`; the duties of a serving node between
 //! requests are `crate::maintenance`.
 
+mod migrate;
 mod schema;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use crate::config::{AuthFlavor, Config};
 use crate::db::Database;
 use crate::maintenance;
 
+pub use migrate::MigrateOptions;
 use schema::describe;
 
 /// Logs, once at start-up, what in the configuration deserves the operator's attention.
@@ -207,6 +209,32 @@ pub async fn scrub(config: &Config) -> Result<(), String> {
         return Err("some image data could not be removed yet".to_owned());
     }
     Ok(())
+}
+
+/// `glint image copy`: one image's data copied into another store, verified and recorded.
+pub async fn image_copy(
+    config: &Config,
+    image_id: &str,
+    to: &str,
+    from: Option<&str>,
+) -> Result<(), String> {
+    let database = open(config).await?;
+    schema::ready_to_scrub(&database).await?;
+    let services = crate::services(config, &database)?;
+    let result = migrate::copy_one(&services.data, image_id, to, from).await;
+    database.close().await;
+    result
+}
+
+/// `glint migrate`: every image with data in one store copied into another (and, if asked,
+/// removed from the first once its copy is verified and recorded).
+pub async fn migrate(config: &Config, options: &MigrateOptions) -> Result<(), String> {
+    let database = open(config).await?;
+    schema::ready_to_scrub(&database).await?;
+    let services = crate::services(config, &database)?;
+    let result = migrate::migrate(&services.data, options).await;
+    database.close().await;
+    result
 }
 
 async fn shutdown_signal() {

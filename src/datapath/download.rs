@@ -171,7 +171,7 @@ struct BlockReader {
 /// Reads `range` of `file` up to `READ_AHEAD` blocks ahead of the sender. Each block is read
 /// in a short task on the blocking pool; waiting for a slow client holds no thread. Reading
 /// stops as soon as the download is dropped.
-fn file_stream(file: File, range: ByteRange, image: String) -> DataStream {
+pub(super) fn file_stream(file: File, range: ByteRange, image: String) -> DataStream {
     let (blocks, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
     let mut reader = BlockReader {
         file: std::sync::Arc::new(file),

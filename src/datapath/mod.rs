@@ -4,6 +4,7 @@
 
 mod budget;
 mod claim;
+mod copy;
 pub mod digest;
 mod download;
 mod error;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use budget::ByteBudget;
+pub use copy::{CopyOutcome, CopyRequest};
 pub use download::{DataStream, Download};
 pub use error::DataError;
 pub use scrub::ScrubReport;
@@ -80,6 +82,27 @@ impl DataService {
     /// The configured stores.
     pub fn stores(&self) -> &StoreRegistry {
         &self.stores
+    }
+
+    /// An image as `ctx` may see it (the copy and migration commands name their images).
+    pub async fn image(
+        &self,
+        ctx: &crate::domain::RequestContext,
+        id: &str,
+    ) -> Result<crate::domain::image::Image, DataError> {
+        Ok(self
+            .images
+            .get_for(ctx, id, crate::domain::policy::Action::GetImage)
+            .await?)
+    }
+
+    /// Active locations of images with data, ids above `after`, for a migration's walk.
+    pub async fn locations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::StoredLocation>, DataError> {
+        Ok(self.uploads.locations_after(after, limit).await?)
     }
 
     /// The start of every upload claim this node makes: `<node id>/`.

@@ -20,8 +20,9 @@ pub trait Dialect: sqlx::Database {
     /// object and its tags as a JSON array, so that one query returns whole images.
     const IMAGE_SELECT: &'static str;
 
-    /// The column after `IMAGE_SELECT` when locations are read: the metadata of the image's
-    /// active locations as a JSON array, in the order they were added.
+    /// The column after `IMAGE_SELECT` when locations are read: the image's active locations
+    /// as a JSON array of `{"url", "metadata"}` (the metadata as its stored text), in the
+    /// order they were added.
     const LOCATIONS_SELECT: &'static str;
 
     /// The `images` columns alone, as the first 18 of `IMAGE_SELECT`.
@@ -108,7 +109,8 @@ impl Dialect for Postgres {
            WHERE p.image_id = i.id AND p.deleted = false)",
         ", (SELECT json_agg(t.value)::text FROM image_tags t WHERE t.image_id = i.id AND t.deleted = false)");
     const LOCATIONS_SELECT: &'static str =
-        "(SELECT json_agg(l.meta_data ORDER BY l.id)::text FROM image_locations l \
+        "(SELECT json_agg(json_build_object('url', l.value, 'metadata', l.meta_data) ORDER BY l.id)::text \
+         FROM image_locations l \
          WHERE l.image_id = i.id AND l.deleted = false AND l.status = 'active')";
     const TABLE_EXISTS: &'static str =
         "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = $1 AND schemaname = current_schema()";
@@ -131,7 +133,8 @@ impl Dialect for Sqlite {
            WHERE p.image_id = i.id AND p.deleted = 0)",
         ", (SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)");
     const LOCATIONS_SELECT: &'static str =
-        "(SELECT json_group_array(meta_data) FROM (SELECT l.meta_data FROM image_locations l \
+        "(SELECT json_group_array(json_object('url', value, 'metadata', meta_data)) \
+         FROM (SELECT l.value, l.meta_data FROM image_locations l \
          WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active' ORDER BY l.id))";
     const TABLE_EXISTS: &'static str =
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
@@ -155,7 +158,8 @@ impl Dialect for MySql {
            WHERE p.image_id = i.id AND p.deleted = 0)",
         ", (SELECT CAST(JSON_ARRAYAGG(t.value) AS CHAR) FROM image_tags t WHERE t.image_id = i.id AND t.deleted = 0)");
     const LOCATIONS_SELECT: &'static str =
-        "(SELECT CAST(JSON_ARRAYAGG(l.meta_data ORDER BY l.id) AS CHAR) FROM image_locations l \
+        "(SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT('url', l.value, 'metadata', l.meta_data) ORDER BY l.id) AS CHAR) \
+         FROM image_locations l \
          WHERE l.image_id = i.id AND l.deleted = 0 AND l.status = 'active')";
     const TABLE_EXISTS: &'static str = "SELECT 1 FROM information_schema.tables \
         WHERE table_schema = DATABASE() AND table_name = $1";

@@ -11,7 +11,7 @@ use super::dialect::Dialect;
 use super::errors::{map_err, retry_on_conflict, retry_on_lost};
 use super::list_sql;
 use super::pool::{DbPool, DbTransaction};
-use super::rows::{decode_json, location_stores, to_db_time};
+use super::rows::{decode_json, image_locations, location_stores, to_db_time, LocationRow};
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
@@ -22,8 +22,9 @@ use crate::domain::{ImageStatus, RepoError};
 pub struct SqlRepo<DB: sqlx::Database> {
     pub(super) read: DbPool<DB>,
     pub(super) write: DbPool<DB>,
-    /// Whether image reads fetch location metadata (each image's `stores`, shown only with
-    /// several stores): without it, a show reads two tables instead of three.
+    /// Whether image reads fetch locations (each image's `stores`, `direct_url` and
+    /// `locations`, shown only with several stores or when configured): without them, a show
+    /// reads two tables instead of three.
     read_locations: bool,
     /// `image_by_id_sql` and the columns a list selects, made once.
     image_by_id: String,
@@ -103,6 +104,7 @@ where
             properties: Default::default(),
             tags: Vec::new(),
             stores: Vec::new(),
+            locations: Vec::new(),
         })
     }
 
@@ -114,7 +116,9 @@ where
         let id = image.id.to_string();
         image.properties = decode_json(row.try_get(18).map_err(get_err)?, &id)?;
         image.tags = decode_json(row.try_get(19).map_err(get_err)?, &id)?;
-        image.stores = location_stores(decode_json(row.try_get(20).map_err(get_err)?, &id)?);
+        let locations: Vec<LocationRow> = decode_json(row.try_get(20).map_err(get_err)?, &id)?;
+        image.locations = image_locations(locations);
+        image.stores = location_stores(&image.locations);
         Ok(tidy_tags(image))
     }
 
@@ -139,8 +143,9 @@ where
                 }
                 ("t", tag) => tags.extend(tag),
                 ("l", metadata) => {
+                    let url: Option<String> = row.try_get(20).map_err(get_err)?;
                     let order: Option<i64> = row.try_get(21).map_err(get_err)?;
-                    locations.push((order, metadata));
+                    locations.push((order, LocationRow { url, metadata }));
                 }
                 (other, _) => {
                     return Err(RepoError::Other(format!(
@@ -155,7 +160,8 @@ where
         image.properties = properties.into_iter().collect();
         image.tags = tags;
         locations.sort_by_key(|(order, _)| *order);
-        image.stores = location_stores(locations.into_iter().map(|(_, m)| m).collect());
+        image.locations = image_locations(locations.into_iter().map(|(_, l)| l).collect());
+        image.stores = location_stores(&image.locations);
         Ok(Some(tidy_tags(image)))
     }
 
@@ -341,7 +347,8 @@ where
 
 /// One image with its properties, tags and (if `locations`) active locations in one
 /// statement: the image's columns joined with its properties (kind `p`, one row per property,
-/// or one row with NULLs when it has none), then its tags (`t`) and location metadata (`l`,
+/// or one row with NULLs when it has none), then its tags (`t`) and locations (`l`: metadata
+/// and URI,
 /// ordered by the last column, typed in the first branch: PostgreSQL types a union from its
 /// first branches). No aggregation: MariaDB runs a subquery with an aggregate several times
 /// slower than a join, and a join of all three would multiply their rows.
@@ -358,7 +365,7 @@ fn image_by_id_sql<DB: Dialect>(locations: bool) -> String {
     );
     if locations {
         sql.push_str(&format!(
-            " UNION ALL SELECT {nulls}, 'l', l.meta_data, NULL, CAST(l.id AS {bigint}) \
+            " UNION ALL SELECT {nulls}, 'l', l.meta_data, l.value, CAST(l.id AS {bigint}) \
              FROM image_locations l \
              WHERE l.image_id = $3 AND l.deleted = FALSE AND l.status = 'active'",
             bigint = DB::BIGINT,

@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use crate::domain::image::ImageLocation;
 use crate::domain::{RepoError, StoredLocation};
 
 /// A timestamp as stored: UTC without an offset (Glance's columns are `DATETIME`).
@@ -45,13 +46,35 @@ pub(super) fn decode_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// The store ids named by locations' metadata (each a JSON text, `{"store": "fast"}`); rows
-/// without one (single-store Glance writes `{}`) name none.
-pub(super) fn location_stores(metadata: Vec<Option<String>>) -> Vec<String> {
-    metadata
+/// A location as the image queries return it: its URI and its metadata as stored (JSON
+/// text, or NULL where Glance left none).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct LocationRow {
+    pub(super) url: Option<String>,
+    pub(super) metadata: Option<String>,
+}
+
+/// The locations of the rows, in their order; metadata that is not a JSON object reads as `{}`.
+pub(super) fn image_locations(rows: Vec<LocationRow>) -> Vec<ImageLocation> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let metadata = row
+                .metadata
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default();
+            Some(ImageLocation {
+                url: row.url?,
+                metadata,
+            })
+        })
+        .collect()
+}
+
+/// The store ids named by locations' metadata (`{"store": "fast"}`); locations without one
+/// (single-store Glance writes `{}`) name none.
+pub(super) fn location_stores(locations: &[ImageLocation]) -> Vec<String> {
+    locations
         .iter()
-        .flatten()
-        .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-        .filter_map(|meta| meta.get("store")?.as_str().map(str::to_owned))
+        .filter_map(|l| l.store().map(str::to_owned))
         .collect()
 }

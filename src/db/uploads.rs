@@ -228,6 +228,64 @@ where
         rows.iter().map(decode_location::<DB>).collect()
     }
 
+    async fn add_copy(
+        &self,
+        id: &ImageId,
+        url: &str,
+        metadata: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let now = to_db_time(now);
+        // Conditional on the URL not being there yet: a repeat after a lost answer adds none.
+        let added = retry_on_lost(&self.write, || async move {
+            sqlx::query::<DB>(&DB::sql(
+                "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, updated_at, deleted) \
+                 SELECT i.id, $1, $2, 'active', $3, $4, $5 FROM images i \
+                 WHERE i.id = $6 AND i.deleted = $7 AND i.status IN ('active', 'deactivated') \
+                 AND NOT EXISTS (SELECT 1 FROM image_locations l \
+                 WHERE l.image_id = i.id AND l.value = $8 AND l.deleted = $9)",
+            ))
+            .bind(url.to_owned())
+            .bind(metadata.to_owned())
+            .bind(now)
+            .bind(now)
+            .bind(false)
+            .bind(id.to_string())
+            .bind(false)
+            .bind(url.to_owned())
+            .bind(false)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))
+        })
+        .await?;
+        Ok(added == 1)
+    }
+
+    async fn locations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredLocation>, RepoError> {
+        let rows = retry_on_lost(&self.read, || async move {
+            sqlx::query::<DB>(&DB::sql(&format!(
+                "SELECT l.id, l.image_id, l.value, l.meta_data FROM image_locations l \
+                 JOIN images i ON i.id = l.image_id \
+                 WHERE l.id > $1 AND l.deleted = $2 AND l.status = 'active' AND i.deleted = $3 \
+                 AND i.status IN ('active', 'deactivated') ORDER BY l.id LIMIT {limit}"
+            )))
+            .bind(after)
+            .bind(false)
+            .bind(false)
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)
+        })
+        .await?;
+        rows.iter().map(decode_location::<DB>).collect()
+    }
+
     async fn storage_used(&self, owner: Option<&str>) -> Result<u64, RepoError> {
         let owner_matches = if owner.is_some() {
             "i.owner = $3"

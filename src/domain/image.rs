@@ -103,6 +103,24 @@ pub struct Image {
     /// Ids of the stores holding the data, as the active locations' metadata names them
     /// (multi-store), in location order. Read-only: the data path records it.
     pub stores: Vec<String>,
+    /// The active locations, in the order they were added; read only when the answer may show
+    /// them (`show_image_direct_url`, `show_multiple_locations`, several stores).
+    pub locations: Vec<ImageLocation>,
+}
+
+/// One active location of an image's data: its URI as stored and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLocation {
+    pub url: String,
+    /// A JSON object (`{}`, `{"store": "fast"}`); Glance may have left it NULL.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ImageLocation {
+    /// The store id the metadata names (multi-store).
+    pub fn store(&self) -> Option<&str> {
+        self.metadata.get("store").and_then(|s| s.as_str())
+    }
 }
 
 impl Image {
@@ -130,6 +148,7 @@ impl Image {
             properties: BTreeMap::new(),
             tags: Vec::new(),
             stores: Vec::new(),
+            locations: Vec::new(),
         }
     }
 

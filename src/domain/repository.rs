@@ -219,6 +219,25 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
+    /// Records a copy of an image's data (`url` in the store `metadata` names) as a new active
+    /// location, if the image still has data to copy (active or deactivated, not deleted) and
+    /// no live location has that URL yet. False otherwise.
+    async fn add_copy(
+        &self,
+        id: &ImageId,
+        url: &str,
+        metadata: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// Active locations of images with data (active or deactivated), with ids above `after`,
+    /// in id order: the pages a migration walks.
+    async fn locations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredLocation>, RepoError>;
+
     /// Moves a location from status `from` to `to` (`active` ↔ `pending_delete`); false if
     /// it was not in `from` (another request got there first).
     async fn set_location_status(

@@ -4,6 +4,7 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod copies;
 mod data_in_use;
 mod database_outages;
 mod errors;
@@ -15,6 +16,7 @@ mod images_create;
 mod images_delete;
 mod images_list;
 mod images_update;
+mod locations_shown;
 mod maintenance;
 mod multi_store;
 #[cfg(feature = "rbd")]

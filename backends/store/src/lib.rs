@@ -26,8 +26,8 @@ use futures_core::Stream;
 pub use chunk::Chunk;
 pub use error::StoreError;
 pub use location::{
-    CinderLocation, Credentials, FileLocation, HttpLocation, Location, RbdLocation, S3Location,
-    SwiftLocation,
+    strip_userinfo, CinderLocation, Credentials, FileLocation, HttpLocation, Location, RbdLocation,
+    S3Location, SwiftLocation,
 };
 
 /// A secret (a key, a password) that never shows in `Debug` output or logs.

@@ -146,6 +146,20 @@ impl Location {
         }
     }
 
+    /// The URI as clients may see it (`direct_url`, `locations`): any credentials written into
+    /// it left out altogether, the rest as stored.
+    pub fn without_credentials(&self) -> String {
+        let raw = self.raw();
+        match self {
+            Location::S3(_) | Location::Swift(_) | Location::Http(_) | Location::Other { .. }
+                if raw.contains('@') =>
+            {
+                strip_userinfo(raw)
+            }
+            _ => raw.to_owned(),
+        }
+    }
+
     fn raw(&self) -> &str {
         match self {
             Location::File(l) => &l.raw,
@@ -181,6 +195,16 @@ impl FromStr for Location {
 
     fn from_str(uri: &str) -> Result<Location, StoreError> {
         Location::parse(uri)
+    }
+}
+
+/// `uri` without whatever stands between the scheme and its last `@` (a secret may hold `/`,
+/// so the authority cannot be trusted to end at the first one): for stored text that does not
+/// parse as a location too.
+pub fn strip_userinfo(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(sep), Some(at)) if sep + 3 <= at => format!("{}{}", &uri[..sep + 3], &uri[at + 1..]),
+        _ => uri.to_owned(),
     }
 }
 

@@ -336,3 +336,34 @@ fn equality_and_hash_follow_the_text() {
     // The same fields written differently are different rows.
     assert_ne!(parse("rbd://f/p/a-b/s"), parse("rbd://f/p/a%2Db/s"));
 }
+
+#[test]
+fn shown_locations_keep_no_credentials() {
+    for (stored, shown) in [
+        (
+            "s3://AKIA:se/cr+et@s3.example.com/bucket/id",
+            "s3://s3.example.com/bucket/id",
+        ),
+        ("s3+https://k:s@host:8080/b/k", "s3+https://host:8080/b/k"),
+        (
+            "swift+https://tenant%3Auser:key@keystone/v3/glance/id",
+            "swift+https://keystone/v3/glance/id",
+        ),
+        (
+            "swift+config://ref1/glance/id",
+            "swift+config://ref1/glance/id",
+        ),
+        ("rbd://fsid/images/id/snap", "rbd://fsid/images/id/snap"),
+        (
+            "file:///var/lib/glance/images/id",
+            "file:///var/lib/glance/images/id",
+        ),
+        (
+            "vsphere://user:p@ss@vcenter/folder/id",
+            "vsphere://vcenter/folder/id",
+        ),
+    ] {
+        assert_eq!(parse(stored).without_credentials(), shown, "{stored}");
+    }
+    assert_eq!(strip_userinfo("not a uri @ all"), "not a uri @ all");
+}
