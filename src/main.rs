@@ -130,7 +130,24 @@ struct PurgeArgs {
 /// How long a stopping process waits for blocking tasks after serving ended.
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// glibc keeps up to 8 malloc arenas per core, and image buffers freed on another thread
+/// than the one that made them (blocking readers, librados) stay in their arena: the process
+/// grew to twice what it held (a migration measured here: 250–290 MiB peak, 160 with one
+/// arena per core, at the same CPU). Done before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = i32::try_from(cores.max(2)).unwrap_or(i32::MAX);
+        // SAFETY: mallopt only sets an allocator tunable; no allocation is in progress.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let args = Cli::parse();
     glint::telemetry::init();
     let config = match Config::load(args.config.as_deref()) {

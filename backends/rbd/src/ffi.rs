@@ -8,6 +8,8 @@ pub(crate) type RadosT = *mut c_void;
 pub(crate) type RadosIoctxT = *mut c_void;
 pub(crate) type RbdImageT = *mut c_void;
 pub(crate) type RbdImageOptionsT = *mut c_void;
+pub(crate) type RbdCompletionT = *mut c_void;
+pub(crate) type RbdCallbackT = Option<unsafe extern "C" fn(RbdCompletionT, *mut c_void)>;
 
 /// `RBD_IMAGE_OPTION_ORDER`: log2 of the object size.
 pub(crate) const RBD_IMAGE_OPTION_ORDER: c_int = 2;
@@ -89,13 +91,6 @@ extern "C" {
         snap_name: *const c_char,
     ) -> c_int;
     pub(crate) fn rbd_close(image: RbdImageT) -> c_int;
-    pub(crate) fn rbd_write2(
-        image: RbdImageT,
-        ofs: u64,
-        len: usize,
-        buf: *const c_char,
-        op_flags: c_int,
-    ) -> isize;
     pub(crate) fn rbd_read2(
         image: RbdImageT,
         ofs: u64,
@@ -104,6 +99,22 @@ extern "C" {
         op_flags: c_int,
     ) -> isize;
     pub(crate) fn rbd_flush(image: RbdImageT) -> c_int;
+    pub(crate) fn rbd_aio_create_completion(
+        cb_arg: *mut c_void,
+        complete_cb: RbdCallbackT,
+        c: *mut RbdCompletionT,
+    ) -> c_int;
+    pub(crate) fn rbd_aio_write2(
+        image: RbdImageT,
+        off: u64,
+        len: usize,
+        buf: *const c_char,
+        c: RbdCompletionT,
+        op_flags: c_int,
+    ) -> c_int;
+    pub(crate) fn rbd_aio_wait_for_complete(c: RbdCompletionT) -> c_int;
+    pub(crate) fn rbd_aio_get_return_value(c: RbdCompletionT) -> isize;
+    pub(crate) fn rbd_aio_release(c: RbdCompletionT);
     pub(crate) fn rbd_resize(image: RbdImageT, size: u64) -> c_int;
     pub(crate) fn rbd_get_size(image: RbdImageT, size: *mut u64) -> c_int;
     pub(crate) fn rbd_snap_create(image: RbdImageT, snapname: *const c_char) -> c_int;

@@ -47,13 +47,13 @@ pub struct RbdStore {
 pub(crate) struct Connection {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) fsid: String,
+    /// One I/O context per pool, kept as long as the connection: librbd may still complete
+    /// work of a closed image on a context, so contexts are never destroyed under it.
+    pools: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<IoCtx>>>>,
 }
 
 pub(crate) struct Shared {
     pub(crate) config: RbdConfig,
-    /// Connected on first use and kept; forgotten when the cluster stops answering, so the
-    /// next operation connects again.
-    connection: tokio::sync::Mutex<Option<Connection>>,
     /// The cluster's fsid once known, for `owns` (which cannot wait for a connection).
     fsid: std::sync::OnceLock<String>,
 }
@@ -68,12 +68,12 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// The cluster, connecting if needed (on a blocking thread).
+    /// A connection of its own for one operation (a writer, a reader, a delete…), closed
+    /// when the operation drops it, as Glance does. Operations never share one: librbd 16
+    /// aborts, now and then, when images are opened and closed concurrently through one
+    /// cluster handle (seen here under load: a librados callback finding a freed mutex), and
+    /// a connection costs a few milliseconds next to an image transfer.
     pub(crate) async fn connection(&self) -> Result<Connection, StoreError> {
-        let mut current = self.connection.lock().await;
-        if let Some(connection) = current.as_ref() {
-            return Ok(connection.clone());
-        }
         let config = self.config.clone();
         let connected = tokio::task::spawn_blocking(move || {
             let cluster = Cluster::connect(
@@ -85,6 +85,7 @@ impl Shared {
             Ok::<_, Errno>(Connection {
                 cluster: Arc::new(cluster),
                 fsid,
+                pools: Arc::default(),
             })
         })
         .await
@@ -111,15 +112,7 @@ impl Shared {
             },
         })?;
         let _ = self.fsid.set(connection.fsid.clone());
-        *current = Some(connection.clone());
         Ok(connection)
-    }
-
-    /// Forgets the connection after `error`, when it says the cluster stopped answering.
-    pub(crate) async fn after(&self, error: &StoreError) {
-        if matches!(error, StoreError::Unavailable { .. }) {
-            *self.connection.lock().await = None;
-        }
     }
 
     pub(crate) fn joined(&self, error: tokio::task::JoinError) -> StoreError {
@@ -144,9 +137,6 @@ impl Shared {
         })
         .await
         .map_err(|e| self.joined(e))?;
-        if let Err(e) = &result {
-            self.after(e).await;
-        }
         result
     }
 
@@ -176,8 +166,8 @@ impl Shared {
 }
 
 impl RbdStore {
-    /// The store; it connects on first use (and starts connecting now, in the background, so
-    /// that it knows its cluster's fsid early).
+    /// The store; each operation connects on its own (and one connection is made now, in the
+    /// background, so that the store knows its cluster's fsid early).
     pub fn new(config: RbdConfig) -> Result<RbdStore, StoreError> {
         if config.pool.is_empty() {
             return Err(StoreError::Misconfigured {
@@ -187,7 +177,6 @@ impl RbdStore {
         }
         let shared = Arc::new(Shared {
             config,
-            connection: tokio::sync::Mutex::new(None),
             fsid: std::sync::OnceLock::new(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -207,13 +196,18 @@ impl RbdStore {
     }
 }
 
-/// An I/O context on `pool`; a pool that does not exist is the operator's to fix.
+/// The I/O context on `pool` (made once per connection); a pool that does not exist is the
+/// operator's to fix.
 pub(crate) fn ioctx(
     store: &str,
     connection: &Connection,
     pool: &str,
 ) -> Result<Arc<IoCtx>, StoreError> {
-    connection
+    let mut pools = connection.pools.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(io) = pools.get(pool) {
+        return Ok(io.clone());
+    }
+    let io = connection
         .cluster
         .ioctx(pool)
         .map_err(|errno| match errno.0 {
@@ -222,7 +216,9 @@ pub(crate) fn ioctx(
                 why: format!("the pool {pool} does not exist"),
             },
             _ => store_error(store, pool, errno),
-        })
+        })?;
+    pools.insert(pool.to_owned(), io.clone());
+    Ok(io)
 }
 
 /// Removes image `name` and its snapshot `snap`, unless a clone still needs the snapshot

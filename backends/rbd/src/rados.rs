@@ -42,6 +42,10 @@ fn cstr(text: &str) -> Result<CString, Errno> {
 /// A connected cluster handle (thread-safe in librados).
 pub(crate) struct Cluster {
     handle: ffi::RadosT,
+    /// Held while an image is opened or closed. librbd 16 shares state between the images of
+    /// a cluster handle that an open racing a close may find freed (seen here as aborts in
+    /// `rbd_open_read_only`); one at a time costs little, as both take milliseconds.
+    lifecycle: std::sync::Mutex<()>,
 }
 
 // SAFETY: a librados cluster handle may be used from any thread once connected.
@@ -62,7 +66,10 @@ impl Cluster {
         let mut handle: ffi::RadosT = ptr::null_mut();
         // SAFETY: out-pointer to a handle; the strings live across the call.
         check(unsafe { ffi::rados_create2(&mut handle, cluster_name.as_ptr(), name.as_ptr(), 0) })?;
-        let cluster = Cluster { handle };
+        let cluster = Cluster {
+            handle,
+            lifecycle: std::sync::Mutex::new(()),
+        };
         let conf = conf.map(|p| cstr(&p.to_string_lossy())).transpose()?;
         // SAFETY: a created handle; NULL means the default search path.
         check(unsafe {
@@ -108,7 +115,7 @@ impl Cluster {
         check(unsafe { ffi::rados_ioctx_create(self.handle, pool.as_ptr(), &mut handle) })?;
         Ok(Arc::new(IoCtx {
             handle,
-            _cluster: self.clone(),
+            cluster: self.clone(),
         }))
     }
 
@@ -145,7 +152,7 @@ impl Drop for Cluster {
 /// A pool's I/O context.
 pub(crate) struct IoCtx {
     handle: ffi::RadosIoctxT,
-    _cluster: Arc<Cluster>,
+    cluster: Arc<Cluster>,
 }
 
 // SAFETY: librados I/O contexts are thread-safe for the operations used here.
@@ -190,6 +197,11 @@ impl IoCtx {
         let snap = snap.map(cstr).transpose()?;
         let snap_ptr = snap.as_ref().map_or(ptr::null(), |s| s.as_ptr());
         let mut handle: ffi::RbdImageT = ptr::null_mut();
+        let _one_at_a_time = self
+            .cluster
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         // SAFETY: an open context, NUL-terminated strings, out-pointer to the image.
         check(unsafe {
             if read_only {
@@ -288,25 +300,89 @@ unsafe impl Send for Image {}
 
 impl Drop for Image {
     fn drop(&mut self) {
+        let _one_at_a_time = self
+            ._io
+            .cluster
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         // SAFETY: opened by rbd_open*, not used after this.
         unsafe { ffi::rbd_close(self.handle) };
     }
 }
 
-impl Image {
-    /// Writes all of `data` at `offset`.
-    pub(crate) fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
-        // SAFETY: `data` is valid for its length during the call.
-        let written =
-            unsafe { ffi::rbd_write2(self.handle, offset, data.len(), data.as_ptr().cast(), 0) };
+/// A write in flight, holding its data until librbd is done with it.
+pub(crate) struct AioWrite {
+    completion: ffi::RbdCompletionT,
+    data: Vec<u8>,
+    waited: bool,
+}
+
+// SAFETY: the completion and the buffer move with the write between threads; librbd signals
+// completion from its own threads, and only `wait` reads the outcome.
+unsafe impl Send for AioWrite {}
+
+impl AioWrite {
+    /// Waits for the write; all of its bytes must have been written. Gives its buffer back
+    /// for the next write.
+    pub(crate) fn wait(mut self) -> Result<Vec<u8>, Errno> {
+        // SAFETY: a submitted completion, waited for once.
+        unsafe { ffi::rbd_aio_wait_for_complete(self.completion) };
+        self.waited = true;
+        // SAFETY: completed above.
+        let written = unsafe { ffi::rbd_aio_get_return_value(self.completion) };
         if written < 0 {
             return Err(Errno(-(written as i32)));
         }
-        if written as usize != data.len() {
-            // Past the image's end: librbd clips instead of failing.
+        if written as usize != self.data.len() && written != 0 {
             return Err(Errno(libc::EIO));
         }
-        Ok(())
+        Ok(std::mem::take(&mut self.data))
+    }
+}
+
+impl Drop for AioWrite {
+    fn drop(&mut self) {
+        // The buffer must outlive librbd's use of it.
+        if !self.waited {
+            // SAFETY: a submitted completion not waited for yet.
+            unsafe { ffi::rbd_aio_wait_for_complete(self.completion) };
+        }
+        // SAFETY: created by rbd_aio_create_completion, released once.
+        unsafe { ffi::rbd_aio_release(self.completion) };
+    }
+}
+
+impl Image {
+    /// Starts writing `data` at `offset` and returns at once; the write owns its buffer until
+    /// it completes (`AioWrite::wait`, or when dropped).
+    pub(crate) fn write_async(&self, offset: u64, data: Vec<u8>) -> Result<AioWrite, Errno> {
+        let mut completion: ffi::RbdCompletionT = ptr::null_mut();
+        // SAFETY: out-pointer; no callback.
+        check(unsafe { ffi::rbd_aio_create_completion(ptr::null_mut(), None, &mut completion) })?;
+        let mut write = AioWrite {
+            completion,
+            data,
+            waited: false,
+        };
+        // SAFETY: the buffer lives in `write` until the completion is waited for; the image
+        // outlives the write (the writer waits for every write before closing it).
+        let submitted = check(unsafe {
+            ffi::rbd_aio_write2(
+                self.handle,
+                offset,
+                write.data.len(),
+                write.data.as_ptr().cast(),
+                write.completion,
+                0,
+            )
+        });
+        if let Err(e) = submitted {
+            // Never submitted: nothing to wait for.
+            write.waited = true;
+            return Err(e);
+        }
+        Ok(write)
     }
 
     /// Reads into `buf` at `offset`; returns the bytes read (fewer at the end).

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::store_error;
-use crate::rados::{Errno, Image, IoCtx};
+use crate::rados::{AioWrite, Errno, Image, IoCtx};
 use crate::{remove_image, RbdConfig, Shared, SNAPSHOT};
 
 /// Temporary images are named `<image id>` followed by this and an attempt id.
@@ -24,6 +24,9 @@ const HEARTBEAT: Duration = Duration::from_secs(60);
 const QUEUE: usize = 2;
 /// The largest write: a whole object, at most 4 MiB.
 const MAX_WRITE: u64 = 4 << 20;
+/// Writes in flight at once: librbd sends them to the OSDs while the next is gathered, so
+/// the upload is not held up by each write's round trip.
+const IN_FLIGHT: usize = 3;
 /// An image of unknown size grows by steps that double from the object size up to this.
 const MAX_GROWTH: u64 = 8 << 30;
 
@@ -31,9 +34,10 @@ fn write_size(config: &RbdConfig) -> u64 {
     (1u64 << config.order()).min(MAX_WRITE)
 }
 
-/// Image bytes a writer holds: the write being gathered and the queued chunks (~1 MiB each).
+/// Image bytes a writer holds: the writes in flight, the one being gathered, and the queued
+/// chunks (~1 MiB each).
 pub(crate) fn buffer(config: &RbdConfig) -> u64 {
-    write_size(config) + ((QUEUE as u64 + 1) << 20)
+    write_size(config) * (IN_FLIGHT as u64 + 1) + ((QUEUE as u64 + 1) << 20)
 }
 
 fn now_secs() -> u64 {
@@ -87,7 +91,6 @@ impl RbdWriter {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = thread.await;
-                shared.after(&e).await;
                 return Err(e);
             }
             Err(_) => {
@@ -113,15 +116,13 @@ impl RbdWriter {
             Some(thread) => thread.await.map_err(|e| self.shared.joined(e)),
             None => Ok(Ok(())),
         };
-        let error = match outcome {
+        match outcome {
             Ok(Err(e)) | Err(e) => e,
             Ok(Ok(())) => StoreError::Backend {
                 store: self.shared.config.name.clone(),
                 source: "the writing thread stopped".into(),
             },
-        };
-        self.shared.after(&error).await;
-        error
+        }
     }
 }
 
@@ -148,10 +149,7 @@ impl ImageWriter for RbdWriter {
         }
         let size = match answer.await {
             Ok(Ok(size)) => size,
-            Ok(Err(e)) => {
-                self.shared.after(&e).await;
-                return Err(e);
-            }
+            Ok(Err(e)) => return Err(e),
             Err(_) => return Err(self.failure().await),
         };
         if let Some(thread) = self.thread.take() {
@@ -190,6 +188,8 @@ struct Job {
 
 /// The image being written.
 struct Progress {
+    /// Writes in flight, oldest first; dropped (waited for) before the image is closed.
+    in_flight: std::collections::VecDeque<AioWrite>,
     image: Image,
     /// Bytes received (the next write's offset once `pending` is written).
     offset: u64,
@@ -197,6 +197,9 @@ struct Progress {
     size: u64,
     /// Bytes gathered for the next write, at `offset - pending.len()`.
     pending: Vec<u8>,
+    /// Buffers of finished writes, used again: one upload allocates a handful, not one per
+    /// write (allocations this large, freed on other threads, would grow the process).
+    spare: Vec<Vec<u8>>,
     stamped: Instant,
 }
 
@@ -275,10 +278,12 @@ impl Job {
             }
         };
         let mut progress = Progress {
+            in_flight: std::collections::VecDeque::new(),
             image,
             offset: 0,
             size,
             pending: Vec::with_capacity(self.write_size as usize),
+            spare: Vec::new(),
             stamped: Instant::now(),
         };
         if let Err(e) = self.stamp(&mut progress) {
@@ -337,7 +342,9 @@ impl Job {
         let at = progress.offset - progress.pending.len() as u64;
         let end = progress.offset;
         if end > progress.size {
-            // Unknown size: grow by a doubling step, once per write at most.
+            // Unknown size: grow by a doubling step, once per write at most, the writes in
+            // flight done first.
+            self.drain(progress)?;
             let mut size = progress.size;
             while size < end {
                 self.growth = (self.growth * 2).min(MAX_GROWTH);
@@ -347,13 +354,38 @@ impl Job {
             progress.size = size;
         }
         // A new or grown image reads as zeros where nothing was written.
-        if !(self.thin && progress.pending.iter().all(|b| *b == 0)) {
-            progress
-                .image
-                .write(at, &progress.pending)
-                .map_err(|e| self.error(e))?;
+        if self.thin && progress.pending.iter().all(|b| *b == 0) {
+            progress.pending.clear();
+            return Ok(());
         }
-        progress.pending.clear();
+        let next = match progress.spare.pop() {
+            Some(mut buffer) => {
+                buffer.clear();
+                buffer
+            }
+            None => Vec::with_capacity(self.write_size as usize),
+        };
+        let data = std::mem::replace(&mut progress.pending, next);
+        let write = progress
+            .image
+            .write_async(at, data)
+            .map_err(|e| self.error(e))?;
+        progress.in_flight.push_back(write);
+        while progress.in_flight.len() > IN_FLIGHT {
+            if let Some(oldest) = progress.in_flight.pop_front() {
+                let buffer = oldest.wait().map_err(|e| self.error(e))?;
+                progress.spare.push(buffer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every write in flight.
+    fn drain(&self, progress: &mut Progress) -> Result<(), StoreError> {
+        while let Some(write) = progress.in_flight.pop_front() {
+            let buffer = write.wait().map_err(|e| self.error(e))?;
+            progress.spare.push(buffer);
+        }
         Ok(())
     }
 
@@ -361,6 +393,7 @@ impl Job {
     /// renames it to the image id (never over an existing image).
     fn finish(&mut self, io: &Arc<IoCtx>, mut progress: Progress) -> Result<u64, StoreError> {
         self.flush_pending(&mut progress)?;
+        self.drain(&mut progress)?;
         let written = progress.offset;
         if let Some(size) = self.announced {
             if written != size {
@@ -384,17 +417,26 @@ impl Job {
         }
     }
 
-    /// Removes the temporary image (its snapshot too, if `finish` got that far).
+    /// Removes the temporary image (its snapshot too, if `finish` got that far). A sweep
+    /// looking at it at that moment holds it open for an instant (busy): try again shortly.
     fn discard(&self, io: &Arc<IoCtx>) -> Result<(), StoreError> {
-        match remove_image(
-            &self.store,
-            io,
-            &self.temporary,
-            Some(SNAPSHOT),
-            &self.location,
-        ) {
-            Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
+        let mut tries = 0;
+        loop {
+            let removed = remove_image(
+                &self.store,
+                io,
+                &self.temporary,
+                Some(SNAPSHOT),
+                &self.location,
+            );
+            match removed {
+                Ok(()) | Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(StoreError::InUse { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }
@@ -433,12 +475,23 @@ pub(crate) fn sweep(
         if stamped > cutoff || (stamped == cutoff && !older_than.is_zero()) {
             continue;
         }
-        match remove_image(store, io, &name, Some(SNAPSHOT), &name) {
-            Ok(()) => removed += 1,
-            // Gone meanwhile, or open: its writer is still at it (removing it, or alive).
-            Err(StoreError::NotFound(_) | StoreError::InUse { .. }) => {}
-            Err(StoreError::Backend { .. }) if io.open(&name, None, true).is_err() => {}
-            Err(e) => return Err(e),
+        // Open elsewhere: a writer that stopped stamping may be closing it right now (an
+        // abort in progress); give it a moment before leaving it to the next sweep.
+        let mut tries = 0;
+        loop {
+            match remove_image(store, io, &name, Some(SNAPSHOT), &name) {
+                Ok(()) => removed += 1,
+                Err(StoreError::InUse { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                // Gone meanwhile (its writer removed it), or still open (alive after all).
+                Err(StoreError::NotFound(_) | StoreError::InUse { .. }) => {}
+                Err(StoreError::Backend { .. }) if io.open(&name, None, true).is_err() => {}
+                Err(e) => return Err(e),
+            }
+            break;
         }
     }
     Ok(removed)
