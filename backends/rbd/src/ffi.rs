@@ -91,13 +91,6 @@ extern "C" {
         snap_name: *const c_char,
     ) -> c_int;
     pub(crate) fn rbd_close(image: RbdImageT) -> c_int;
-    pub(crate) fn rbd_read2(
-        image: RbdImageT,
-        ofs: u64,
-        len: usize,
-        buf: *mut c_char,
-        op_flags: c_int,
-    ) -> isize;
     pub(crate) fn rbd_flush(image: RbdImageT) -> c_int;
     pub(crate) fn rbd_aio_create_completion(
         cb_arg: *mut c_void,
@@ -109,6 +102,14 @@ extern "C" {
         off: u64,
         len: usize,
         buf: *const c_char,
+        c: RbdCompletionT,
+        op_flags: c_int,
+    ) -> c_int;
+    pub(crate) fn rbd_aio_read2(
+        image: RbdImageT,
+        off: u64,
+        len: usize,
+        buf: *mut c_char,
         c: RbdCompletionT,
         op_flags: c_int,
     ) -> c_int;

@@ -311,37 +311,44 @@ impl Drop for Image {
     }
 }
 
-/// A write in flight, holding its data until librbd is done with it.
-pub(crate) struct AioWrite {
+/// A read or write in flight, holding its buffer until librbd is done with it.
+pub(crate) struct AioOp {
     completion: ffi::RbdCompletionT,
     data: Vec<u8>,
     waited: bool,
 }
 
-// SAFETY: the completion and the buffer move with the write between threads; librbd signals
-// completion from its own threads, and only `wait` reads the outcome.
-unsafe impl Send for AioWrite {}
+// SAFETY: the completion and the buffer move with the operation between threads; librbd
+// signals completion from its own threads, and only `wait` reads the outcome.
+unsafe impl Send for AioOp {}
 
-impl AioWrite {
-    /// Waits for the write; all of its bytes must have been written. Gives its buffer back
-    /// for the next write.
-    pub(crate) fn wait(mut self) -> Result<Vec<u8>, Errno> {
+impl AioOp {
+    /// Waits for the operation; returns the bytes it moved (librbd answers 0 for a whole
+    /// write) and gives the buffer back.
+    pub(crate) fn wait(mut self) -> Result<(usize, Vec<u8>), Errno> {
         // SAFETY: a submitted completion, waited for once.
         unsafe { ffi::rbd_aio_wait_for_complete(self.completion) };
         self.waited = true;
         // SAFETY: completed above.
-        let written = unsafe { ffi::rbd_aio_get_return_value(self.completion) };
-        if written < 0 {
-            return Err(Errno(-(written as i32)));
+        let moved = unsafe { ffi::rbd_aio_get_return_value(self.completion) };
+        if moved < 0 {
+            return Err(Errno(-(moved as i32)));
         }
-        if written as usize != self.data.len() && written != 0 {
+        Ok((moved as usize, std::mem::take(&mut self.data)))
+    }
+
+    /// A write's `wait`: all of its bytes written.
+    pub(crate) fn wait_written(self) -> Result<Vec<u8>, Errno> {
+        let len = self.data.len();
+        let (written, buffer) = self.wait()?;
+        if written != len && written != 0 {
             return Err(Errno(libc::EIO));
         }
-        Ok(std::mem::take(&mut self.data))
+        Ok(buffer)
     }
 }
 
-impl Drop for AioWrite {
+impl Drop for AioOp {
     fn drop(&mut self) {
         // The buffer must outlive librbd's use of it.
         if !self.waited {
@@ -354,46 +361,55 @@ impl Drop for AioWrite {
 }
 
 impl Image {
-    /// Starts writing `data` at `offset` and returns at once; the write owns its buffer until
-    /// it completes (`AioWrite::wait`, or when dropped).
-    pub(crate) fn write_async(&self, offset: u64, data: Vec<u8>) -> Result<AioWrite, Errno> {
+    /// Starts writing `data` at `offset` and returns at once; the operation owns the buffer
+    /// until it completes (`AioOp::wait_written`, or when dropped).
+    pub(crate) fn write_async(&self, offset: u64, data: Vec<u8>) -> Result<AioOp, Errno> {
+        self.submit(offset, data, true)
+    }
+
+    /// Starts reading `buffer.len()` bytes at `offset` into `buffer`.
+    pub(crate) fn read_async(&self, offset: u64, buffer: Vec<u8>) -> Result<AioOp, Errno> {
+        self.submit(offset, buffer, false)
+    }
+
+    fn submit(&self, offset: u64, data: Vec<u8>, write: bool) -> Result<AioOp, Errno> {
         let mut completion: ffi::RbdCompletionT = ptr::null_mut();
         // SAFETY: out-pointer; no callback.
         check(unsafe { ffi::rbd_aio_create_completion(ptr::null_mut(), None, &mut completion) })?;
-        let mut write = AioWrite {
+        let mut op = AioOp {
             completion,
             data,
             waited: false,
         };
-        // SAFETY: the buffer lives in `write` until the completion is waited for; the image
-        // outlives the write (the writer waits for every write before closing it).
+        // SAFETY: the buffer lives in `op` until the completion is waited for; the image
+        // outlives the operation (every one is waited for before the image is closed).
         let submitted = check(unsafe {
-            ffi::rbd_aio_write2(
-                self.handle,
-                offset,
-                write.data.len(),
-                write.data.as_ptr().cast(),
-                write.completion,
-                0,
-            )
+            if write {
+                ffi::rbd_aio_write2(
+                    self.handle,
+                    offset,
+                    op.data.len(),
+                    op.data.as_ptr().cast(),
+                    op.completion,
+                    0,
+                )
+            } else {
+                ffi::rbd_aio_read2(
+                    self.handle,
+                    offset,
+                    op.data.len(),
+                    op.data.as_mut_ptr().cast(),
+                    op.completion,
+                    0,
+                )
+            }
         });
         if let Err(e) = submitted {
             // Never submitted: nothing to wait for.
-            write.waited = true;
+            op.waited = true;
             return Err(e);
         }
-        Ok(write)
-    }
-
-    /// Reads into `buf` at `offset`; returns the bytes read (fewer at the end).
-    pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        // SAFETY: `buf` is valid and writable for its length during the call.
-        let read =
-            unsafe { ffi::rbd_read2(self.handle, offset, buf.len(), buf.as_mut_ptr().cast(), 0) };
-        if read < 0 {
-            return Err(Errno(-(read as i32)));
-        }
-        Ok(read as usize)
+        Ok(op)
     }
 
     pub(crate) fn flush(&self) -> Result<(), Errno> {

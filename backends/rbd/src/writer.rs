@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::store_error;
-use crate::rados::{AioWrite, Errno, Image, IoCtx};
+use crate::rados::{AioOp, Errno, Image, IoCtx};
 use crate::{remove_image, RbdConfig, Shared, SNAPSHOT};
 
 /// Temporary images are named `<image id>` followed by this and an attempt id.
@@ -189,7 +189,7 @@ struct Job {
 /// The image being written.
 struct Progress {
     /// Writes in flight, oldest first; dropped (waited for) before the image is closed.
-    in_flight: std::collections::VecDeque<AioWrite>,
+    in_flight: std::collections::VecDeque<AioOp>,
     image: Image,
     /// Bytes received (the next write's offset once `pending` is written).
     offset: u64,
@@ -373,7 +373,7 @@ impl Job {
         progress.in_flight.push_back(write);
         while progress.in_flight.len() > IN_FLIGHT {
             if let Some(oldest) = progress.in_flight.pop_front() {
-                let buffer = oldest.wait().map_err(|e| self.error(e))?;
+                let buffer = oldest.wait_written().map_err(|e| self.error(e))?;
                 progress.spare.push(buffer);
             }
         }
@@ -383,7 +383,7 @@ impl Job {
     /// Waits for every write in flight.
     fn drain(&self, progress: &mut Progress) -> Result<(), StoreError> {
         while let Some(write) = progress.in_flight.pop_front() {
-            let buffer = write.wait().map_err(|e| self.error(e))?;
+            let buffer = write.wait_written().map_err(|e| self.error(e))?;
             progress.spare.push(buffer);
         }
         Ok(())
