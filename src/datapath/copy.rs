@@ -109,10 +109,7 @@ impl DataService {
             max_size: expected.size,
             memory: self.budget.total().saturating_sub(PIPELINE),
         };
-        let budget = match store.write_buffer(&options)? {
-            0 => self.budget.clone(),
-            buffer => self.budget.reserve(PIPELINE + buffer).await?,
-        };
+        let buffer = store.write_buffer(&options)?;
         let writer = match store.writer(image.id.as_str(), &options).await {
             Ok(writer) => OpenWriter::new(writer, store.name()),
             // The error names the data's location.
@@ -123,6 +120,12 @@ impl DataService {
                     .await;
             }
             Err(e) => return Err(e.into()),
+        };
+        // Reserved only now: a copy that finds data already there (and may start over) holds
+        // none while it checks it.
+        let budget = match buffer {
+            0 => self.budget.clone(),
+            buffer => self.budget.reserve(PIPELINE + buffer).await?,
         };
         let bytes = self
             .stream_into(&image, &expected, &source, writer, &budget, progress)

@@ -46,6 +46,19 @@ where
         .build(connector)
 }
 
+/// A client that opens a connection per request and keeps none: for request bodies streamed
+/// from elsewhere, which cannot be sent again if a pooled connection turns out closed by the
+/// server at the moment it is reused.
+pub fn unpooled_client<B>(connector: HttpsConnector) -> Client<HttpsConnector, B>
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build(connector)
+}
+
 /// The whole chain of an error, each cause after a colon: hyper's own text ("client error
 /// (Connect)") hides what happened (a refused connection, a certificate that failed).
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -116,17 +116,7 @@ impl Auth {
             .header("x-auth-key", &self.reference.key.0)
             .body(SwiftBody::empty())
             .map_err(|e| self.invalid_address(e))?;
-        let response = http
-            .request(request)
-            .await
-            .map_err(|e| transport_error(&self.store, &e))?;
-        let status = response.status();
-        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Err(self.refused(status));
-        }
-        if !status.is_success() {
-            return Err(self.misanswered(&format!("answered {status}")));
-        }
+        let response = self.ask(http, request).await?;
         let header = |name: &str| {
             response
                 .headers()
@@ -150,6 +140,27 @@ impl Auth {
             storage_url: storage_url.trim_end_matches('/').to_owned(),
             expires,
         })
+    }
+
+    /// Sends an auth request; anything but a success is an error (refused credentials are
+    /// the operator's to fix).
+    async fn ask(
+        &self,
+        http: &HttpClient,
+        request: Request<SwiftBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, StoreError> {
+        let response = http
+            .request(request)
+            .await
+            .map_err(|e| transport_error(&self.store, &e))?;
+        let status = response.status();
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(self.refused(status));
+        }
+        if !status.is_success() {
+            return Err(self.misanswered(&format!("answered {status}")));
+        }
+        Ok(response)
     }
 
     fn invalid_address(&self, e: http::Error) -> StoreError {
@@ -217,17 +228,7 @@ impl Auth {
             .header("content-type", "application/json")
             .body(SwiftBody::bytes(body))
             .map_err(|e| self.invalid_address(e))?;
-        let response = http
-            .request(request)
-            .await
-            .map_err(|e| transport_error(&self.store, &e))?;
-        let status = response.status();
-        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Err(self.refused(status));
-        }
-        if !status.is_success() {
-            return Err(self.misanswered(&format!("answered {status}")));
-        }
+        let response = self.ask(http, request).await?;
         let value = response
             .headers()
             .get("x-subject-token")

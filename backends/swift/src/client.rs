@@ -207,6 +207,11 @@ pub(crate) fn status_error(store: &str, what: &str, answer: &Answer) -> StoreErr
 pub(crate) struct Swift {
     pub(crate) store: String,
     pub(crate) http: HttpClient,
+    /// A connection per request, for streamed PUTs and auth requests: a pooled connection the
+    /// server closes just as it is reused fails the request, a streamed body cannot be sent
+    /// again, and auth servers often keep no connection alive (uWSGI's http-socket, seen
+    /// here as resets on every other token request).
+    pub(crate) unpooled: HttpClient,
 }
 
 impl Swift {
@@ -249,7 +254,7 @@ impl Swift {
     ) -> Result<Response<Incoming>, StoreError> {
         let mut renewed = false;
         loop {
-            let token = auth.token(&self.http).await?;
+            let token = auth.token(&self.unpooled).await?;
             let request = self.request(
                 &token,
                 &method,
@@ -314,7 +319,7 @@ impl Swift {
         let swift = self.clone();
         Ok(tokio::spawn(async move {
             let response = swift
-                .http
+                .unpooled
                 .request(request)
                 .await
                 .map_err(|e| transport_error(&swift.store, &e))?;

@@ -117,31 +117,39 @@ impl SwiftConfig {
     }
 }
 
+/// Glance's defaults, a container and no reference: the base of the crate's test configs.
+#[cfg(test)]
+pub(crate) fn defaults_for_tests(container: &str) -> SwiftConfig {
+    SwiftConfig {
+        name: "swift".into(),
+        references: Vec::new(),
+        default_reference: "ref1".into(),
+        container: container.into(),
+        create_container_on_put: true,
+        multiple_containers_seed: 0,
+        large_object_size: 5120 * SWIFT_MB,
+        large_object_chunk_size: 200 * SWIFT_MB,
+        cacert: None,
+        insecure: false,
+        region: None,
+        endpoint_type: "publicURL".into(),
+        service_type: "object-store".into(),
+        endpoint: None,
+        expire_soon_interval: Duration::from_secs(60),
+        retry_get_count: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(seed: usize) -> SwiftConfig {
         SwiftConfig {
-            name: "swift".into(),
-            references: Vec::new(),
-            default_reference: "ref1".into(),
-            container: "glance".into(),
-            create_container_on_put: true,
             multiple_containers_seed: seed,
-            large_object_size: 5120 * SWIFT_MB,
-            large_object_chunk_size: 200 * SWIFT_MB,
-            cacert: None,
-            insecure: false,
-            region: None,
-            endpoint_type: "publicURL".into(),
-            service_type: "object-store".into(),
-            endpoint: None,
-            expire_soon_interval: Duration::from_secs(60),
-            retry_get_count: 0,
+            ..defaults_for_tests("glance")
         }
     }
-
     #[test]
     fn containers_follow_glances_seed_rule() {
         let id = "FDAE39A1-bac5-4eb2-9a65-58d1d6a8e4a5";

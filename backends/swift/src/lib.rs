@@ -89,14 +89,18 @@ impl Shared {
     }
 
     fn auth_for_reference(&self, reference: &SwiftReference) -> Arc<Auth> {
-        let key = format!("ref:{}", reference.name);
+        self.auth(format!("ref:{}", reference.name), || reference.clone())
+    }
+
+    /// The identity cached under `key`, made from `reference()` the first time.
+    fn auth(&self, key: String, reference: impl FnOnce() -> SwiftReference) -> Arc<Auth> {
         let mut auths = self.auths.lock().unwrap_or_else(|e| e.into_inner());
         auths
             .entry(key)
             .or_insert_with(|| {
                 Arc::new(Auth::new(
                     &self.config.name,
-                    reference.clone(),
+                    reference(),
                     self.catalog(),
                     self.config.expire_soon_interval,
                 ))
@@ -156,18 +160,7 @@ impl Shared {
                 project_domain_name: None,
                 application_credential: None,
             };
-            let mut auths = self.auths.lock().unwrap_or_else(|e| e.into_inner());
-            auths
-                .entry(key)
-                .or_insert_with(|| {
-                    Arc::new(Auth::new(
-                        &self.config.name,
-                        reference,
-                        self.catalog(),
-                        self.config.expire_soon_interval,
-                    ))
-                })
-                .clone()
+            self.auth(key, || reference)
         } else {
             // No credentials: a multi-tenant location, read with the user's own token.
             return Err(invalid());
@@ -347,7 +340,8 @@ impl SwiftStore {
             shared: Arc::new(Shared {
                 swift: Arc::new(Swift {
                     store: config.name.clone(),
-                    http: glint_store::net::client(connector),
+                    http: glint_store::net::client(connector.clone()),
+                    unpooled: glint_store::net::unpooled_client(connector),
                 }),
                 config,
                 auths: Mutex::new(HashMap::new()),

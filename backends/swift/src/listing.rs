@@ -41,7 +41,10 @@ impl Listed {
 /// `/info` beside the account's URL (`…/v1/AUTH_x` → `…/info`; RGW's `…/swift/v1` →
 /// `…/swift/info`), asked without a token.
 pub(crate) async fn cluster_info(swift: &Swift, auth: &Auth) -> Result<ClusterInfo, String> {
-    let token = auth.token(&swift.http).await.map_err(|e| e.to_string())?;
+    let token = auth
+        .token(&swift.unpooled)
+        .await
+        .map_err(|e| e.to_string())?;
     let url = &token.storage_url;
     let base = url
         .rfind("/v1")

@@ -36,22 +36,10 @@ fn reference(prefix: &str, name: &str) -> SwiftReference {
 /// Segments of 1 MiB from 2 MiB on, so that the suite's images of a few MiB are segmented.
 pub(crate) fn config_for(prefix: &str, container: &str) -> SwiftConfig {
     SwiftConfig {
-        name: "swift".into(),
         references: vec![reference(prefix, "ref1")],
-        default_reference: "ref1".into(),
-        container: container.into(),
-        create_container_on_put: true,
-        multiple_containers_seed: 0,
         large_object_size: 2 << 20,
         large_object_chunk_size: 1 << 20,
-        cacert: None,
-        insecure: false,
-        region: None,
-        endpoint_type: "publicURL".into(),
-        service_type: "object-store".into(),
-        endpoint: None,
-        expire_soon_interval: Duration::from_secs(60),
-        retry_get_count: 0,
+        ..config::defaults_for_tests(container)
     }
 }
 
@@ -91,6 +79,80 @@ mod rgw {
         super::subject_with(super::config_for("SWIFT", &super::container()))
     }
     glint_store::conformance_tests!(subject);
+}
+
+/// The lab Keystone's `glint` user (member of project `glint`), Keystone v3, the storage URL
+/// from the catalog: OpenStack Swift's `KEY_<project>` account through keystoneauth.
+fn keystone_config(container: &str) -> SwiftConfig {
+    let var = |name: &str| {
+        std::env::var(format!("GLINT_TEST_KEYSTONE_{name}")).unwrap_or_else(|_| {
+            panic!("GLINT_TEST_KEYSTONE_{name} is not set: start scripts/lab-keystone (and lab-swift with GLINT_LAB_SWIFT_KEYSTONE) and eval its env")
+        })
+    };
+    SwiftConfig {
+        references: vec![SwiftReference {
+            name: "ref1".into(),
+            auth_address: var("URL"),
+            auth_version: AuthVersion::V3,
+            user: var("USER"),
+            key: Secret(var("KEY")),
+            user_domain_id: None,
+            user_domain_name: Some("Default".into()),
+            project_domain_id: Some("default".into()),
+            project_domain_name: None,
+            application_credential: None,
+        }],
+        region: Some("RegionOne".into()),
+        ..config_for("OSWIFT", container)
+    }
+}
+
+mod keystone {
+    async fn subject() -> glint_store::conformance::Subject {
+        super::subject_with(super::keystone_config(&super::container()))
+    }
+    glint_store::conformance_tests!(subject);
+}
+
+#[tokio::test]
+async fn keystone_tokens_are_renewed_between_segments_and_the_catalog_gives_the_account() {
+    // Tokens last an hour: with an interval of two, every segment asks Keystone for a new one.
+    let container = container();
+    let config = SwiftConfig {
+        expire_soon_interval: Duration::from_secs(7200),
+        ..keystone_config(&container)
+    };
+    let store = SwiftStore::new(config).expect("store builds");
+    let data = conformance::data(3 << 20, 48);
+    let stored = put_chunks(&store, &conformance::image_id(48), &data, true).await;
+    let reader = store.reader(&stored.location, None).await.expect("reader");
+    assert!(conformance::read_all(reader).await == data);
+    let auth = store.shared.writer_auth().expect("auth");
+    let token = auth
+        .token(&store.shared.swift.unpooled)
+        .await
+        .expect("token");
+    assert!(
+        token.storage_url.contains("/v1/KEY_"),
+        "{}",
+        token.storage_url
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_keystone_password_is_a_configuration_error() {
+    let mut config = keystone_config(&container());
+    config.references[0].key = Secret("not-the-password".into());
+    let store = SwiftStore::new(config).expect("store builds");
+    match store
+        .writer(&conformance::image_id(49), &conformance::options(Some(1)))
+        .await
+    {
+        Err(StoreError::Misconfigured { why, .. }) => {
+            assert!(why.contains("refused the store's credentials"), "{why}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }
 
 /// The objects of `container` now (markers and segments included).

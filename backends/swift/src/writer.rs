@@ -283,7 +283,7 @@ impl SwiftWriter {
         size: Option<u64>,
         exclusive: bool,
     ) -> Result<OpenPut, StoreError> {
-        let token = self.auth.token(&self.shared.swift.http).await?;
+        let token = self.auth.token(&self.shared.swift.unpooled).await?;
         let (feed, body) = StreamBody::new(size, BODY_DEPTH);
         let length = size.map(|s| s.to_string());
         let mut headers = vec![("content-type", "application/octet-stream")];
@@ -721,22 +721,8 @@ mod tests {
 
     fn config() -> SwiftConfig {
         SwiftConfig {
-            name: "swift".into(),
-            references: Vec::new(),
-            default_reference: "ref1".into(),
-            container: "glance".into(),
             create_container_on_put: false,
-            multiple_containers_seed: 0,
-            large_object_size: 5120 * SWIFT_MB,
-            large_object_chunk_size: 200 * SWIFT_MB,
-            cacert: None,
-            insecure: false,
-            region: None,
-            endpoint_type: "publicURL".into(),
-            service_type: "object-store".into(),
-            endpoint: None,
-            expire_soon_interval: Duration::from_secs(60),
-            retry_get_count: 0,
+            ..crate::config::defaults_for_tests("glance")
         }
     }
 
