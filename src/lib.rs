@@ -5,6 +5,7 @@
 //! `main.rs` only parses the command line.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod datapath;
@@ -31,6 +32,7 @@ use stores::StoreRegistry;
 pub struct Services {
     pub images: ImageService,
     pub data: DataService,
+    pub auth: auth::Authenticator,
 }
 
 /// Builds the image and data services over an open database and the configured stores.
@@ -76,7 +78,8 @@ pub fn services_over(
         &config.node_id,
     );
     data.check_store_buffers()?;
-    Ok(Services { images, data })
+    let auth = auth::Authenticator::new(&config.auth)?;
+    Ok(Services { images, data, auth })
 }
 
 /// Which optional image attributes the configuration shows.
@@ -98,7 +101,7 @@ pub fn app(config: &Config, services: &Services) -> axum::Router {
     let state = api::AppState {
         images: services.images.clone(),
         data: services.data.clone(),
-        auth: config.auth,
+        auth: services.auth.clone(),
         advertised_host: format!("{}:{}", config.server.bind_host, config.server.bind_port),
         shown: shown(config, services.data.stores()),
     };

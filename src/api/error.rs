@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use glint_store::StoreError;
 
+use crate::auth::AuthFailure;
 use crate::datapath::DataError;
 use crate::domain::error::{Message, Refusal};
 use crate::domain::{DomainError, RepoError};
@@ -207,6 +208,35 @@ impl From<DataError> for ApiError {
             DataError::Internal(_) => {
                 ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR).caused_by(error)
             }
+        }
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    /// keystonemiddleware's answers: 401 naming where to authenticate, or 503 while Keystone
+    /// cannot be asked (never a token accepted unchecked).
+    fn from(failure: AuthFailure) -> ApiError {
+        match &failure {
+            AuthFailure::Unauthenticated {
+                www_authenticate, ..
+            } => {
+                let mut error = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "The request you have made requires authentication.",
+                );
+                if let Some(value) = www_authenticate
+                    .as_deref()
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                {
+                    error.headers.push((header::WWW_AUTHENTICATE, value));
+                }
+                error.caused_by(failure)
+            }
+            AuthFailure::IdentityUnavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The Keystone service is temporarily unavailable.",
+            )
+            .caused_by(failure),
         }
     }
 }

@@ -15,9 +15,8 @@ use tracing::Instrument as _;
 use super::error::{ApiError, ErrorMessage, ErrorSource};
 use super::error_body::{body_form, render_body, RequestFacts};
 use super::AppState;
-use crate::config::AuthFlavor;
+use crate::auth::Presented;
 use crate::domain::error::Message;
-use crate::domain::RequestContext;
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 /// Glance's `max_request_id_length`.
@@ -151,49 +150,18 @@ pub async fn authenticate(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
-    let context = match state.auth {
-        AuthFlavor::Unauthenticated => RequestContext::unauthenticated_admin(request_id),
-        AuthFlavor::TrustedHeaders => match context_from_headers(request.headers(), request_id) {
-            Some(context) => context,
-            None => return ApiError::plain(StatusCode::UNAUTHORIZED).into_response(),
-        },
+    let presented = Presented {
+        headers: request.headers(),
+        method: request.method(),
+        path: request.uri().path(),
     };
-    request.extensions_mut().insert(context);
-    next.run(request).await
-}
-
-/// The headers keystonemiddleware sets once it has validated a token.
-fn context_from_headers(
-    headers: &axum::http::HeaderMap,
-    request_id: String,
-) -> Option<RequestContext> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    if get("x-identity-status") != Some("Confirmed") {
-        return None;
+    match state.auth.identify(presented, request_id).await {
+        Ok(context) => {
+            request.extensions_mut().insert(context);
+            next.run(request).await
+        }
+        Err(failure) => ApiError::from(failure).into_response(),
     }
-    let roles: Vec<String> = get("x-roles")
-        .map(|r| {
-            r.split(',')
-                .map(|r| r.trim().to_lowercase())
-                .filter(|r| !r.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(RequestContext {
-        request_id,
-        user_id: get("x-user-id").map(str::to_owned),
-        project_id: get("x-project-id")
-            .or_else(|| get("x-tenant-id"))
-            .map(str::to_owned),
-        is_admin: roles.iter().any(|r| r == "admin"),
-        roles,
-    })
 }
 
 /// Writes the body of every error response, in the form the request's `Accept` asks for.
@@ -422,18 +390,5 @@ mod tests {
         assert_eq!(log.matches("secret_table").count(), 1, "{log}");
         assert!(body.contains("The server failed."), "{body}");
         assert!(!body.contains("secret_table"), "{body}");
-    }
-
-    #[test]
-    fn trusted_headers_need_confirmed_identity() {
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert("x-project-id", HeaderValue::from_static("p1"));
-        headers.insert("x-roles", HeaderValue::from_static("Member, Reader"));
-        assert!(context_from_headers(&headers, "req-1".into()).is_none());
-        headers.insert("x-identity-status", HeaderValue::from_static("Confirmed"));
-        let ctx = context_from_headers(&headers, "req-1".into()).expect("confirmed");
-        assert_eq!(ctx.project_id.as_deref(), Some("p1"));
-        assert_eq!(ctx.roles, ["member", "reader"]);
-        assert!(!ctx.is_admin);
     }
 }

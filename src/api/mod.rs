@@ -13,7 +13,7 @@ mod schemas;
 mod tags;
 mod versions;
 
-use crate::config::AuthFlavor;
+use crate::auth::Authenticator;
 use crate::datapath::DataService;
 use crate::domain::ImageService;
 
@@ -25,7 +25,7 @@ pub use router::router;
 pub struct AppState {
     pub images: ImageService,
     pub data: DataService,
-    pub auth: AuthFlavor,
+    pub auth: Authenticator,
     /// `host:port` for absolute links when a request carries no `Host` header.
     pub advertised_host: String,
     /// Which optional image attributes are shown.

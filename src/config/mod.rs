@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod ini;
+pub mod keystone;
 pub mod limits;
 pub mod paste;
 pub mod server;

@@ -1,15 +1,19 @@
 //! `[paste_deploy] flavor`: how requests are authenticated.
 
 use super::ini::Ini;
+use super::keystone::KeystoneConfig;
 use super::ConfigError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthFlavor {
     /// No flavor (Glance's default): every request is an administrator with no project.
     Unauthenticated,
     /// `trusted-auth`: identity headers set by an authenticating proxy in front of Glint are
     /// believed (`X-Identity-Status: Confirmed`, `X-Project-Id`, `X-User-Id`, `X-Roles`).
     TrustedHeaders,
+    /// `keystone` (and `keystone+caching`, `keystone+cachemanagement`): every request's
+    /// `X-Auth-Token` is validated by Keystone, as keystonemiddleware does for Glance.
+    Keystone(Box<KeystoneConfig>),
 }
 
 impl AuthFlavor {
@@ -17,18 +21,13 @@ impl AuthFlavor {
         match ini.get("paste_deploy", "flavor").unwrap_or("").trim() {
             "" | "caching" | "cachemanagement" => Ok(AuthFlavor::Unauthenticated),
             "trusted-auth" => Ok(AuthFlavor::TrustedHeaders),
-            keystone if keystone.starts_with("keystone") => Err(ConfigError::invalid(
-                "paste_deploy",
-                "flavor",
-                format!(
-                    "{keystone:?}: Keystone token validation is not available in this version; \
-                     use \"trusted-auth\" behind an authenticating proxy, or leave it empty"
-                ),
-            )),
+            "keystone" | "keystone+caching" | "keystone+cachemanagement" => Ok(
+                AuthFlavor::Keystone(Box::new(KeystoneConfig::from_ini(ini)?)),
+            ),
             other => Err(ConfigError::invalid(
                 "paste_deploy",
                 "flavor",
-                format!("unknown flavor {other:?} (supported: empty, trusted-auth)"),
+                format!("unknown flavor {other:?} (supported: empty, keystone, trusted-auth)"),
             )),
         }
     }

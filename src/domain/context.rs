@@ -8,11 +8,17 @@ pub struct RequestContext {
     /// `req-<uuid>`, echoed in `x-openstack-request-id` and in logs.
     pub request_id: String,
     pub user_id: Option<String>,
-    /// The caller's project; images it creates are owned by it.
+    /// The caller's project; images it creates are owned by it. None for system- and
+    /// domain-scoped tokens, which no image rule accepts.
     pub project_id: Option<String>,
+    /// `all` for a system-scoped token (`OpenStack-System-Scope`).
+    pub system_scope: Option<String>,
+    /// The domain of a domain-scoped token.
+    pub domain_id: Option<String>,
     /// Lower-cased role names.
     pub roles: Vec<String>,
-    /// The result of `context_is_admin`: admins bypass ownership and visibility checks.
+    /// The result of `context_is_admin`: admins bypass ownership and visibility checks. Only
+    /// a project-scoped admin is one (Glance's image rules are project-scoped).
     pub is_admin: bool,
 }
 
@@ -24,6 +30,8 @@ impl RequestContext {
             request_id,
             user_id: None,
             project_id: None,
+            system_scope: None,
+            domain_id: None,
             roles: vec!["admin".to_owned()],
             is_admin: true,
         }

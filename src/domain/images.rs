@@ -170,7 +170,8 @@ impl ImageService {
         }
     }
 
-    /// An image the caller may see, or 404 (never 403: existence is not revealed).
+    /// An image the caller may see, or 404 (never 403: existence is not revealed, and a
+    /// caller `get_image` refuses sees no image at all, as with Glance).
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
         self.authorize(
             ctx,
@@ -179,7 +180,8 @@ impl ImageService {
                 owner: ctx.project_id.as_deref(),
                 visibility: None,
             },
-        )?;
+        )
+        .map_err(|_| DomainError::image_not_found(id))?;
         self.get_visible(ctx, id).await
     }
 
@@ -197,7 +199,15 @@ impl ImageService {
     /// Glance's `is_image_visible`: admins see all; others see their own, ownerless, public and
     /// community images, and shared images they are a member of (in any member status).
     async fn is_visible(&self, ctx: &RequestContext, image: &Image) -> DomainResult<bool> {
-        if ctx.is_admin || image.owner.is_none() || ctx.is_owner(image.owner.as_deref()) {
+        if ctx.is_admin {
+            return Ok(true);
+        }
+        // A caller with no project (system or domain scope) may use no image, so it sees none:
+        // anything it addresses by id is not found, as with Glance.
+        if ctx.project_id.is_none() {
+            return Ok(false);
+        }
+        if image.owner.is_none() || ctx.is_owner(image.owner.as_deref()) {
             return Ok(true);
         }
         Ok(match image.visibility {

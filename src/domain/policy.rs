@@ -75,6 +75,10 @@ impl Policy for DefaultPolicy {
         if ctx.is_admin {
             return true;
         }
+        // Every image rule is project-scoped: system- and domain-scoped tokens get nothing.
+        if ctx.project_id.is_none() {
+            return false;
+        }
         let owner = ctx.is_owner(target.owner);
         match action {
             Action::GetImages => Self::is_reader(ctx),
@@ -105,6 +109,8 @@ mod tests {
             request_id: "req-test".into(),
             user_id: Some("u".into()),
             project_id: Some(project.into()),
+            system_scope: None,
+            domain_id: None,
             roles: roles.iter().map(|r| r.to_string()).collect(),
             is_admin: roles.contains(&"admin"),
         }

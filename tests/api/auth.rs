@@ -85,6 +85,35 @@ all_databases!(fn requests_without_confirmed_identity_are_401(app, TRUSTED) {
     // Versions and the health check need no identity.
     app.request(Method::GET, "/versions", &[], Body::empty()).await.assert_status(200);
     app.request(Method::GET, "/healthcheck", &[], Body::empty()).await.assert_status(200);
+    // An admin with no scope at all is no admin: nobody is.
+    for method in [Method::GET, Method::POST] {
+        let unscoped = app
+            .request(method, "/v2/images", &[("x-identity-status", "Confirmed"), ("x-roles", "admin")], Body::from("{}"))
+            .await;
+        unscoped.assert_status(401);
+    }
+});
+
+all_databases!(fn system_and_domain_scoped_admins_use_no_image(app, TRUSTED) {
+    let alice = Caller { app: &app, project: "alice", roles: "member" };
+    let public = id_of(&alice.create(json!({"visibility": "community"})).await);
+    for scope in [("openstack-system-scope", "all"), ("x-domain-id", "default")] {
+        let send = |method: Method, path: String| {
+            let app = &app;
+            async move {
+                let headers = [("x-identity-status", "Confirmed"), ("x-roles", "admin,member,reader"), scope, ("content-type", "application/json")];
+                let body = if method == Method::POST { Body::from("{}") } else { Body::empty() };
+                app.request(method, &path, &headers, body).await
+            }
+        };
+        send(Method::GET, "/v2/images".into()).await.assert_status(403);
+        send(Method::POST, "/v2/images".into()).await.assert_status(403);
+        send(Method::GET, format!("/v2/images/{public}")).await.assert_status(404);
+        send(Method::DELETE, format!("/v2/images/{public}")).await.assert_status(404);
+        send(Method::POST, format!("/v2/images/{public}/actions/deactivate")).await.assert_status(404);
+        send(Method::GET, format!("/v2/images/{public}/file")).await.assert_status(404);
+    }
+    alice.get(&format!("/v2/images/{public}")).await.assert_status(200);
 });
 
 all_databases!(fn images_belong_to_the_callers_project(app, TRUSTED) {

@@ -16,6 +16,7 @@ mod images_create;
 mod images_delete;
 mod images_list;
 mod images_update;
+mod keystone_auth;
 mod locations_shown;
 mod maintenance;
 mod multi_store;
