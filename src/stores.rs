@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::stores::{BackendConfig, DriverConfig};
 use crate::config::StoresConfig;
+use crate::domain::RequestContext;
 
 /// A store and what the operator said of it.
 #[derive(Debug, Clone)]
@@ -25,6 +26,15 @@ pub struct StoreEntry {
 }
 
 impl StoreEntry {
+    /// The store acting for the request `ctx` (see `Store::for_caller`): itself, unless it
+    /// keeps data in the caller's own account.
+    pub fn for_request(&self, ctx: &RequestContext) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(self
+            .store
+            .for_caller(ctx.caller().as_ref())?
+            .unwrap_or_else(|| self.store.clone()))
+    }
+
     pub fn type_name(&self) -> &'static str {
         self.config.type_name()
     }

@@ -278,6 +278,10 @@ impl From<StoreError> for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "The image store refused the request's credentials.".to_owned(),
             ),
+            StoreError::Forbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "The image store does not let this project access the image data.".to_owned(),
+            ),
             StoreError::Misconfigured { store, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("Image store {store} is misconfigured; an operator must fix it."),

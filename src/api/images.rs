@@ -256,6 +256,7 @@ pub async fn update(
     })?;
     let changes = parse_patch(&body, dialect).map_err(ApiError::from)?;
     let image = state.images.update(&ctx, &id, dialect, &changes).await?;
+    state.data.share_data(&ctx, &image).await?;
     Ok(Json(state.view(&image)).into_response())
 }
 

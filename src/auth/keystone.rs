@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::cache::TokenCache;
 use super::token::TokenInfo;
-use super::{context, AuthFailure, Presented};
+use super::{context, AuthFailure, Identity, Presented};
 use crate::config::keystone::{Domain, KeystoneConfig};
 use crate::domain::RequestContext;
 
@@ -117,9 +117,13 @@ impl KeystoneAuth {
         }
         Ok(context(
             request_id,
-            Some(info.user_id.clone()),
-            info.scope.clone(),
-            info.roles.clone(),
+            Identity {
+                user_id: Some(info.user_id.clone()),
+                scope: info.scope.clone(),
+                roles: info.roles.clone(),
+                token: Some(token.to_owned()),
+                catalog: info.catalog.clone(),
+            },
         ))
     }
 
@@ -270,17 +274,32 @@ impl KeystoneAuth {
         Ok(value)
     }
 
-    /// One call to Keystone, bounded by `http_connect_timeout` from start to last byte.
+    /// One call to Keystone, bounded by `http_connect_timeout` from start to last byte. A
+    /// call that fails before any answer is made once more on a new connection: a pooled
+    /// connection the server closed just as it was reused (uWSGI's http-socket does so) says
+    /// nothing about Keystone, and both calls (a validation, a sign-in) may be repeated.
     async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
         let limit = self.config.http_connect_timeout;
+        let (parts, body) = request.into_parts();
         let call = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                format!(
-                    "Keystone at {}: {}",
-                    self.config.identity_url,
-                    error_chain(&e)
-                )
-            })?;
+            let mut retried = false;
+            let response = loop {
+                let mut again = Request::new(body.clone());
+                *again.method_mut() = parts.method.clone();
+                *again.uri_mut() = parts.uri.clone();
+                *again.headers_mut() = parts.headers.clone();
+                match self.http.request(again).await {
+                    Ok(response) => break response,
+                    Err(e) if !retried && !e.is_connect() => retried = true,
+                    Err(e) => {
+                        return Err(format!(
+                            "Keystone at {}: {}",
+                            self.config.identity_url,
+                            error_chain(&e)
+                        ))
+                    }
+                }
+            };
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_ANSWER)
                 .collect()

@@ -5,6 +5,7 @@
 //! into a `RequestContext` or a refusal; nothing below it knows which flavor is in use.
 
 mod cache;
+mod catalog;
 mod keystone;
 mod token;
 mod trusted;
@@ -12,6 +13,8 @@ mod trusted;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method};
+
+use glint_store::{CatalogEndpoint, Secret};
 
 use crate::config::AuthFlavor;
 use crate::domain::RequestContext;
@@ -93,12 +96,14 @@ fn normalized_roles<'a>(roles: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 /// The context of an identity: only a project-scoped `admin` is an administrator, since
 /// Glance's image rules are all project-scoped.
-fn context(
-    request_id: String,
-    user_id: Option<String>,
-    scope: Option<Scope>,
-    roles: Vec<String>,
-) -> RequestContext {
+fn context(request_id: String, identity: Identity) -> RequestContext {
+    let Identity {
+        user_id,
+        scope,
+        roles,
+        token,
+        catalog,
+    } = identity;
     let (project_id, domain_id, system_scope) = match scope {
         Some(Scope::Project(project)) => (Some(project), None, None),
         Some(Scope::Domain(domain)) => (None, Some(domain), None),
@@ -113,7 +118,19 @@ fn context(
         system_scope,
         domain_id,
         roles,
+        auth_token: token.map(Secret),
+        service_catalog: catalog,
     }
+}
+
+/// Who a token or a proxy's headers say the caller is.
+struct Identity {
+    user_id: Option<String>,
+    scope: Option<Scope>,
+    roles: Vec<String>,
+    /// The token itself, passed on to stores acting as the caller.
+    token: Option<String>,
+    catalog: Vec<CatalogEndpoint>,
 }
 
 /// What a token or a proxy's headers are scoped to.

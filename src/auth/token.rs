@@ -1,6 +1,7 @@
 //! What Keystone says of a token (`GET /v3/auth/tokens`), reduced to what Glint uses.
 
 use chrono::{DateTime, Utc};
+use glint_store::CatalogEndpoint;
 use serde::Deserialize;
 
 use super::{normalized_roles, Scope};
@@ -15,8 +16,8 @@ pub(super) struct TokenInfo {
     pub(super) expires_at: DateTime<Utc>,
     /// An application credential's access rules, when it has some: the requests it may make.
     pub(super) access_rules: Option<Vec<AccessRule>>,
-    /// The service types in the token's catalog.
-    pub(super) catalog_types: Vec<String>,
+    /// The token's service catalog.
+    pub(super) catalog: Vec<CatalogEndpoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -47,7 +48,7 @@ struct Token {
     #[serde(default)]
     roles: Vec<Role>,
     #[serde(default)]
-    catalog: Vec<Service>,
+    catalog: serde_json::Value,
     #[serde(default)]
     application_credential: Option<ApplicationCredential>,
 }
@@ -60,12 +61,6 @@ struct Named {
 #[derive(Deserialize)]
 struct Role {
     name: String,
-}
-
-#[derive(Deserialize)]
-struct Service {
-    #[serde(rename = "type")]
-    kind: String,
 }
 
 #[derive(Deserialize)]
@@ -100,7 +95,7 @@ impl TokenInfo {
             roles: normalized_roles(token.roles.iter().map(|r| r.name.as_str())),
             expires_at,
             access_rules: token.application_credential.and_then(|a| a.access_rules),
-            catalog_types: token.catalog.into_iter().map(|s| s.kind).collect(),
+            catalog: super::catalog::endpoints(&token.catalog),
         })
     }
 
@@ -125,7 +120,7 @@ impl TokenInfo {
         let Some(service_type) = service_type else {
             return false;
         };
-        if !self.catalog_types.iter().any(|t| t == service_type) {
+        if !self.catalog.iter().any(|e| e.service_type == service_type) {
             return false;
         }
         with_service_token
@@ -170,7 +165,8 @@ mod tests {
         "project": {"domain": {"id": "default", "name": "Default"}, "id": "p1", "name": "demo"},
         "is_domain": false,
         "roles": [{"id": "r1", "name": "Member"}, {"id": "r2", "name": "reader"}],
-        "catalog": [{"type": "image", "name": "glance", "id": "s1", "endpoints": []}]}}"#;
+        "catalog": [{"type": "image", "name": "glance", "id": "s1", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "http://glint:9292"}]}]}}"#;
 
     #[test]
     fn project_tokens_give_project_roles_and_expiry() {

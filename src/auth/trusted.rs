@@ -3,7 +3,8 @@
 
 use axum::http::HeaderMap;
 
-use super::{context, normalized_roles, Scope};
+use super::catalog::endpoints;
+use super::{context, normalized_roles, Identity, Scope};
 use crate::domain::RequestContext;
 
 /// The context the headers describe; `None` when they confirm no identity or name no scope
@@ -29,12 +30,20 @@ pub(super) fn context_from_headers(
     } else {
         Scope::Domain(get("x-domain-id")?.to_owned())
     };
-    let roles = normalized_roles(get("x-roles").unwrap_or("").split(','));
+    // keystonemiddleware passes the token on, and its catalog in the v2 form.
+    let catalog = get("x-service-catalog")
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .map(|c| endpoints(&c))
+        .unwrap_or_default();
     Some(context(
         request_id,
-        get("x-user-id").map(str::to_owned),
-        Some(scope),
-        roles,
+        Identity {
+            user_id: get("x-user-id").map(str::to_owned),
+            scope: Some(scope),
+            roles: normalized_roles(get("x-roles").unwrap_or("").split(',')),
+            token: get("x-auth-token").map(str::to_owned),
+            catalog,
+        },
     ))
 }
 
@@ -83,6 +92,30 @@ mod tests {
             ("x-identity-status", "Confirmed"),
             ("x-roles", "admin")
         ]));
+    }
+
+    #[test]
+    fn the_token_and_its_catalog_are_passed_on_for_the_stores() {
+        let ctx = context_from_headers(
+            &headers(&[
+                ("x-identity-status", "Confirmed"),
+                ("x-project-id", "p1"),
+                ("x-roles", "member"),
+                ("x-auth-token", "gAAAA-token"),
+                (
+                    "x-service-catalog",
+                    r#"[{"type": "object-store", "endpoints": [{"region": "RegionOne", "publicURL": "http://swift/v1/AUTH_p1"}]}]"#,
+                ),
+            ]),
+            "req-1".into(),
+        )
+        .expect("confirmed");
+        let caller = ctx.caller().expect("a token and a project");
+        assert_eq!(caller.token.0, "gAAAA-token");
+        assert_eq!(
+            caller.endpoint("object-store", "public", Some("RegionOne")),
+            Some("http://swift/v1/AUTH_p1")
+        );
     }
 
     #[test]

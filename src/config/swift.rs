@@ -17,12 +17,13 @@ pub(super) fn swift_config(ini: &Ini, section: &str, id: &str) -> Result<SwiftCo
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    if parse_bool(ini, section, "swift_store_multi_tenant", false)? {
+    let multi_tenant = parse_bool(ini, section, "swift_store_multi_tenant", false)?;
+    if multi_tenant && text("swift_store_config_file").is_some() {
         return Err(ConfigError::invalid(
             section,
             "swift_store_multi_tenant",
-            "storing images in each project's own account needs the project's token, which \
-             comes with Keystone authentication (not in this version of Glint)",
+            "swift_store_multi_tenant and swift_store_config_file are mutually exclusive (as \
+             in Glance): images go in each project's account, with the project's token",
         ));
     }
     let default_reference = text("default_swift_reference").unwrap_or_else(|| "ref1".to_owned());
@@ -30,7 +31,7 @@ pub(super) fn swift_config(ini: &Ini, section: &str, id: &str) -> Result<SwiftCo
         Some(path) => references_in_file(section, &path)?,
         None => options_reference(ini, section, &default_reference)?,
     };
-    if !references.iter().any(|r| r.name == default_reference) {
+    if !multi_tenant && !references.iter().any(|r| r.name == default_reference) {
         return Err(ConfigError::invalid(
             section,
             "default_swift_reference",
@@ -92,6 +93,15 @@ pub(super) fn swift_config(ini: &Ini, section: &str, id: &str) -> Result<SwiftCo
             i64::from(u32::MAX),
         )? as u64),
         retry_get_count: parse_int(ini, section, "swift_store_retry_get_count", 0, 0, 100)? as u32,
+        multi_tenant,
+        admin_tenants: text("swift_store_admin_tenants")
+            .map(|list| {
+                list.split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -321,7 +331,10 @@ mod tests {
         .is_err());
         let base = "[glance_store]\nswift_store_auth_address = http://s/auth/v1.0\nswift_store_user = u\nswift_store_key = k\n";
         assert!(load(&format!("{base}swift_store_auth_version = 2\n")).is_err());
-        assert!(load(&format!("{base}swift_store_multi_tenant = true\n")).is_err());
+        assert!(load(
+            "[glance_store]\nswift_store_multi_tenant = true\nswift_store_config_file = /x\n"
+        )
+        .is_err());
         assert!(load(&format!("{base}swift_store_endpoint_type = otherURL\n")).is_err());
         assert!(load(&format!(
             "{base}swift_store_multiple_containers_seed = 33\n"
@@ -334,5 +347,20 @@ mod tests {
             Some("other")
         );
         assert!(load(base).is_ok());
+    }
+
+    #[test]
+    fn multi_tenant_mode_needs_no_credentials_of_its_own() {
+        let config = load(
+            "[glance_store]\nswift_store_multi_tenant = true\n\
+             swift_store_admin_tenants = ops, audit\nswift_store_create_container_on_put = true\n",
+        )
+        .expect("loads");
+        assert!(config.multi_tenant);
+        assert!(config.references.is_empty());
+        assert_eq!(
+            config.admin_tenants,
+            vec!["ops".to_owned(), "audit".to_owned()]
+        );
     }
 }

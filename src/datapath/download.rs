@@ -87,7 +87,13 @@ impl DataService {
                 )));
                 continue;
             };
-            let store = &entry.store;
+            let store = match entry.for_request(ctx) {
+                Ok(store) => store,
+                Err(e) => {
+                    last_error = Some(e.into());
+                    continue;
+                }
+            };
             if range.is_some() && !store.capabilities().ranged_read {
                 last_error = Some(
                     StoreError::Unsupported {

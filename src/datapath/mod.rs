@@ -2,6 +2,7 @@
 //! limits enforced as bytes arrive, and the image status kept truthful whatever fails.
 //! Store drivers (in `backends/`) only move bytes; everything else lives here, once.
 
+mod access;
 mod budget;
 mod claim;
 mod copy;

@@ -61,7 +61,7 @@ impl DataService {
             return Ok(());
         }
         for (n, location) in locations.iter().enumerate() {
-            if let Removal::InUse(why) = self.remove_data(location).await {
+            if let Removal::InUse(why) = self.remove_data(location, Some(ctx)).await {
                 let kept: Vec<i64> = locations[n..].iter().map(|l| l.id).collect();
                 self.uploads
                     .delete_refused(&location.image_id, status.as_str(), &kept, image::now())
@@ -144,7 +144,8 @@ impl DataService {
         let store = self
             .stores
             .for_location(&uri, Some(store_id))
-            .map(|e| e.store.clone());
+            .map(|e| e.for_request(ctx))
+            .transpose()?;
         match store {
             Some(store) => match store.delete(&uri).await {
                 Ok(()) | Err(StoreError::NotFound(_)) => {
@@ -175,15 +176,24 @@ impl DataService {
     }
 
     /// Removes one location's data and records it; a failure leaves the location
-    /// `pending_delete` for the next scrubber pass.
-    async fn remove_data(&self, location: &StoredLocation) -> Removal {
+    /// `pending_delete` for the next scrubber pass. `ctx` is the deleting request, if any
+    /// (stores keeping data in the caller's account remove it with the caller's token).
+    async fn remove_data(
+        &self,
+        location: &StoredLocation,
+        ctx: Option<&RequestContext>,
+    ) -> Removal {
         let result = match Location::parse(&location.url) {
             Err(e) => Err(e.to_string()),
             Ok(uri) => match self
                 .stores
                 .for_location(&uri, location.store_id().as_deref())
-            {
-                Some(entry) => match entry.store.delete(&uri).await {
+                .map(|entry| match ctx {
+                    Some(ctx) => entry.for_request(ctx),
+                    None => Ok(entry.store.clone()),
+                }) {
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(store)) => match store.delete(&uri).await {
                     Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
                     Err(StoreError::InUse { why, .. }) => return Removal::InUse(why),
                     Err(e) => Err(e.to_string()),
@@ -246,7 +256,7 @@ impl DataService {
                 .pending_deletions(cutoff, image::now(), after, SCRUB_BATCH)
                 .await?;
             for location in &pending {
-                match self.remove_data(location).await {
+                match self.remove_data(location, None).await {
                     Removal::Removed => report.removed += 1,
                     Removal::InUse(why) if self.defer(location, &why).await => {
                         report.deferred += 1;

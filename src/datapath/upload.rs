@@ -23,6 +23,7 @@ use std::sync::Arc;
 use glint_store::{Chunk, Location, Store, StoreError, Stored, WriteOptions};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::access;
 use super::budget::ByteBudget;
 use super::claim::ClaimGuard;
 use super::digest::{Digester, Digests};
@@ -200,7 +201,7 @@ impl DataService {
             .stores
             .for_upload(requested)
             .map_err(|e| DataError::BadRequest(e.to_string()))?;
-        let (store, store_id) = (entry.store.clone(), entry.id.clone());
+        let (store, store_id) = (entry.for_request(ctx)?, entry.id.clone());
         let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
         data_rules::check_upload(&image)?;
         // Refuse what cannot fit before reading a byte (and before `100 Continue` goes out).
@@ -327,7 +328,17 @@ impl DataService {
                 }
             }
             match recorded {
-                Ok(()) => Ok(received),
+                Ok(()) => {
+                    // The data is recorded; an ACL that could not be set is set again by the
+                    // image's next update.
+                    if store.capabilities().caller_accounts {
+                        if let Err(e) = store.set_readers(&stored.location, &access::readers_of(&image)).await {
+                            tracing::warn!(image.id = %image.id, error = %e,
+                                "cannot set who may read the image's data");
+                        }
+                    }
+                    Ok(received)
+                }
                 // The database answered and the image does not point at the data: remove it.
                 // Unless a newer upload of the image (this one's claim was reset) has recorded
                 // the same location since: the data is then that upload's.

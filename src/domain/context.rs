@@ -2,6 +2,8 @@
 //! (from trusted headers today, from Keystone token validation later); nothing below the HTTP
 //! layer cares how.
 
+use glint_store::{Caller, CatalogEndpoint, Secret};
+
 /// The identity and request facts a domain decision may depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
@@ -20,6 +22,10 @@ pub struct RequestContext {
     /// The result of `context_is_admin`: admins bypass ownership and visibility checks. Only
     /// a project-scoped admin is one (Glance's image rules are project-scoped).
     pub is_admin: bool,
+    /// The request's Keystone token and its service catalog, for stores that act with the
+    /// caller's own identity (Swift's multi-tenant mode).
+    pub auth_token: Option<Secret>,
+    pub service_catalog: Vec<CatalogEndpoint>,
 }
 
 impl RequestContext {
@@ -34,7 +40,18 @@ impl RequestContext {
             domain_id: None,
             roles: vec!["admin".to_owned()],
             is_admin: true,
+            auth_token: None,
+            service_catalog: Vec::new(),
         }
+    }
+
+    /// The caller as stores see it: a project-scoped token and its catalog.
+    pub fn caller(&self) -> Option<Caller> {
+        Some(Caller {
+            token: self.auth_token.clone()?,
+            project_id: self.project_id.clone()?,
+            catalog: self.service_catalog.clone(),
+        })
     }
 
     pub fn has_role(&self, role: &str) -> bool {

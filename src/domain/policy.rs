@@ -113,6 +113,8 @@ mod tests {
             domain_id: None,
             roles: roles.iter().map(|r| r.to_string()).collect(),
             is_admin: roles.contains(&"admin"),
+            auth_token: None,
+            service_catalog: Vec::new(),
         }
     }
 

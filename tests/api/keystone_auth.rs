@@ -10,14 +10,14 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp, TestResponse};
 
-fn env(name: &str) -> String {
+pub(crate) fn env(name: &str) -> String {
     std::env::var(format!("GLINT_TEST_KEYSTONE_{name}")).unwrap_or_else(|_| {
         panic!("GLINT_TEST_KEYSTONE_{name} is not set: start scripts/lab-keystone and eval its env")
     })
 }
 
 /// The `[keystone_authtoken]` of Glance's install guide, on the lab Keystone, plus `extra`.
-fn config(auth_url: &str, extra: &str) -> String {
+pub(crate) fn config(auth_url: &str, extra: &str) -> String {
     format!(
         "[paste_deploy]\nflavor = keystone\n[keystone_authtoken]\n\
          www_authenticate_uri = http://keystone.example:5000\nauth_url = {auth_url}\n\
@@ -32,6 +32,34 @@ async fn app(extra: &str) -> TestApp {
     TestApp::start(Backend::Sqlite, &config(&env("URL"), extra)).await
 }
 
+/// An HTTP call to a lab server: status, headers, body.
+pub(crate) async fn http_call(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, axum::http::HeaderMap, Bytes) {
+    let connector = glint_store::net::https_connector(None, false).expect("connector");
+    let client = glint_store::net::client::<Full<Bytes>>(connector);
+    let mut request = axum::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(request.body(Full::new(body)).expect("request builds"))
+        .await
+        .expect("the lab server answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, headers, bytes)
+}
+
 /// A call to the lab Keystone: status, `X-Subject-Token`, body.
 async fn keystone(
     method: Method,
@@ -39,32 +67,15 @@ async fn keystone(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, Option<String>, Value) {
-    let connector = glint_store::net::https_connector(None, false).expect("connector");
-    let client = glint_store::net::client::<Full<Bytes>>(connector);
-    let mut request = axum::http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", env("URL")))
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let response = client
-        .request(request.body(Full::new(body)).expect("request builds"))
-        .await
-        .expect("the lab Keystone answers");
-    let status = response.status().as_u16();
-    let subject = response
-        .headers()
+    let (status, headers, bytes) =
+        http_call(method, &format!("{}{path}", env("URL")), &all, body).await;
+    let subject = headers
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
     (
         status,
         subject,
@@ -73,13 +84,13 @@ async fn keystone(
 }
 
 /// A signed-in user: the token and what Keystone says of it.
-struct Token {
-    value: String,
+pub(crate) struct Token {
+    pub(crate) value: String,
     body: Value,
 }
 
 impl Token {
-    fn project_id(&self) -> &str {
+    pub(crate) fn project_id(&self) -> &str {
         self.body["token"]["project"]["id"]
             .as_str()
             .expect("project-scoped")
@@ -119,7 +130,7 @@ fn project(name: &str) -> Value {
 }
 
 /// A user of the lab signed in to `project_name`.
-async fn user(name: &str, project_name: &str) -> Token {
+pub(crate) async fn user(name: &str, project_name: &str) -> Token {
     sign_in(
         password(name, &env("USER_PASSWORD")),
         Some(project(project_name)),
@@ -127,7 +138,7 @@ async fn user(name: &str, project_name: &str) -> Token {
     .await
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -143,7 +154,7 @@ async fn call(
     app.request(method, path, &all, body).await
 }
 
-async fn as_user(
+pub(crate) async fn as_user(
     app: &TestApp,
     token: &Token,
     method: Method,

@@ -26,6 +26,7 @@ mod s3_store;
 mod schemas;
 mod server_limits;
 mod store_limits;
+mod swift_multi_tenant;
 mod swift_store;
 mod tags;
 mod versions;

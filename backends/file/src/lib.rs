@@ -190,6 +190,7 @@ impl Store for FileStore {
             read_only: false,
             ranged_read: true,
             thin_provisioning: self.config.thin_provisioning,
+            caller_accounts: false,
         }
     }
 

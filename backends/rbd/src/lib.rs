@@ -275,6 +275,7 @@ impl Store for RbdStore {
             read_only: false,
             ranged_read: true,
             thin_provisioning: self.shared.config.thin_provisioning,
+            caller_accounts: false,
         }
     }
 

@@ -224,6 +224,7 @@ impl Store for S3Store {
             read_only: false,
             ranged_read: true,
             thin_provisioning: false,
+            caller_accounts: false,
         }
     }
 

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// The credentials of the request were refused (a user's token expired mid-upload).
     #[error("store {store} refused the request's credentials: {source}")]
     Unauthenticated { store: String, source: Source },
+    /// The store refuses the request's identity this operation (a Swift container ACL that
+    /// does not name the caller's project).
+    #[error("store {store} refused the request: {source}")]
+    Forbidden { store: String, source: Source },
     /// The store's configuration cannot work (its own credentials refused, no such bucket or
     /// pool, bad option values): an operator must fix it.
     #[error("store {store} is misconfigured: {why}")]

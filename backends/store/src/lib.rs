@@ -17,6 +17,7 @@ pub mod net;
 
 use std::fmt::Debug;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -40,6 +41,55 @@ impl Debug for Secret {
     }
 }
 
+/// The identity a request acts with, for stores that keep data in the caller's own account
+/// (Swift's multi-tenant mode): its Keystone token, project and service catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub token: Secret,
+    pub project_id: String,
+    pub catalog: Vec<CatalogEndpoint>,
+}
+
+/// One endpoint of a Keystone service catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEndpoint {
+    /// `object-store`, `image`, …
+    pub service_type: String,
+    /// `public`, `internal` or `admin`.
+    pub interface: String,
+    pub region: Option<String>,
+    pub url: String,
+}
+
+impl Caller {
+    /// The URL of the first endpoint of `service_type` on `interface` (in `region`, if one is
+    /// given).
+    pub fn endpoint(
+        &self,
+        service_type: &str,
+        interface: &str,
+        region: Option<&str>,
+    ) -> Option<&str> {
+        self.catalog
+            .iter()
+            .find(|e| {
+                e.service_type == service_type
+                    && e.interface == interface
+                    && region.is_none_or(|r| e.region.as_deref() == Some(r))
+            })
+            .map(|e| e.url.as_str())
+    }
+}
+
+/// Who may read an image's data besides its owner, for stores with per-image access control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readers {
+    /// Public and community images.
+    Everyone,
+    /// A private or shared image: these member projects.
+    Projects(Vec<String>),
+}
+
 /// What a store can do; the data path and the tests are selected by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
@@ -49,6 +99,9 @@ pub struct Capabilities {
     pub ranged_read: bool,
     /// Runs of zeros are stored as holes rather than written.
     pub thin_provisioning: bool,
+    /// Data lives in the callers' own accounts (Swift's multi-tenant mode): the store works
+    /// only through `for_caller`, and access to the data follows the image (`set_readers`).
+    pub caller_accounts: bool,
 }
 
 /// A byte range `[start, end)` of an image's data.
@@ -152,6 +205,21 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Whether `location` belongs to this store.
     fn owns(&self, location: &Location) -> bool;
+
+    /// This store acting for a request's `caller`. A store that keeps data in the caller's
+    /// own account (Swift's multi-tenant mode) answers one bound to the caller's token, and
+    /// fails without a caller; the others answer `None`: the store itself serves everyone.
+    fn for_caller(&self, caller: Option<&Caller>) -> Result<Option<Arc<dyn Store>>, StoreError> {
+        let _ = caller;
+        Ok(None)
+    }
+
+    /// Lets `readers` read the data at `location` (Swift multi-tenant container ACLs); stores
+    /// whose data only Glint reads have nothing to do.
+    async fn set_readers(&self, location: &Location, readers: &Readers) -> Result<(), StoreError> {
+        let _ = (location, readers);
+        Ok(())
+    }
 
     /// Image bytes a writer opened with `options` holds at most (parts being filled or in
     /// flight). Must not exceed `options.memory`; `Err` when the store cannot work within it.

@@ -21,6 +21,9 @@ pub(crate) struct Token {
     /// The account's URL, `https://swift/v1/AUTH_project` (no trailing slash).
     pub(crate) storage_url: String,
     expires: Option<Instant>,
+    /// A request's token (multi-tenant mode): Swift refusing it refuses the caller, not the
+    /// store's configuration.
+    pub(crate) from_caller: bool,
 }
 
 impl Token {
@@ -39,14 +42,22 @@ pub(crate) struct Catalog {
     pub(crate) service_type: String,
 }
 
-/// One identity's token, shared by every request made with it.
+/// One identity's token, shared by every request made with it: the store's own, fetched and
+/// renewed with its credentials, or a request's, used as it came.
 #[derive(Debug)]
 pub(crate) struct Auth {
+    /// Where new tokens come from; `None` for a caller's token, which Glint cannot renew.
+    signer: Option<Signer>,
+    expire_soon: Duration,
+    current: tokio::sync::Mutex<Option<Arc<Token>>>,
+}
+
+/// The store's credentials, and how to turn them into a token.
+#[derive(Debug)]
+struct Signer {
     store: String,
     reference: SwiftReference,
     catalog: Catalog,
-    expire_soon: Duration,
-    current: tokio::sync::Mutex<Option<Arc<Token>>>,
 }
 
 impl Auth {
@@ -57,11 +68,27 @@ impl Auth {
         expire_soon: Duration,
     ) -> Auth {
         Auth {
-            store: store.to_owned(),
-            reference,
-            catalog,
+            signer: Some(Signer {
+                store: store.to_owned(),
+                reference,
+                catalog,
+            }),
             expire_soon,
             current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A request's own token, for the account at `storage_url` (multi-tenant mode).
+    pub(crate) fn caller(token: &str, storage_url: &str) -> Auth {
+        Auth {
+            signer: None,
+            expire_soon: Duration::ZERO,
+            current: tokio::sync::Mutex::new(Some(Arc::new(Token {
+                value: token.to_owned(),
+                storage_url: storage_url.trim_end_matches('/').to_owned(),
+                expires: None,
+                from_caller: true,
+            }))),
         }
     }
 
@@ -69,27 +96,45 @@ impl Auth {
     /// request at a time: concurrent callers wait for the same answer).
     pub(crate) async fn token(&self, http: &HttpClient) -> Result<Arc<Token>, StoreError> {
         let mut current = self.current.lock().await;
+        let Some(signer) = &self.signer else {
+            // A caller's token is never forgotten.
+            return current.clone().ok_or_else(|| StoreError::Backend {
+                store: String::new(),
+                source: "a caller's token went missing".into(),
+            });
+        };
         if let Some(token) = current.as_ref() {
             if !token.expires_within(self.expire_soon) {
                 return Ok(token.clone());
             }
         }
-        let token = Arc::new(match self.reference.auth_version {
-            AuthVersion::V1 => self.v1(http).await?,
-            AuthVersion::V3 => self.v3(http).await?,
+        let token = Arc::new(match signer.reference.auth_version {
+            AuthVersion::V1 => signer.v1(http).await?,
+            AuthVersion::V3 => signer.v3(http).await?,
         });
         *current = Some(token.clone());
         Ok(token)
     }
 
-    /// Forgets `refused` (Swift answered 401 to it), so that the next request authenticates.
+    /// Whether this is a request's own token.
+    pub(crate) fn is_caller(&self) -> bool {
+        self.signer.is_none()
+    }
+
+    /// Forgets `refused` (Swift answered 401 to it), so that the next request authenticates;
+    /// a caller's token stays (there is no other).
     pub(crate) async fn forget(&self, refused: &Arc<Token>) {
+        if self.signer.is_none() {
+            return;
+        }
         let mut current = self.current.lock().await;
         if current.as_ref().is_some_and(|t| Arc::ptr_eq(t, refused)) {
             *current = None;
         }
     }
+}
 
+impl Signer {
     fn refused(&self, status: StatusCode) -> StoreError {
         StoreError::Misconfigured {
             store: self.store.clone(),
@@ -139,6 +184,7 @@ impl Auth {
             value,
             storage_url: storage_url.trim_end_matches('/').to_owned(),
             expires,
+            from_caller: false,
         })
     }
 
@@ -273,6 +319,7 @@ impl Auth {
             value,
             storage_url: storage_url.trim_end_matches('/').to_owned(),
             expires,
+            from_caller: false,
         })
     }
 }

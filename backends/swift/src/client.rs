@@ -26,6 +26,8 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// Answered to a request's own token (multi-tenant mode).
+    pub(crate) from_caller: bool,
 }
 
 impl Answer {
@@ -182,6 +184,15 @@ pub(crate) fn status_error(store: &str, what: &str, answer: &Answer) -> StoreErr
                 store: store.to_owned(),
             }
         }
+        // A request's own token: expired, or its project not let in by the container's ACL.
+        StatusCode::UNAUTHORIZED if answer.from_caller => StoreError::Unauthenticated {
+            store: store.to_owned(),
+            source: format!("Swift answered {} for {what}", detail()).into(),
+        },
+        StatusCode::FORBIDDEN if answer.from_caller => StoreError::Forbidden {
+            store: store.to_owned(),
+            source: format!("Swift answered {} for {what}", detail()).into(),
+        },
         // The store's token was refused even after a renewal, or its account may not do this.
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StoreError::Misconfigured {
             store: store.to_owned(),
@@ -251,7 +262,7 @@ impl Swift {
         target: Target<'_>,
         headers: &[(&str, &str)],
         body: &Bytes,
-    ) -> Result<Response<Incoming>, StoreError> {
+    ) -> Result<(Response<Incoming>, bool), StoreError> {
         let mut renewed = false;
         loop {
             let token = auth.token(&self.unpooled).await?;
@@ -267,12 +278,12 @@ impl Swift {
                 .request(request)
                 .await
                 .map_err(|e| transport_error(&self.store, &e))?;
-            if response.status() == StatusCode::UNAUTHORIZED && !renewed {
+            if response.status() == StatusCode::UNAUTHORIZED && !renewed && !token.from_caller {
                 auth.forget(&token).await;
                 renewed = true;
                 continue;
             }
-            return Ok(response);
+            return Ok((response, token.from_caller));
         }
     }
 
@@ -285,8 +296,8 @@ impl Swift {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, StoreError> {
-        let response = self.send(auth, method, target, headers, &body).await?;
-        answer(&self.store, response).await
+        let (response, from_caller) = self.send(auth, method, target, headers, &body).await?;
+        answer(&self.store, response, from_caller).await
     }
 
     /// A GET whose body is streamed to the caller.
@@ -298,6 +309,7 @@ impl Swift {
     ) -> Result<Response<Incoming>, StoreError> {
         self.send(auth, Method::GET, target, headers, &Bytes::new())
             .await
+            .map(|(response, _)| response)
     }
 
     /// A PUT of streamed data, sent in the background; the answer comes once the body has
@@ -317,18 +329,23 @@ impl Swift {
             SwiftBody::Stream(body),
         )?;
         let swift = self.clone();
+        let from_caller = token.from_caller;
         Ok(tokio::spawn(async move {
             let response = swift
                 .unpooled
                 .request(request)
                 .await
                 .map_err(|e| transport_error(&swift.store, &e))?;
-            answer(&swift.store, response).await
+            answer(&swift.store, response, from_caller).await
         }))
     }
 }
 
-async fn answer(store: &str, response: Response<Incoming>) -> Result<Answer, StoreError> {
+async fn answer(
+    store: &str,
+    response: Response<Incoming>,
+    from_caller: bool,
+) -> Result<Answer, StoreError> {
     let (parts, body) = response.into_parts();
     let body = read_limited(body.boxed(), ANSWER_LIMIT)
         .await
@@ -341,6 +358,7 @@ async fn answer(store: &str, response: Response<Incoming>) -> Result<Answer, Sto
         status: parts.status,
         headers: parts.headers,
         body,
+        from_caller,
     })
 }
 

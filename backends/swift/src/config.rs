@@ -77,6 +77,13 @@ pub struct SwiftConfig {
     pub expire_soon_interval: Duration,
     /// `swift_store_retry_get_count` (0): a read cut short resumes this often where it stopped.
     pub retry_get_count: u32,
+    /// `swift_store_multi_tenant` (false): each image in a container of its own,
+    /// `<swift_store_container>_<image id>`, in the account of the project that uploads it,
+    /// written and read with the request's token; no credentials of the store's own.
+    pub multi_tenant: bool,
+    /// `swift_store_admin_tenants`: projects given read and write access to every container
+    /// made in multi-tenant mode.
+    pub admin_tenants: Vec<String>,
 }
 
 /// Glance's "MB" for Swift sizes: 1000 KiB.
@@ -137,6 +144,8 @@ pub(crate) fn defaults_for_tests(container: &str) -> SwiftConfig {
         endpoint: None,
         expire_soon_interval: Duration::from_secs(60),
         retry_get_count: 0,
+        multi_tenant: false,
+        admin_tenants: Vec::new(),
     }
 }
 

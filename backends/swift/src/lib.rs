@@ -17,6 +17,7 @@ mod client;
 mod config;
 mod listing;
 mod reader;
+mod tenant;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -26,8 +27,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use glint_store::{
-    is_image_id, ByteRange, Capabilities, ImageReader, ImageWriter, Location, Store, StoreError,
-    StoredData, SwiftLocation, WriteOptions,
+    is_image_id, ByteRange, Caller, Capabilities, ImageReader, ImageWriter, Location, Store,
+    StoreError, StoredData, SwiftLocation, WriteOptions,
 };
 use http::{Method, StatusCode};
 
@@ -244,6 +245,14 @@ impl Shared {
         Ok(())
     }
 
+    /// Forgets that `container` exists (it was removed).
+    pub(crate) fn forget_container(&self, container: &str) {
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(container);
+    }
+
     pub(crate) async fn head(
         &self,
         auth: &Auth,
@@ -259,6 +268,121 @@ impl Shared {
                 Bytes::new(),
             )
             .await
+    }
+
+    /// Removes an image's data: a static manifest with its segments, or a dynamic manifest's
+    /// segments then the manifest, or the object.
+    pub(crate) async fn delete_data(
+        &self,
+        auth: &Auth,
+        container: &str,
+        object: &str,
+        shown: &str,
+    ) -> Result<(), StoreError> {
+        let shared = self;
+        let head = shared.head(auth, container, object).await?;
+        if !head.status.is_success() {
+            return Err(status_error(&shared.config.name, shown, &head));
+        }
+        if head
+            .header("x-static-large-object")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            // The manifest and every segment it lists, in one request.
+            let answer = shared
+                .swift
+                .call(
+                    auth,
+                    Method::DELETE,
+                    Target::object(container, object).with_query("multipart-manifest=delete"),
+                    &[("accept", "application/json")],
+                    Bytes::new(),
+                )
+                .await?;
+            if !answer.status.is_success() {
+                return Err(status_error(&shared.config.name, shown, &answer));
+            }
+            let report: serde_json::Value =
+                serde_json::from_slice(&answer.body).unwrap_or_default();
+            if report["Errors"].as_array().is_some_and(|e| !e.is_empty()) {
+                tracing::warn!(store.name = %shared.config.name, location = %shown,
+                    errors = %report["Errors"], "some segments were not removed; the sweep will");
+            }
+            return Ok(());
+        }
+        // A dynamic manifest's segments first, then the manifest, as Glance does: a delete cut
+        // short leaves the manifest, and the next attempt finds and finishes the rest.
+        if let Some((segment_container, prefix)) = head
+            .header("x-object-manifest")
+            .and_then(|m| m.split_once('/'))
+        {
+            let segment_container = client::decode_path(segment_container);
+            let prefix = client::decode_path(prefix);
+            if !prefix.is_empty() {
+                shared
+                    .delete_prefix(auth, &segment_container, &prefix)
+                    .await?;
+            }
+        }
+        shared
+            .delete_object(auth, container, object)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => StoreError::NotFound(shown.to_owned()),
+                other => other,
+            })
+    }
+
+    /// Why a multi-tenant store cannot act without a request's token.
+    pub(crate) fn needs_caller(&self) -> StoreError {
+        StoreError::Misconfigured {
+            store: self.config.name.clone(),
+            why: "swift_store_multi_tenant keeps each image in its project's account, reached \
+                  only with the request's Keystone token: use flavor = keystone (background \
+                  work such as the scrubber cannot reach those accounts)"
+                .into(),
+        }
+    }
+
+    /// Starts writing image `image_id` into `container`, to be found at `location`.
+    pub(crate) async fn open_writer(
+        shared: &Arc<Shared>,
+        auth: Arc<Auth>,
+        image_id: &str,
+        container: String,
+        location: Location,
+        options: &WriteOptions,
+    ) -> Result<Box<dyn ImageWriter>, StoreError> {
+        shared.ensure_container(&auth, &container).await?;
+        let existing = shared.head(&auth, &container, image_id).await?;
+        match existing.status {
+            StatusCode::NOT_FOUND => {}
+            status if status.is_success() => return Err(StoreError::AlreadyExists(location.uri())),
+            _ => return Err(status_error(&shared.config.name, image_id, &existing)),
+        }
+        let info = shared.info(&auth).await;
+        let plan = Plan::new(&shared.config, &info, options)?;
+        Ok(Box::new(
+            SwiftWriter::start(shared.clone(), auth, image_id, container, location, plan).await?,
+        ))
+    }
+
+    /// The size of the object `container/object`.
+    pub(crate) async fn size_at(
+        &self,
+        auth: &Auth,
+        container: &str,
+        object: &str,
+        shown: &str,
+    ) -> Result<u64, StoreError> {
+        let head = self.head(auth, container, object).await?;
+        if !head.status.is_success() {
+            return Err(status_error(&self.config.name, shown, &head));
+        }
+        Ok(head
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Deletes one object; `NotFound` if it was not there.
@@ -320,7 +444,7 @@ impl SwiftStore {
             store: config.name.clone(),
             why,
         };
-        if config.writer_reference().is_none() {
+        if config.writer_reference().is_none() && !config.multi_tenant {
             return Err(misconfigured(format!(
                 "no credentials: set swift_store_auth_address, swift_store_user and \
                  swift_store_key, or a [{}] section in swift_store_config_file",
@@ -354,6 +478,18 @@ impl SwiftStore {
     pub fn config(&self) -> &SwiftConfig {
         &self.shared.config
     }
+
+    /// The identity that reads a location of this store; in multi-tenant mode only the
+    /// caller's (through `for_caller`).
+    fn resolve<'a>(
+        &self,
+        location: &'a Location,
+    ) -> Result<(Arc<Auth>, &'a str, &'a str), StoreError> {
+        if self.shared.config.multi_tenant {
+            return Err(self.shared.needs_caller());
+        }
+        self.shared.resolve(location)
+    }
 }
 
 #[async_trait]
@@ -367,11 +503,25 @@ impl Store for SwiftStore {
             read_only: false,
             ranged_read: true,
             thin_provisioning: false,
+            caller_accounts: self.shared.config.multi_tenant,
         }
     }
 
     fn owns(&self, location: &Location) -> bool {
-        self.shared.resolve(location).is_ok()
+        if self.shared.config.multi_tenant {
+            tenant::is_tenant_location(&self.shared.config, location)
+        } else {
+            self.shared.resolve(location).is_ok()
+        }
+    }
+
+    fn for_caller(&self, caller: Option<&Caller>) -> Result<Option<Arc<dyn Store>>, StoreError> {
+        match caller {
+            Some(caller) if self.shared.config.multi_tenant => Ok(Some(Arc::new(
+                tenant::TenantStore::new(self.shared.clone(), caller.clone()),
+            ))),
+            _ => Ok(None),
+        }
     }
 
     fn write_buffer(&self, options: &WriteOptions) -> Result<u64, StoreError> {
@@ -386,23 +536,13 @@ impl Store for SwiftStore {
         if !is_image_id(image_id) {
             return Err(StoreError::InvalidLocation(image_id.to_owned()));
         }
-        let shared = &self.shared;
-        let auth = shared.writer_auth()?;
-        let container = shared.config.container_for(image_id);
-        shared.ensure_container(&auth, &container).await?;
-        let existing = shared.head(&auth, &container, image_id).await?;
-        match existing.status {
-            StatusCode::NOT_FOUND => {}
-            status if status.is_success() => {
-                return Err(StoreError::AlreadyExists(shared.location(image_id)?.uri()))
-            }
-            _ => return Err(status_error(&shared.config.name, image_id, &existing)),
+        if self.shared.config.multi_tenant {
+            return Err(self.shared.needs_caller());
         }
-        let info = shared.info(&auth).await;
-        let plan = Plan::new(&shared.config, &info, options)?;
-        Ok(Box::new(
-            SwiftWriter::start(shared.clone(), auth, image_id, container, plan).await?,
-        ))
+        let auth = self.shared.writer_auth()?;
+        let container = self.shared.config.container_for(image_id);
+        let location = self.shared.location(image_id)?;
+        Shared::open_writer(&self.shared, auth, image_id, container, location, options).await
     }
 
     async fn reader(
@@ -410,88 +550,37 @@ impl Store for SwiftStore {
         location: &Location,
         range: Option<ByteRange>,
     ) -> Result<ImageReader, StoreError> {
-        let (auth, container, object) = self.shared.resolve(location)?;
+        let (auth, container, object) = self.resolve(location)?;
         reader::open(&self.shared, auth, container, object, location, range).await
     }
 
     async fn size(&self, location: &Location) -> Result<u64, StoreError> {
-        let (auth, container, object) = self.shared.resolve(location)?;
-        let head = self.shared.head(&auth, container, object).await?;
-        if !head.status.is_success() {
-            return Err(status_error(
-                &self.shared.config.name,
-                &location.to_string(),
-                &head,
-            ));
-        }
-        Ok(head
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        let (auth, container, object) = self.resolve(location)?;
+        self.shared
+            .size_at(&auth, container, object, &location.to_string())
+            .await
     }
 
     async fn delete(&self, location: &Location) -> Result<(), StoreError> {
-        let (auth, container, object) = self.shared.resolve(location)?;
-        let shown = location.to_string();
-        let shared = &self.shared;
-        let head = shared.head(&auth, container, object).await?;
-        if !head.status.is_success() {
-            return Err(status_error(&shared.config.name, &shown, &head));
-        }
-        if head
-            .header("x-static-large-object")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            // The manifest and every segment it lists, in one request.
-            let answer = shared
-                .swift
-                .call(
-                    &auth,
-                    Method::DELETE,
-                    Target::object(container, object).with_query("multipart-manifest=delete"),
-                    &[("accept", "application/json")],
-                    Bytes::new(),
-                )
-                .await?;
-            if !answer.status.is_success() {
-                return Err(status_error(&shared.config.name, &shown, &answer));
-            }
-            let report: serde_json::Value =
-                serde_json::from_slice(&answer.body).unwrap_or_default();
-            if report["Errors"].as_array().is_some_and(|e| !e.is_empty()) {
-                tracing::warn!(store.name = %shared.config.name, location = %shown,
-                    errors = %report["Errors"], "some segments were not removed; the sweep will");
-            }
-            return Ok(());
-        }
-        // A dynamic manifest's segments first, then the manifest, as Glance does: a delete cut
-        // short leaves the manifest, and the next attempt finds and finishes the rest.
-        if let Some((segment_container, prefix)) = head
-            .header("x-object-manifest")
-            .and_then(|m| m.split_once('/'))
-        {
-            let segment_container = client::decode_path(segment_container);
-            let prefix = client::decode_path(prefix);
-            if !prefix.is_empty() {
-                shared
-                    .delete_prefix(&auth, &segment_container, &prefix)
-                    .await?;
-            }
-        }
-        shared
-            .delete_object(&auth, container, object)
+        let (auth, container, object) = self.resolve(location)?;
+        self.shared
+            .delete_data(&auth, container, object, &location.to_string())
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => StoreError::NotFound(shown.clone()),
-                other => other,
-            })
     }
 
+    /// In multi-tenant mode the data lies in the projects' accounts, which the store cannot
+    /// list: nothing is swept.
     async fn sweep_abandoned(&self, older_than: Duration) -> Result<usize, StoreError> {
+        if self.shared.config.multi_tenant {
+            return Ok(0);
+        }
         listing::sweep(&self.shared, older_than).await
     }
 
     async fn committed_data(&self) -> Result<Vec<StoredData>, StoreError> {
+        if self.shared.config.multi_tenant {
+            return Ok(Vec::new());
+        }
         listing::committed(&self.shared).await
     }
 }

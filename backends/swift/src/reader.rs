@@ -93,6 +93,7 @@ pub(crate) async fn open(
                 status: parts.status,
                 headers: parts.headers,
                 body,
+                from_caller: auth.is_caller(),
             };
             return Err(status_error(name, &shown, &answer));
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use glint_store::{Chunk, ImageWriter, StoreError, Stored, WriteOptions};
+use glint_store::{Chunk, ImageWriter, Location, StoreError, Stored, WriteOptions};
 use http::{Method, StatusCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -183,6 +183,8 @@ pub(crate) struct SwiftWriter {
     auth: Arc<Auth>,
     image_id: String,
     container: String,
+    /// Where the data will be found once committed.
+    location: Location,
     written: u64,
     mode: Mode,
 }
@@ -193,6 +195,7 @@ impl SwiftWriter {
         auth: Arc<Auth>,
         image_id: &str,
         container: String,
+        location: Location,
         plan: Plan,
     ) -> Result<SwiftWriter, StoreError> {
         let mode = match plan {
@@ -222,6 +225,7 @@ impl SwiftWriter {
             auth,
             image_id: image_id.to_owned(),
             container,
+            location,
             written: 0,
             mode,
         };
@@ -500,7 +504,7 @@ impl SwiftWriter {
         if answer.status.is_success() {
             Ok(answer)
         } else {
-            let location = self.shared.location(&self.image_id)?.uri();
+            let location = self.location.uri();
             Err(status_error(self.store(), &location, &answer))
         }
     }
@@ -518,9 +522,7 @@ impl SwiftWriter {
         if head.status.is_success() && ours.is_some() && ours == stored {
             Ok(())
         } else {
-            Err(StoreError::AlreadyExists(
-                self.shared.location(&self.image_id)?.uri(),
-            ))
+            Err(StoreError::AlreadyExists(self.location.uri()))
         }
     }
 
@@ -549,9 +551,7 @@ impl SwiftWriter {
             )
             .await?;
             if !won {
-                return Err(StoreError::AlreadyExists(
-                    self.shared.location(&self.image_id)?.uri(),
-                ));
+                return Err(StoreError::AlreadyExists(self.location.uri()));
             }
         }
         if let Mode::Segmented(s) = &self.mode {
@@ -662,7 +662,7 @@ impl ImageWriter for SwiftWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<Stored, StoreError> {
         let store = self.shared.config.name.clone();
-        let location = self.shared.location(&self.image_id)?;
+        let location = self.location.clone();
         let result = match &mut self.mode {
             Mode::Single { size, put, last } => {
                 if self.written != *size {
