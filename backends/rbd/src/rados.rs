@@ -337,6 +337,16 @@ impl AioOp {
         Ok((moved as usize, std::mem::take(&mut self.data)))
     }
 
+    /// A read's `wait`: the bytes librbd read, at most the buffer's capacity.
+    pub(crate) fn wait_read(self) -> Result<Vec<u8>, Errno> {
+        let (read, mut buffer) = self.wait()?;
+        let read = read.min(buffer.capacity());
+        // SAFETY: librbd wrote `read` bytes from the start of the buffer (its capacity was
+        // the length asked for), so they are initialised.
+        unsafe { buffer.set_len(read) };
+        Ok(buffer)
+    }
+
     /// A write's `wait`: all of its bytes written.
     pub(crate) fn wait_written(self) -> Result<Vec<u8>, Errno> {
         let len = self.data.len();
@@ -364,15 +374,18 @@ impl Image {
     /// Starts writing `data` at `offset` and returns at once; the operation owns the buffer
     /// until it completes (`AioOp::wait_written`, or when dropped).
     pub(crate) fn write_async(&self, offset: u64, data: Vec<u8>) -> Result<AioOp, Errno> {
-        self.submit(offset, data, true)
+        let len = data.len();
+        self.submit(offset, data, len, true)
     }
 
-    /// Starts reading `buffer.len()` bytes at `offset` into `buffer`.
-    pub(crate) fn read_async(&self, offset: u64, buffer: Vec<u8>) -> Result<AioOp, Errno> {
-        self.submit(offset, buffer, false)
+    /// Starts reading `len` bytes at `offset` into a new buffer, left uninitialised for
+    /// librbd to fill (zeroing 4 MiB per read cost a sixth of a download's CPU); only the
+    /// bytes it reports are kept (`AioOp::wait_read`).
+    pub(crate) fn read_async(&self, offset: u64, len: usize) -> Result<AioOp, Errno> {
+        self.submit(offset, Vec::with_capacity(len), len, false)
     }
 
-    fn submit(&self, offset: u64, data: Vec<u8>, write: bool) -> Result<AioOp, Errno> {
+    fn submit(&self, offset: u64, data: Vec<u8>, len: usize, write: bool) -> Result<AioOp, Errno> {
         let mut completion: ffi::RbdCompletionT = ptr::null_mut();
         // SAFETY: out-pointer; no callback.
         check(unsafe { ffi::rbd_aio_create_completion(ptr::null_mut(), None, &mut completion) })?;
@@ -388,7 +401,7 @@ impl Image {
                 ffi::rbd_aio_write2(
                     self.handle,
                     offset,
-                    op.data.len(),
+                    len,
                     op.data.as_ptr().cast(),
                     op.completion,
                     0,
@@ -397,7 +410,7 @@ impl Image {
                 ffi::rbd_aio_read2(
                     self.handle,
                     offset,
-                    op.data.len(),
+                    len,
                     op.data.as_mut_ptr().cast(),
                     op.completion,
                     0,

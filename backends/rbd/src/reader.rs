@@ -57,7 +57,7 @@ pub(crate) async fn open(
         loop {
             while reads.len() < IN_FLIGHT && next < wanted.end {
                 let len = (wanted.end - next).min(BLOCK) as usize;
-                match image.read_async(next, vec![0u8; len]) {
+                match image.read_async(next, len) {
                     Ok(read) => reads.push_back((next, len, read)),
                     Err(e) => {
                         let _ = blocks.blocking_send(Err(std::io::Error::other(store_error(
@@ -71,13 +71,11 @@ pub(crate) async fn open(
             let Some((at, len, read)) = reads.pop_front() else {
                 return;
             };
-            let block = match read.wait() {
-                Ok((got, mut buf)) if got == len => {
-                    buf.truncate(got);
-                    Ok(Bytes::from(buf))
-                }
-                Ok((got, _)) => Err(std::io::Error::other(format!(
-                    "{shown}: read {got} bytes of {len} at {at}"
+            let block = match read.wait_read() {
+                Ok(buf) if buf.len() == len => Ok(Bytes::from(buf)),
+                Ok(buf) => Err(std::io::Error::other(format!(
+                    "{shown}: read {} bytes of {len} at {at}",
+                    buf.len()
                 ))),
                 Err(e) => Err(std::io::Error::other(store_error(&store, &shown, e))),
             };
