@@ -48,6 +48,34 @@ def request(port, method, path, body=None, headers=None):
     return resp.status, data
 
 
+def run_on_terminal(command, env):
+    """Runs `command` with its stderr on a pseudo-terminal; returns the exit status and what
+    the terminal showed."""
+    import pty
+    import threading
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    status = proc.wait()
+    reader.join(timeout=10)
+    os.close(master)
+    return status, b"".join(chunks).decode("utf-8", "replace")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="glint-migrate-")
     port = free_port()
@@ -140,11 +168,20 @@ s3_store_create_bucket_on_put = true
         else:
             check(True, "every image has exactly one copy in ceph")
 
-        # RBD -> S3, the RBD copies removed once each S3 copy is verified and recorded.
-        third = subprocess.run([BIN, "--config", conf, "migrate", "--from", "ceph", "--to",
-                                "objects", "--delete-source", "--parallel", "2"], env=run_env,
-                               capture_output=True, text=True)
-        check(third.returncode == 0, "RBD -> S3 with --delete-source finishes")
+        # RBD -> S3, the RBD copies removed once each S3 copy is verified and recorded; on a
+        # terminal (a pseudo-terminal here), with the progress block drawn in place.
+        started = time.monotonic()
+        third, shown = run_on_terminal([BIN, "--config", conf, "migrate", "--from", "ceph",
+                                        "--to", "objects", "--delete-source", "--parallel", "2"],
+                                       run_env)
+        took = time.monotonic() - started
+        check(third == 0, "RBD -> S3 with --delete-source finishes")
+        # Only the terminal display ends with a last drawing of the block.
+        check(f"overall: {IMAGES}/{IMAGES} image(s)" in shown and "ETA" in shown,
+              "on a terminal the progress block is drawn, with rates and ETA")
+        if took > 2:
+            check("\x1b[" in shown and "/s, ETA" in shown,
+                  f"the block is redrawn in place during a {took:.1f} s run")
         good = 0
         for image_id in ids:
             status, body = request(port, "GET", f"/v2/images/{image_id}")
