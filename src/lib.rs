@@ -12,6 +12,7 @@ pub mod datapath;
 pub mod db;
 pub mod domain;
 pub mod maintenance;
+pub mod policy;
 pub mod server;
 pub mod stores;
 pub mod telemetry;
@@ -22,7 +23,6 @@ use config::Config;
 use datapath::{ByteBudget, DataLimits, DataService};
 use db::Database;
 use domain::listing::PageLimits;
-use domain::policy::DefaultPolicy;
 use domain::schema::Schemas;
 use domain::{ImageLimits, ImageService};
 use stores::StoreRegistry;
@@ -60,7 +60,7 @@ pub fn services_over(
     };
     let images = ImageService::new(
         database.image_repo(shown(config, &stores).needs_locations()),
-        Arc::new(DefaultPolicy),
+        Arc::new(policy::Enforcer::new(&config.policy)?),
         Arc::new(schemas),
         limits,
     );

@@ -55,6 +55,19 @@ enum Command {
     /// each copy is verified against the image's checksum and multihash before it is recorded;
     /// a run started again after an interruption copies nothing twice.
     Migrate(MigrateArgs),
+    /// Policy rules (like oslopolicy-sample-generator and oslopolicy-policy-upgrade).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print the built-in rules as a policy.yaml to edit (every rule commented out).
+    ListDefaults,
+    /// Check the configured policy file: exits 1, saying why, when Glint would refuse it.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +185,20 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match args.command.unwrap_or(Command::Serve) {
             Command::Serve => cli::serve(&config).await,
+            Command::Policy {
+                command: PolicyCommand::ListDefaults,
+            } => {
+                print!("{}", glint::policy::defaults_as_yaml());
+                Ok(())
+            }
+            Command::Policy {
+                command: PolicyCommand::Check,
+            } => glint::policy::Enforcer::new(&config.policy).map(|_| {
+                match &config.policy.policy_file {
+                    Some(file) => println!("{}: every rule reads", file.display()),
+                    None => println!("no policy file: the built-in rules apply"),
+                }
+            }),
             Command::Scrub => cli::scrub(&config).await,
             Command::Image {
                 command: ImageCommand::Copy { image, to, from },

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::extract::{Ctx, PathParams};
 use super::AppState;
-use crate::domain::DomainError;
+use crate::domain::policy::Action;
 
 fn not_multi_store() -> ApiError {
     ApiError::new(
@@ -40,9 +40,9 @@ pub async fn stores_detail(
     if !stores.multi() {
         return Err(not_multi_store());
     }
-    if !(ctx.is_admin || ctx.has_role("service")) {
-        return Err(DomainError::not_authorized("stores_info_detail").into());
-    }
+    state
+        .images
+        .authorize_global(&ctx, Action::StoresInfoDetail)?;
     Ok(Json(stores.info(true)))
 }
 

@@ -156,7 +156,8 @@ pub async fn authenticate(
         path: request.uri().path(),
     };
     match state.auth.identify(presented, request_id).await {
-        Ok(context) => {
+        Ok(mut context) => {
+            context.is_admin = state.images.is_admin(&context);
             request.extensions_mut().insert(context);
             next.run(request).await
         }

@@ -7,6 +7,17 @@ use super::catalog::endpoints;
 use super::{context, normalized_roles, Identity, Scope};
 use crate::domain::RequestContext;
 
+/// Keystone's default implied roles (admin implies member, member implies reader), which a
+/// token's role list already carries but a proxy's headers may not.
+fn implied_roles(mut roles: Vec<String>) -> Vec<String> {
+    for (role, implied) in [("admin", "member"), ("member", "reader")] {
+        if roles.iter().any(|r| r == role) && !roles.iter().any(|r| r == implied) {
+            roles.push(implied.to_owned());
+        }
+    }
+    roles
+}
+
 /// The context the headers describe; `None` when they confirm no identity or name no scope
 /// (a project, a domain, or the system).
 pub(super) fn context_from_headers(
@@ -40,7 +51,7 @@ pub(super) fn context_from_headers(
         Identity {
             user_id: get("x-user-id").map(str::to_owned),
             scope: Some(scope),
-            roles: normalized_roles(get("x-roles").unwrap_or("").split(',')),
+            roles: implied_roles(normalized_roles(get("x-roles").unwrap_or("").split(','))),
             token: get("x-auth-token").map(str::to_owned),
             catalog,
         },

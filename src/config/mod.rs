@@ -7,6 +7,7 @@ pub mod ini;
 pub mod keystone;
 pub mod limits;
 pub mod paste;
+pub mod policy;
 pub mod server;
 pub mod stores;
 mod swift;
@@ -19,16 +20,18 @@ use ini::Ini;
 pub use database::DatabaseConfig;
 pub use limits::LimitsConfig;
 pub use paste::AuthFlavor;
+pub use policy::PolicyConfig;
 pub use server::ServerConfig;
 pub use stores::{DataPathConfig, StoresConfig};
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 5] = [
+const KNOWN_SECTIONS: [&str; 6] = [
     "DEFAULT",
     "database",
     "paste_deploy",
     "glance_store",
     "image_format",
+    "oslo_policy",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub database: DatabaseConfig,
     pub auth: AuthFlavor,
+    /// `[oslo_policy]`.
+    pub policy: PolicyConfig,
     pub stores: StoresConfig,
     pub datapath: DataPathConfig,
     /// `[image_format] disk_formats` and `container_formats`.
@@ -107,7 +112,13 @@ impl Config {
         let data_dir = std::env::var_os("GLINT_DATA")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("glint-data"));
-        Config::from_ini(&ini, &data_dir)
+        let mut config = Config::from_ini(&ini, &data_dir)?;
+        let config_dir = path.map(|p| match p.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        });
+        config.policy.locate(config_dir)?;
+        Ok(config)
     }
 
     /// Builds the typed configuration from parsed options; `data_dir` anchors the embedded
@@ -131,6 +142,7 @@ impl Config {
             limits: LimitsConfig::from_ini(ini)?,
             database: DatabaseConfig::from_ini(ini, data_dir)?,
             auth: AuthFlavor::from_ini(ini)?,
+            policy: PolicyConfig::from_ini(ini)?,
             stores: StoresConfig::from_ini(ini, data_dir)?,
             datapath: DataPathConfig::from_ini(ini)?,
             formats: formats_from_ini(ini),
@@ -264,15 +276,15 @@ mod tests {
 
     #[test]
     fn unknown_options_are_reported_not_fatal() {
-        let ini = Ini::parse("[DEFAULT]\nbind_port = 1\nfrobnicate = yes\n[oslo_policy]\npolicy_file = p.yaml\n[keystone_authtoken]\nauth_url = x\n")
+        let ini = Ini::parse("[DEFAULT]\nbind_port = 1\nfrobnicate = yes\n[oslo_policy]\npolicy_file = p.yaml\nbogus = 1\n[keystone_authtoken]\nauth_url = x\n")
             .expect("parses");
         let config = Config::from_ini(&ini, Path::new("/data")).expect("loads");
         assert_eq!(
             config.ignored_report(),
             [
                 "[DEFAULT] frobnicate",
+                "[oslo_policy] bogus",
                 "[keystone_authtoken] (whole section)",
-                "[oslo_policy] (whole section)"
             ]
         );
     }

@@ -45,10 +45,16 @@ pub struct ImagePage {
     pub next_marker: Option<String>,
 }
 
-fn target(image: &Image) -> Target<'_> {
+/// The policy target of `image` for `ctx`: as Glance, the caller's project is the image's
+/// `member` when it sees a shared image it does not own.
+fn target<'a>(image: &'a Image, ctx: &'a RequestContext) -> Target<'a> {
+    let member = (image.visibility == Visibility::Shared && !ctx.is_owner(image.owner.as_deref()))
+        .then_some(ctx.project_id.as_deref())
+        .flatten();
     Target {
         owner: image.owner.as_deref(),
         visibility: Some(image.visibility),
+        member,
     }
 }
 
@@ -87,6 +93,43 @@ impl ImageService {
         } else {
             Err(DomainError::not_authorized(action.rule_name()))
         }
+    }
+
+    /// `action` on an existing image. A refusal is 404 when the caller may not even see the
+    /// image (`get_image` refuses too), 403 otherwise: Glance reveals no image this way.
+    fn authorize_on(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        image: &Image,
+    ) -> DomainResult<()> {
+        let target = target(image, ctx);
+        if self.policy.allows(ctx, action, &target) {
+            return Ok(());
+        }
+        if action == Action::GetImage || !self.policy.allows(ctx, Action::GetImage, &target) {
+            return Err(DomainError::image_not_found(image.id.as_str()));
+        }
+        Err(DomainError::not_authorized(action.rule_name()))
+    }
+
+    /// `action` on no image in particular (the caller's project is the target): listings,
+    /// discovery.
+    pub fn authorize_global(&self, ctx: &RequestContext, action: Action) -> DomainResult<()> {
+        self.authorize(
+            ctx,
+            action,
+            &Target {
+                owner: ctx.project_id.as_deref(),
+                visibility: None,
+                member: None,
+            },
+        )
+    }
+
+    /// Whether the caller is an administrator by the policy (`context_is_admin`).
+    pub fn is_admin(&self, ctx: &RequestContext) -> bool {
+        self.policy.is_admin(ctx)
     }
 
     /// `POST /v2/images`, checking in Glance's order so that the first failure is the one
@@ -140,7 +183,7 @@ impl ImageService {
             }
             new.owner = owner;
         }
-        self.authorize(ctx, Action::AddImage, &target(&new))?;
+        self.authorize(ctx, Action::AddImage, &target(&new, ctx))?;
         for (key, value) in body {
             if key != "id" && key != "owner" {
                 set_attribute(&mut new, key, value);
@@ -170,19 +213,9 @@ impl ImageService {
         }
     }
 
-    /// An image the caller may see, or 404 (never 403: existence is not revealed, and a
-    /// caller `get_image` refuses sees no image at all, as with Glance).
+    /// An image the caller may see, or 404 (never 403: existence is not revealed).
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
-        self.authorize(
-            ctx,
-            Action::GetImage,
-            &Target {
-                owner: ctx.project_id.as_deref(),
-                visibility: None,
-            },
-        )
-        .map_err(|_| DomainError::image_not_found(id))?;
-        self.get_visible(ctx, id).await
+        self.get_for(ctx, id, Action::GetImage).await
     }
 
     async fn get_visible(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
@@ -226,14 +259,7 @@ impl ImageService {
         ctx: &RequestContext,
         params: &[(String, String)],
     ) -> DomainResult<ImagePage> {
-        self.authorize(
-            ctx,
-            Action::GetImages,
-            &Target {
-                owner: ctx.project_id.as_deref(),
-                visibility: None,
-            },
-        )?;
+        self.authorize_global(ctx, Action::GetImages)?;
         let query = ListQuery::parse(params, self.limits.page)?;
         let viewer = Viewer {
             project: ctx.project_id.clone(),
@@ -277,7 +303,7 @@ impl ImageService {
         }
         for _ in 0..SAVE_ATTEMPTS {
             let before = self.get_visible(ctx, id).await?;
-            self.authorize(ctx, Action::ModifyImage, &target(&before))?;
+            self.authorize_on(ctx, Action::ModifyImage, &before)?;
             let mut after = before.clone();
             for change in changes {
                 apply_change(ctx, &mut after, dialect, change)?;
@@ -369,7 +395,7 @@ impl ImageService {
             Visibility::Community => Action::CommunitizeImage,
             Visibility::Private | Visibility::Shared => return Ok(()),
         };
-        self.authorize(ctx, action, &target(after))
+        self.authorize(ctx, action, &target(after, ctx))
     }
 
     /// `image_tag_quota`, checked only when the count grows. `Err` carries Glance's wording
@@ -423,14 +449,16 @@ impl ImageService {
         delayed: bool,
     ) -> DomainResult<(ImageStatus, Vec<StoredLocation>)> {
         let not_found = || DomainError::not_found(format!("Failed to find image {id} to delete"));
-        let image = self.get_visible(ctx, id).await.map_err(|e| {
-            if e.kind() == Some(Refusal::NotFound) {
-                not_found()
-            } else {
-                e
-            }
-        })?;
-        self.authorize(ctx, Action::DeleteImage, &target(&image))?;
+        let image = self
+            .get_for(ctx, id, Action::DeleteImage)
+            .await
+            .map_err(|e| {
+                if e.kind() == Some(Refusal::NotFound) {
+                    not_found()
+                } else {
+                    e
+                }
+            })?;
         if image.protected {
             return Err(DomainError::forbidden(format!(
                 "Image {id} is protected and cannot be deleted."
@@ -458,7 +486,7 @@ impl ImageService {
         action: Action,
     ) -> DomainResult<Image> {
         let image = self.get_visible(ctx, id).await?;
-        self.authorize(ctx, action, &target(&image))?;
+        self.authorize_on(ctx, action, &image)?;
         Ok(image)
     }
 
@@ -486,7 +514,7 @@ impl ImageService {
         };
         for _ in 0..SAVE_ATTEMPTS {
             let before = self.get_visible(ctx, id).await?;
-            self.authorize(ctx, action, &target(&before))?;
+            self.authorize_on(ctx, action, &before)?;
             if before.status == to {
                 return Ok(());
             }
@@ -515,15 +543,15 @@ impl ImageService {
 
     /// The image a tag request addresses, with the tag routes' not-found wording.
     async fn tag_target(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
-        let image = self.get_visible(ctx, id).await.map_err(|e| {
-            if e.kind() == Some(Refusal::NotFound) {
-                DomainError::not_found(format!("Image {id} not found."))
-            } else {
-                e
-            }
-        })?;
-        self.authorize(ctx, Action::ModifyImage, &target(&image))?;
-        Ok(image)
+        self.get_for(ctx, id, Action::ModifyImage)
+            .await
+            .map_err(|e| {
+                if e.kind() == Some(Refusal::NotFound) {
+                    DomainError::not_found(format!("Image {id} not found."))
+                } else {
+                    e
+                }
+            })
     }
 
     /// `PUT /v2/images/{id}/tags/{tag}`.

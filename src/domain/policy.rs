@@ -1,6 +1,6 @@
-//! Authorisation decisions, as Glance's default (secure RBAC) policies make them. The service
-//! layer asks `Policy::allows` before acting; an oslo.policy rule engine can later implement the
-//! same trait without touching handlers or the service.
+//! Authorisation: the rules the image service consults, by Glance's names. The service layer
+//! asks `Policy::allows` before acting; `crate::policy::Enforcer` decides with the operator's
+//! rules.
 
 use super::context::RequestContext;
 use super::image::Visibility;
@@ -21,6 +21,8 @@ pub enum Action {
     DownloadImage,
     /// Removing one store's copy of an image's data (`DELETE /v2/stores/{store}/{image}`).
     DeleteImageLocation,
+    /// `GET /v2/info/stores/detail`.
+    StoresInfoDetail,
 }
 
 impl Action {
@@ -39,120 +41,24 @@ impl Action {
             Action::UploadImage => "upload_image",
             Action::DownloadImage => "download_image",
             Action::DeleteImageLocation => "delete_image_location",
+            Action::StoresInfoDetail => "stores_info_detail",
         }
     }
 }
 
-/// What a rule is checked against: the image's owner and visibility.
+/// What a rule is checked against: the image's owner and visibility, and the caller's project
+/// when it sees a shared image as a member.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub owner: Option<&'a str>,
     pub visibility: Option<Visibility>,
+    pub member: Option<&'a str>,
 }
 
 pub trait Policy: Send + Sync + std::fmt::Debug {
+    /// Whether `action` on `target` is allowed to `ctx`.
     fn allows(&self, ctx: &RequestContext, action: Action, target: &Target<'_>) -> bool;
-}
 
-/// Glance's in-code defaults: `admin`, or `member`/`reader` scoped to the owning project.
-/// Keystone expands implied roles (admin ⊃ member ⊃ reader) into the token; trusted headers may
-/// not, so the implication is applied here as well.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DefaultPolicy;
-
-impl DefaultPolicy {
-    fn is_member(ctx: &RequestContext) -> bool {
-        ctx.has_role("member") || ctx.has_role("_member_")
-    }
-
-    fn is_reader(ctx: &RequestContext) -> bool {
-        Self::is_member(ctx) || ctx.has_role("reader")
-    }
-}
-
-impl Policy for DefaultPolicy {
-    fn allows(&self, ctx: &RequestContext, action: Action, target: &Target<'_>) -> bool {
-        if ctx.is_admin {
-            return true;
-        }
-        // Every image rule is project-scoped: system- and domain-scoped tokens get nothing.
-        if ctx.project_id.is_none() {
-            return false;
-        }
-        let owner = ctx.is_owner(target.owner);
-        match action {
-            Action::GetImages => Self::is_reader(ctx),
-            // Visibility itself (members, community, public) is decided by the repository
-            // query; the rule only requires the reader role.
-            Action::GetImage => Self::is_reader(ctx),
-            Action::AddImage
-            | Action::ModifyImage
-            | Action::DeleteImage
-            | Action::CommunitizeImage
-            | Action::Deactivate
-            | Action::Reactivate
-            | Action::UploadImage
-            | Action::DeleteImageLocation => Self::is_member(ctx) && owner,
-            // Visibility was decided by the repository; downloading needs the member role.
-            Action::DownloadImage => Self::is_member(ctx),
-            Action::PublicizeImage => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx(project: &str, roles: &[&str]) -> RequestContext {
-        RequestContext {
-            request_id: "req-test".into(),
-            user_id: Some("u".into()),
-            project_id: Some(project.into()),
-            system_scope: None,
-            domain_id: None,
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            is_admin: roles.contains(&"admin"),
-            auth_token: None,
-            service_catalog: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn members_modify_only_their_projects_images() {
-        let own = Target {
-            owner: Some("p1"),
-            visibility: None,
-        };
-        let other = Target {
-            owner: Some("p2"),
-            visibility: None,
-        };
-        let member = ctx("p1", &["member"]);
-        assert!(DefaultPolicy.allows(&member, Action::ModifyImage, &own));
-        assert!(!DefaultPolicy.allows(&member, Action::ModifyImage, &other));
-        assert!(!DefaultPolicy.allows(&member, Action::PublicizeImage, &own));
-        assert!(DefaultPolicy.allows(&member, Action::CommunitizeImage, &own));
-    }
-
-    #[test]
-    fn readers_read_but_never_write() {
-        let own = Target {
-            owner: Some("p1"),
-            visibility: None,
-        };
-        let reader = ctx("p1", &["reader"]);
-        assert!(DefaultPolicy.allows(&reader, Action::GetImages, &own));
-        assert!(!DefaultPolicy.allows(&reader, Action::AddImage, &own));
-    }
-
-    #[test]
-    fn admins_may_do_anything() {
-        let other = Target {
-            owner: Some("p2"),
-            visibility: None,
-        };
-        let admin = ctx("p1", &["admin"]);
-        assert!(DefaultPolicy.allows(&admin, Action::PublicizeImage, &other));
-    }
+    /// Whether `ctx` is an administrator (`context_is_admin`): it sees every image.
+    fn is_admin(&self, ctx: &RequestContext) -> bool;
 }

@@ -227,3 +227,75 @@ all_databases!(fn only_owners_and_admins_change_images(app, TRUSTED) {
     owner.assert_status(403);
     alice.send(Method::DELETE, &path, None, "application/json").await.assert_status(204);
 });
+
+/// A policy file an operator wrote: a publisher role may publicize, listing is closed, and
+/// members may no longer delete.
+fn policy_config() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "# operators' overrides\n\
+         \"publicize_image\": \"role:admin or (role:publisher and project_id:%(project_id)s)\"\n\
+         \"get_images\": \"!\"\n\
+         \"delete_image\": \"rule:context_is_admin\"\n",
+    )
+    .expect("writes");
+    (
+        format!("{TRUSTED}[oslo_policy]\npolicy_file = {}\n", path.display()),
+        dir,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_policy_file_changes_what_is_allowed() {
+    let (config, _dir) = policy_config();
+    let app = TestApp::start(crate::helpers::Backend::Sqlite, &config).await;
+    let publisher = Caller {
+        app: &app,
+        project: "alice",
+        roles: "member,publisher",
+    };
+    let member = Caller {
+        app: &app,
+        project: "alice",
+        roles: "member",
+    };
+    let id = id_of(&member.create(json!({"name": "x"})).await);
+    let path = format!("/v2/images/{id}");
+    let public = json!([{"op": "replace", "path": "/visibility", "value": "public"}]);
+    member.patch(&path, public.clone()).await.assert_status(403);
+    publisher.patch(&path, public).await.assert_status(200);
+    member.get("/v2/images").await.assert_status(403);
+    // Still visible by id (get_image is the default), no longer deletable by its members.
+    member.get(&path).await.assert_status(200);
+    member
+        .send(Method::DELETE, &path, None, "application/json")
+        .await
+        .assert_status(403);
+    let admin = Caller {
+        app: &app,
+        project: "ops",
+        roles: "admin",
+    };
+    admin
+        .send(Method::DELETE, &path, None, "application/json")
+        .await
+        .assert_status(204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_policy_file_that_is_missing_or_wrong_stops_the_start() {
+    let missing =
+        glint::config::ini::Ini::parse("[oslo_policy]\npolicy_file = /nonexistent/policy.yaml\n")
+            .expect("parses");
+    let mut config =
+        glint::config::Config::from_ini(&missing, std::path::Path::new("/d")).expect("loads");
+    assert!(config.policy.locate(None).is_err());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, "add_image: \"role:member and (\"\n").expect("writes");
+    config.policy.policy_file = Some(path);
+    let err = glint::policy::Enforcer::new(&config.policy).expect_err("refused");
+    assert!(err.contains("add_image"), "{err}");
+}
