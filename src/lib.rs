@@ -57,6 +57,7 @@ pub fn services_over(
         },
         property_quota: config.limits.image_property_quota,
         tag_quota: config.limits.image_tag_quota,
+        member_quota: config.limits.image_member_quota,
     };
     let images = ImageService::new(
         database.image_repo(shown(config, &stores).needs_locations()),

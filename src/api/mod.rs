@@ -7,6 +7,7 @@ mod error_body;
 mod extract;
 mod image_data;
 mod images;
+mod members;
 pub mod middleware;
 mod router;
 mod schemas;

@@ -10,7 +10,9 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::{ApiError, Panic};
-use super::{discovery, image_data, images, middleware, schemas, tags, versions, AppState};
+use super::{
+    discovery, image_data, images, members, middleware, schemas, tags, versions, AppState,
+};
 
 /// The complete application: routing, identity, request ids and error bodies.
 pub fn router(state: AppState) -> Router {
@@ -37,6 +39,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2/images/{image_id}/tags/{tag}",
             put(tags::add).delete(tags::remove),
+        )
+        .route(
+            "/v2/images/{image_id}/members",
+            get(members::list).post(members::create),
+        )
+        .route(
+            "/v2/images/{image_id}/members/{member_id}",
+            get(members::show)
+                .put(members::update)
+                .delete(members::delete),
         )
         .route("/v2/info/stores", get(discovery::stores))
         .route("/v2/info/stores/detail", get(discovery::stores_detail))

@@ -332,7 +332,11 @@ impl DataService {
                     // The data is recorded; an ACL that could not be set is set again by the
                     // image's next update.
                     if store.capabilities().caller_accounts {
-                        if let Err(e) = store.set_readers(&stored.location, &access::readers_of(&image)).await {
+                        let readers = access::readers_of(&service, &image).await;
+                        if let Err(e) = match readers {
+                            Ok(readers) => store.set_readers(&stored.location, &readers).await.map_err(DataError::from),
+                            Err(e) => Err(e),
+                        } {
                             tracing::warn!(image.id = %image.id, error = %e,
                                 "cannot set who may read the image's data");
                         }

@@ -42,6 +42,9 @@ pub trait Dialect: sqlx::Database {
 
     /// The type a `CAST` to a 64-bit integer names.
     const BIGINT: &'static str = "BIGINT";
+    /// Appended to a SELECT that must lock the rows it reads until the transaction ends
+    /// (SQLite has one writer: the transaction is the lock).
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
 
     /// `sql` as this database's driver takes it.
     fn sql(sql: &str) -> Cow<'_, str> {
@@ -126,6 +129,7 @@ impl Dialect for Postgres {
 
 impl Dialect for Sqlite {
     const LABEL: &'static str = "sqlite";
+    const FOR_UPDATE: &'static str = "";
     const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility");
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!("i.visibility"),

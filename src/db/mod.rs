@@ -10,6 +10,7 @@ mod dialect;
 mod errors;
 mod image_writes;
 mod list_sql;
+mod members;
 mod pool;
 mod purge;
 mod removals;

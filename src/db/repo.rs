@@ -15,7 +15,9 @@ use super::rows::{decode_json, image_locations, location_stores, to_db_time, Loc
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
-use crate::domain::repository::{CountLimits, ImageRepo, SaveOutcome, StoredLocation};
+use crate::domain::repository::{
+    CountLimits, ImageRepo, Member, MemberAdded, MemberStatus, SaveOutcome, StoredLocation,
+};
 use crate::domain::{ImageStatus, RepoError};
 
 #[derive(Debug)]
@@ -342,6 +344,39 @@ where
         delayed: bool,
     ) -> Result<Option<Vec<StoredLocation>>, RepoError> {
         retry_on_conflict(|| self.delete_once(id, now, delayed)).await
+    }
+
+    async fn members(&self, id: &ImageId, only: Option<&str>) -> Result<Vec<Member>, RepoError> {
+        self.read_members(id, only).await
+    }
+
+    async fn add_member(
+        &self,
+        id: &ImageId,
+        member: &str,
+        quota: Option<usize>,
+        now: DateTime<Utc>,
+    ) -> Result<MemberAdded, RepoError> {
+        retry_on_conflict(|| self.add_member_once(id, member, quota, now)).await
+    }
+
+    async fn set_member_status(
+        &self,
+        id: &ImageId,
+        member: &str,
+        status: MemberStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Member>, RepoError> {
+        retry_on_conflict(|| self.set_member_status_once(id, member, status, now)).await
+    }
+
+    async fn remove_member(
+        &self,
+        id: &ImageId,
+        member: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        retry_on_conflict(|| self.remove_member_once(id, member, now)).await
     }
 }
 

@@ -80,7 +80,7 @@ pub enum DomainError {
 }
 
 impl DomainError {
-    fn refused(kind: Refusal, message: impl Into<String>) -> DomainError {
+    pub(crate) fn refused(kind: Refusal, message: impl Into<String>) -> DomainError {
         DomainError::Refused {
             kind,
             message: Message::Explanation(message.into()),

@@ -25,6 +25,8 @@ pub struct ImageLimits {
     pub page: PageLimits,
     pub property_quota: Option<usize>,
     pub tag_quota: Option<usize>,
+    /// `image_member_quota`.
+    pub member_quota: Option<usize>,
 }
 
 /// How many times a conditional write is retried when the image status moved under it.
@@ -93,6 +95,34 @@ impl ImageService {
         } else {
             Err(DomainError::not_authorized(action.rule_name()))
         }
+    }
+
+    pub(super) fn repo(&self) -> &Arc<dyn ImageRepo> {
+        &self.repo
+    }
+
+    pub(super) fn member_quota(&self) -> Option<usize> {
+        self.limits.member_quota
+    }
+
+    /// Whether `action` on `image` is allowed to `ctx`, without an error.
+    pub(super) fn allowed_on_image(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        image: &Image,
+    ) -> bool {
+        self.policy.allows(ctx, action, &target(image, ctx))
+    }
+
+    /// `authorize_on`, for the other services of the domain.
+    pub(super) fn authorize_on_image(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        image: &Image,
+    ) -> DomainResult<()> {
+        self.authorize_on(ctx, action, image)
     }
 
     /// `action` on an existing image. A refusal is 404 when the caller may not even see the

@@ -10,6 +10,7 @@ mod image_rules;
 pub mod images;
 pub mod jsonschema;
 pub mod listing;
+pub mod members;
 pub mod patch;
 pub mod policy;
 #[cfg(test)]

@@ -23,6 +23,11 @@ pub enum Action {
     DeleteImageLocation,
     /// `GET /v2/info/stores/detail`.
     StoresInfoDetail,
+    GetMembers,
+    GetMember,
+    AddMember,
+    ModifyMember,
+    DeleteMember,
 }
 
 impl Action {
@@ -42,6 +47,11 @@ impl Action {
             Action::DownloadImage => "download_image",
             Action::DeleteImageLocation => "delete_image_location",
             Action::StoresInfoDetail => "stores_info_detail",
+            Action::GetMembers => "get_members",
+            Action::GetMember => "get_member",
+            Action::AddMember => "add_member",
+            Action::ModifyMember => "modify_member",
+            Action::DeleteMember => "delete_member",
         }
     }
 }

@@ -8,6 +8,56 @@ use super::error::RepoError;
 use super::image::{Image, ImageId};
 use super::listing::{ListQuery, Viewer};
 
+/// A project an image is shared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub image_id: String,
+    pub member_id: String,
+    pub status: MemberStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a member stands on a shared image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Pending => "pending",
+            MemberStatus::Accepted => "accepted",
+            MemberStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemberStatus> {
+        match text {
+            "pending" => Some(MemberStatus::Pending),
+            "accepted" => Some(MemberStatus::Accepted),
+            "rejected" => Some(MemberStatus::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of `add_member`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberAdded {
+    Added(Member),
+    Duplicate,
+    /// The image has `count` members already, the quota.
+    OverQuota {
+        count: usize,
+    },
+    /// The image is gone.
+    Gone,
+}
+
 /// What happened to a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveOutcome {
@@ -86,6 +136,37 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
         &self,
         id: &ImageId,
         tag: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// The image's live members, or only `only`'s membership.
+    async fn members(&self, id: &ImageId, only: Option<&str>) -> Result<Vec<Member>, RepoError>;
+
+    /// Adds `member` (status pending) unless it is a member already or the image would pass
+    /// `quota` members; the check and the insert are one transaction under the image's row
+    /// lock, so concurrent adds cannot overshoot the quota or add a member twice.
+    async fn add_member(
+        &self,
+        id: &ImageId,
+        member: &str,
+        quota: Option<usize>,
+        now: DateTime<Utc>,
+    ) -> Result<MemberAdded, RepoError>;
+
+    /// Sets a member's status; the updated membership, or `None` if there is no such member.
+    async fn set_member_status(
+        &self,
+        id: &ImageId,
+        member: &str,
+        status: MemberStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Member>, RepoError>;
+
+    /// Soft-deletes a membership; false if there was none.
+    async fn remove_member(
+        &self,
+        id: &ImageId,
+        member: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 

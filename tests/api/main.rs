@@ -19,6 +19,7 @@ mod images_update;
 mod keystone_auth;
 mod locations_shown;
 mod maintenance;
+mod members;
 mod multi_store;
 #[cfg(feature = "rbd")]
 mod rbd_store;

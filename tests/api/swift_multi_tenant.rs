@@ -122,6 +122,32 @@ async fn images_live_in_their_projects_account_and_follow_their_visibility() {
     set_visibility(&app, &alice, &id, "private").await;
     assert_eq!(swift(Method::GET, &alpha, &object, &bob).await, 403);
 
+    // Shared with bob's project: his token may read it, until the membership ends.
+    set_visibility(&app, &alice, &id, "shared").await;
+    let members = format!("/v2/images/{id}/members");
+    let member = bob.project_id().to_owned();
+    as_user(
+        &app,
+        &alice,
+        Method::POST,
+        &members,
+        Some(json!({"member": member})),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(swift(Method::GET, &alpha, &object, &bob).await, 200);
+    assert_eq!(download(&app, &bob, &id).await, (200, data.clone()));
+    as_user(
+        &app,
+        &alice,
+        Method::DELETE,
+        &format!("{members}/{member}"),
+        None,
+    )
+    .await
+    .assert_status(204);
+    assert_eq!(swift(Method::GET, &alpha, &object, &bob).await, 403);
+
     // Deleting the image removes the object, its segments and the container.
     as_user(
         &app,
