@@ -162,6 +162,10 @@ impl ImageService {
         self.policy.is_admin(ctx)
     }
 
+    pub(super) fn policy(&self) -> &Arc<dyn Policy> {
+        &self.policy
+    }
+
     /// `POST /v2/images`, checking in Glance's order so that the first failure is the one
     /// Glance would report.
     pub async fn create(

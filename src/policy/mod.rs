@@ -98,8 +98,11 @@ impl Policy for Enforcer {
     /// `context_is_admin`, for project-scoped identities only (every image rule is
     /// project-scoped; a system administrator is no image administrator).
     fn is_admin(&self, ctx: &RequestContext) -> bool {
-        is_unauthenticated_admin(ctx)
-            || (ctx.project_id.is_some() && self.enforce("context_is_admin", ctx, &Facts::new()))
+        is_unauthenticated_admin(ctx) || (ctx.project_id.is_some() && self.context_is_admin(ctx))
+    }
+
+    fn context_is_admin(&self, ctx: &RequestContext) -> bool {
+        self.enforce("context_is_admin", ctx, &Facts::new())
     }
 }
 
