@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod maintenance;
 pub mod policy;
+pub mod quota;
 pub mod server;
 pub mod stores;
 pub mod telemetry;
@@ -64,6 +65,14 @@ pub fn services_over(
         Arc::new(policy::Enforcer::new(&config.policy)?),
         Arc::new(schemas),
         limits,
+    );
+    let images = images.with_unified_limits(
+        config
+            .unified_limits
+            .as_ref()
+            .map(quota::UnifiedLimits::new)
+            .transpose()?
+            .map(Arc::new),
     );
     let data_limits = DataLimits {
         image_size_cap: config.limits.image_size_cap,

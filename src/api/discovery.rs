@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Ctx, PathParams};
@@ -44,6 +44,24 @@ pub async fn stores_detail(
         .images
         .authorize_global(&ctx, Action::StoresInfoDetail)?;
     Ok(Json(stores.info(true)))
+}
+
+/// `GET /v2/info/usage`: the caller's project's unified limits and usage (an empty map
+/// without `use_keystone_limits`), as Glance shows them.
+pub async fn usage(State(state): State<AppState>, Ctx(ctx): Ctx) -> Result<Json<Value>, ApiError> {
+    let usage: serde_json::Map<String, Value> = state
+        .images
+        .usage(&ctx)
+        .await?
+        .into_iter()
+        .map(|(resource, limit, usage)| {
+            (
+                resource.name().to_owned(),
+                json!({"limit": limit, "usage": usage}),
+            )
+        })
+        .collect();
+    Ok(Json(json!({ "usage": usage })))
 }
 
 pub async fn delete_from_store(

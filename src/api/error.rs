@@ -20,6 +20,7 @@ use crate::auth::AuthFailure;
 use crate::datapath::DataError;
 use crate::domain::error::{Message, Refusal};
 use crate::domain::{DomainError, RepoError};
+use crate::quota::QuotaError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -176,6 +177,20 @@ impl From<DomainError> for ApiError {
                     "The server failed to read or write image metadata.",
                 ),
             }
+            .caused_by(e),
+            // Glance's LimitExceeded, with oslo.limit's text as its body.
+            DomainError::Quota(QuotaError::OverLimit(detail)) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request returned a 413 Request Entity Too Large. This generally means \
+                     that rate limiting or a quota threshold was breached.\n\nThe response \
+                     body:\n{detail}"
+                ),
+            ),
+            DomainError::Quota(e @ QuotaError::Unavailable(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The quota limits cannot be read from Keystone now; retry later.",
+            )
             .caused_by(e),
         }
     }

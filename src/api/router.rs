@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(members::delete),
         )
         .route("/v2/info/stores", get(discovery::stores))
+        .route("/v2/info/usage", get(discovery::usage))
         .route("/v2/info/stores/detail", get(discovery::stores_detail))
         .route(
             "/v2/stores/{store_id}/{image_id}",

@@ -3,27 +3,19 @@
 //! it has not seen within `token_cache_time`, and believes the answer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::FutureExt;
-use glint_store::net::{error_chain, HttpsConnector};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use serde_json::json;
+use http_body_util::Full;
 
 use super::cache::TokenCache;
+use super::session::Session;
 use super::token::TokenInfo;
 use super::{context, AuthFailure, Identity, Presented};
-use crate::config::keystone::{Domain, KeystoneConfig};
+use crate::config::keystone::KeystoneConfig;
 use crate::domain::RequestContext;
-
-/// The largest answer read from Keystone (a token with a big catalog is tens of KiB).
-const MAX_ANSWER: usize = 8 << 20;
-/// The service's own token is renewed when it has less than this left.
-const SERVICE_TOKEN_MARGIN: Duration = Duration::from_secs(120);
 
 /// What Keystone said of a token: its identity, or `None` for a token it does not know (bad,
 /// expired or revoked).
@@ -32,23 +24,9 @@ type Verdict = Option<Arc<TokenInfo>>;
 #[derive(Debug)]
 pub struct KeystoneAuth {
     config: KeystoneConfig,
-    http: Client<HttpsConnector, Full<Bytes>>,
-    service: tokio::sync::Mutex<Option<ServiceToken>>,
+    /// The service's own sign-in.
+    session: Session,
     cache: TokenCache<Verdict>,
-}
-
-#[derive(Debug)]
-struct ServiceToken {
-    value: String,
-    /// When it should be renewed (its expiry less a margin, on the process's clock).
-    renew_at: Instant,
-}
-
-/// An answer from Keystone.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
 }
 
 impl KeystoneAuth {
@@ -58,8 +36,13 @@ impl KeystoneAuth {
                 .map_err(|e| format!("[keystone_authtoken] cafile: {e}"))?;
         Ok(KeystoneAuth {
             cache: TokenCache::new(config.token_cache_time),
-            http: glint_store::net::client(connector),
-            service: tokio::sync::Mutex::new(None),
+            session: Session::new(
+                config.identity_url.clone(),
+                config.service.clone(),
+                "keystone_authtoken",
+                config.http_connect_timeout,
+                connector,
+            ),
             config,
         })
     }
@@ -170,15 +153,15 @@ impl KeystoneAuth {
             query.push("nocatalog");
         }
         let uri = match query.is_empty() {
-            true => format!("{}/auth/tokens", self.config.identity_url),
+            true => format!("{}/auth/tokens", self.session.identity_url()),
             false => format!(
                 "{}/auth/tokens?{}",
-                self.config.identity_url,
+                self.session.identity_url(),
                 query.join("&")
             ),
         };
         for renewed in [false, true] {
-            let service = self.service_token(renewed).await?;
+            let service = self.session.token(renewed).await?;
             let request = Request::get(&uri)
                 .header("x-auth-token", service)
                 .header("x-subject-token", token)
@@ -186,7 +169,7 @@ impl KeystoneAuth {
                 .header("accept", "application/json")
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| format!("a token Keystone cannot be asked about: {e}"))?;
-            let answer = self.send(request).await?;
+            let answer = self.session.send(request).await?;
             match answer.status {
                 StatusCode::OK => {
                     return Ok(match TokenInfo::parse(&answer.body) {
@@ -212,112 +195,5 @@ impl KeystoneAuth {
             }
         }
         Err("Keystone refused the service's renewed token".to_owned())
-    }
-
-    /// The service's own token, signed in anew when missing, close to expiry, or `renew`.
-    async fn service_token(&self, renew: bool) -> Result<String, String> {
-        let mut current = self.service.lock().await;
-        if let Some(token) = current.as_ref() {
-            if !renew && Instant::now() < token.renew_at {
-                return Ok(token.value.clone());
-            }
-        }
-        let service = &self.config.service;
-        let domain = |d: &Domain| match d {
-            Domain::Id(id) => json!({ "id": id }),
-            Domain::Name(name) => json!({ "name": name }),
-        };
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": service.username,
-                "domain": domain(&service.user_domain),
-                "password": service.password.0,
-            }}},
-            "scope": {"project": {
-                "name": service.project_name,
-                "domain": domain(&service.project_domain),
-            }},
-        }});
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!(
-                "{}/auth/tokens?nocatalog",
-                self.config.identity_url
-            ))
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| format!("[keystone_authtoken] auth_url: {e}"))?;
-        let answer = self.send(request).await?;
-        if answer.status != StatusCode::CREATED {
-            return Err(format!(
-                "Keystone answered {} to the service's sign-in as {} (check [keystone_authtoken] \
-                 username, password and project_name)",
-                answer.status, service.username
-            ));
-        }
-        let value = answer
-            .headers
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .ok_or("Keystone's sign-in answer has no X-Subject-Token")?
-            .to_owned();
-        let info = TokenInfo::parse(&answer.body)?;
-        let left = (info.expires_at - Utc::now())
-            .to_std()
-            .unwrap_or_default()
-            .saturating_sub(SERVICE_TOKEN_MARGIN);
-        *current = Some(ServiceToken {
-            value: value.clone(),
-            renew_at: Instant::now() + left,
-        });
-        Ok(value)
-    }
-
-    /// One call to Keystone, bounded by `http_connect_timeout` from start to last byte. A
-    /// call that fails before any answer is made once more on a new connection: a pooled
-    /// connection the server closed just as it was reused (uWSGI's http-socket does so) says
-    /// nothing about Keystone, and both calls (a validation, a sign-in) may be repeated.
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
-        let limit = self.config.http_connect_timeout;
-        let (parts, body) = request.into_parts();
-        let call = async {
-            let mut retried = false;
-            let response = loop {
-                let mut again = Request::new(body.clone());
-                *again.method_mut() = parts.method.clone();
-                *again.uri_mut() = parts.uri.clone();
-                *again.headers_mut() = parts.headers.clone();
-                match self.http.request(again).await {
-                    Ok(response) => break response,
-                    Err(e) if !retried && !e.is_connect() => retried = true,
-                    Err(e) => {
-                        return Err(format!(
-                            "Keystone at {}: {}",
-                            self.config.identity_url,
-                            error_chain(&e)
-                        ))
-                    }
-                }
-            };
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| format!("Keystone's answer: {e}"))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        };
-        tokio::time::timeout(limit, call).await.map_err(|_| {
-            format!(
-                "Keystone at {} did not answer within {} s",
-                self.config.identity_url,
-                limit.as_secs()
-            )
-        })?
     }
 }

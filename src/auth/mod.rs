@@ -7,6 +7,7 @@
 mod cache;
 mod catalog;
 mod keystone;
+pub(crate) mod session;
 mod token;
 mod trusted;
 

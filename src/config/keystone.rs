@@ -19,8 +19,8 @@ pub struct KeystoneConfig {
     /// Where clients are told to authenticate (`WWW-Authenticate: Keystone uri="…"`):
     /// `www_authenticate_uri`, else the older `auth_uri`, else `auth_url`.
     pub www_authenticate_uri: String,
-    /// The service's own identity (`auth_type = password`).
-    pub service: ServiceCredentials,
+    /// The service's own identity (`auth_type = password`), scoped to its project.
+    pub service: Credentials,
     /// `token_cache_time` (300 s; -1 turns caching off): how long a validation result is
     /// reused, never beyond the token's own expiry.
     pub token_cache_time: Option<Duration>,
@@ -42,14 +42,24 @@ pub struct KeystoneConfig {
     pub insecure: bool,
 }
 
-/// `auth_type = password`: who the service is when it asks Keystone about tokens.
+/// Who a service signs in to Keystone as.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceCredentials {
+pub struct Credentials {
     pub username: String,
     pub password: Secret,
     pub user_domain: Domain,
-    pub project_name: String,
-    pub project_domain: Domain,
+    pub scope: SessionScope,
+}
+
+/// What the service's token is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionScope {
+    Project {
+        name: String,
+        domain: Domain,
+    },
+    /// `system_scope = all`.
+    System,
 }
 
 /// A domain named by id or by name (Keystone accepts either).
@@ -102,12 +112,14 @@ impl KeystoneConfig {
             (None, Some(name)) => Domain::Name(name),
             (None, None) => Domain::Id("default".to_owned()),
         };
-        let service = ServiceCredentials {
+        let service = Credentials {
             username: required("username")?,
             password: Secret(required("password")?),
             user_domain: domain("user_domain_id", "user_domain_name"),
-            project_name: required("project_name")?,
-            project_domain: domain("project_domain_id", "project_domain_name"),
+            scope: SessionScope::Project {
+                name: required("project_name")?,
+                domain: domain("project_domain_id", "project_domain_name"),
+            },
         };
         let cache_secs = parse_int(ini, SECTION, "token_cache_time", 300, -1, 86_400)?;
         let roles = get("service_token_roles").unwrap_or_else(|| "service".to_owned());
@@ -148,6 +160,124 @@ impl KeystoneConfig {
             cafile: get("cafile").map(PathBuf::from),
             insecure: parse_bool(ini, SECTION, "insecure", false)?,
         })
+    }
+}
+
+/// `[DEFAULT] use_keystone_limits` with `[oslo_limit]`: quotas from Keystone's unified limits,
+/// read with the service's own credentials (oslo.limit's option names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnifiedLimitsConfig {
+    pub identity_url: String,
+    /// Usually `system_scope = all` (reading any project's limits takes a system reader).
+    pub credentials: Credentials,
+    pub endpoint: LimitsEndpoint,
+    /// `http_connect_timeout` of `[keystone_authtoken]`'s kind (10 s).
+    pub timeout: Duration,
+    pub cafile: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+/// Which catalog endpoint is the image service's: its service and region key the limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitsEndpoint {
+    /// `endpoint_id`.
+    Id(String),
+    /// `endpoint_service_type` (image), `endpoint_service_name`, `endpoint_region_name`,
+    /// `endpoint_interface` (public).
+    Lookup {
+        service_type: String,
+        service_name: Option<String>,
+        region: Option<String>,
+        interface: String,
+    },
+}
+
+const LIMIT_SECTION: &str = "oslo_limit";
+
+impl UnifiedLimitsConfig {
+    /// `None` unless `[DEFAULT] use_keystone_limits` is true.
+    pub fn from_ini(ini: &Ini) -> Result<Option<UnifiedLimitsConfig>, ConfigError> {
+        if !parse_bool(ini, "DEFAULT", "use_keystone_limits", false)? {
+            return Ok(None);
+        }
+        let get = |option: &str| {
+            ini.get(LIMIT_SECTION, option)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let required = |option: &'static str| {
+            get(option).ok_or_else(|| {
+                ConfigError::invalid(
+                    LIMIT_SECTION,
+                    option,
+                    "must be set with use_keystone_limits = true",
+                )
+            })
+        };
+        match get("auth_type").as_deref() {
+            None | Some("password" | "v3password") => {}
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    LIMIT_SECTION,
+                    "auth_type",
+                    format!("{other:?} is not supported; use password"),
+                ))
+            }
+        }
+        let domain = |id: &str, name: &str| match (get(id), get(name)) {
+            (Some(id), _) => Domain::Id(id),
+            (None, Some(name)) => Domain::Name(name),
+            (None, None) => Domain::Id("default".to_owned()),
+        };
+        let scope = match (get("system_scope"), get("project_name")) {
+            (Some(system), _) if system == "all" => SessionScope::System,
+            (Some(other), _) => {
+                return Err(ConfigError::invalid(
+                    LIMIT_SECTION,
+                    "system_scope",
+                    format!("{other:?}: only \"all\" is a system scope"),
+                ))
+            }
+            (None, Some(name)) => SessionScope::Project {
+                name,
+                domain: domain("project_domain_id", "project_domain_name"),
+            },
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    LIMIT_SECTION,
+                    "system_scope",
+                    "set system_scope = all (or project_name)",
+                ))
+            }
+        };
+        let endpoint = match get("endpoint_id") {
+            Some(id) => LimitsEndpoint::Id(id),
+            None => LimitsEndpoint::Lookup {
+                service_type: get("endpoint_service_type").unwrap_or_else(|| "image".to_owned()),
+                service_name: get("endpoint_service_name"),
+                region: get("endpoint_region_name"),
+                interface: get("endpoint_interface")
+                    .map(|i| i.trim_end_matches("URL").to_owned())
+                    .unwrap_or_else(|| "public".to_owned()),
+            },
+        };
+        let auth_url = required("auth_url")?;
+        Ok(Some(UnifiedLimitsConfig {
+            identity_url: identity_url(&auth_url),
+            credentials: Credentials {
+                username: required("username")?,
+                password: Secret(required("password")?),
+                user_domain: domain("user_domain_id", "user_domain_name"),
+                scope,
+            },
+            endpoint,
+            timeout: Duration::from_secs(
+                parse_int(ini, LIMIT_SECTION, "timeout", 10, 1, 600)? as u64
+            ),
+            cafile: get("cafile").map(PathBuf::from),
+            insecure: parse_bool(ini, LIMIT_SECTION, "insecure", false)?,
+        }))
     }
 }
 
@@ -199,7 +329,10 @@ mod tests {
         .expect("loads");
         assert_eq!(config.www_authenticate_uri, "http://old:5000/v3");
         assert_eq!(config.token_cache_time, None);
-        assert_eq!(config.service.project_domain, Domain::Id("default".into()));
+        assert!(matches!(
+            &config.service.scope,
+            SessionScope::Project { domain: Domain::Id(id), .. } if id == "default"
+        ));
         assert_eq!(identity_url("http://k/v3/"), "http://k/v3");
     }
 

@@ -25,13 +25,14 @@ pub use server::ServerConfig;
 pub use stores::{DataPathConfig, StoresConfig};
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 6] = [
+const KNOWN_SECTIONS: [&str; 7] = [
     "DEFAULT",
     "database",
     "paste_deploy",
     "glance_store",
     "image_format",
     "oslo_policy",
+    "oslo_limit",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,8 @@ pub struct Config {
     pub auth: AuthFlavor,
     /// `[oslo_policy]`.
     pub policy: PolicyConfig,
+    /// `use_keystone_limits` and `[oslo_limit]`: `None` when off.
+    pub unified_limits: Option<keystone::UnifiedLimitsConfig>,
     pub stores: StoresConfig,
     pub datapath: DataPathConfig,
     /// `[image_format] disk_formats` and `container_formats`.
@@ -143,6 +146,7 @@ impl Config {
             database: DatabaseConfig::from_ini(ini, data_dir)?,
             auth: AuthFlavor::from_ini(ini)?,
             policy: PolicyConfig::from_ini(ini)?,
+            unified_limits: keystone::UnifiedLimitsConfig::from_ini(ini)?,
             stores: StoresConfig::from_ini(ini, data_dir)?,
             datapath: DataPathConfig::from_ini(ini)?,
             formats: formats_from_ini(ini),

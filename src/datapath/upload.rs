@@ -35,6 +35,7 @@ use super::DataService;
 use crate::domain::image::{self, Image};
 use crate::domain::policy::Action;
 use crate::domain::{data_rules, RequestContext, SaveOutcome, UploadedData};
+use crate::quota::Resource;
 
 /// Frames are gathered into chunks of about this size before they are shared out.
 const BATCH_BYTES: usize = 1 << 20;
@@ -214,6 +215,19 @@ impl DataService {
         if store.capabilities().read_only {
             return Err(StoreError::ReadOnly { store: store_id }.into());
         }
+        // Keystone's unified limits: the announced size against image_size_total, and this
+        // upload among the project's uploads in progress.
+        let announced_mib =
+            expected.map_or(0, |size| i64::try_from(size >> 20).unwrap_or(i64::MAX));
+        self.images
+            .enforce_unified_limits(
+                ctx,
+                &[
+                    (Resource::ImageSizeTotal, announced_mib),
+                    (Resource::ImageCountUploading, 1),
+                ],
+            )
+            .await?;
         let options = WriteOptions {
             size: expected,
             max_size: limits.max_size(),

@@ -16,7 +16,8 @@ use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
 use crate::domain::repository::{
-    CountLimits, ImageRepo, Member, MemberAdded, MemberStatus, SaveOutcome, StoredLocation,
+    CountLimits, ImageRepo, Member, MemberAdded, MemberStatus, ProjectCounts, SaveOutcome,
+    StoredLocation,
 };
 use crate::domain::{ImageStatus, RepoError};
 
@@ -344,6 +345,52 @@ where
         delayed: bool,
     ) -> Result<Option<Vec<StoredLocation>>, RepoError> {
         retry_on_conflict(|| self.delete_once(id, now, delayed)).await
+    }
+
+    async fn project_counts(&self, owner: &str) -> Result<ProjectCounts, RepoError> {
+        let sql = DB::sql(&format!(
+            "SELECT \
+               (SELECT COUNT(*) FROM images WHERE owner = $1 AND deleted = $2 \
+                  AND status NOT IN ('killed', 'pending_delete', 'deleted')), \
+               (SELECT COUNT(*) FROM images WHERE owner = $3 AND deleted = $4 \
+                  AND status IN ('saving', 'uploading', 'importing')), \
+               (SELECT CAST(COALESCE(SUM(size), 0) AS {bigint}) FROM images WHERE owner = $5 \
+                  AND deleted = $6 AND size > 0 AND status IN ('uploading', 'importing')), \
+               (SELECT CAST(COALESCE(SUM(i.size), 0) AS {bigint}) FROM images i \
+                  JOIN image_locations l ON l.image_id = i.id AND l.deleted = $7 \
+                  AND l.status = 'active' WHERE i.owner = $8 AND i.deleted = $9)",
+            bigint = DB::BIGINT
+        ))
+        .into_owned();
+        let sql = &sql;
+        let row = retry_on_lost(&self.read, || async move {
+            sqlx::query::<DB>(sql)
+                .bind(owner.to_owned())
+                .bind(false)
+                .bind(owner.to_owned())
+                .bind(false)
+                .bind(owner.to_owned())
+                .bind(false)
+                .bind(false)
+                .bind(owner.to_owned())
+                .bind(false)
+                .fetch_one(&self.read)
+                .await
+                .map_err(map_err)
+        })
+        .await?;
+        let get = |i: usize| -> Result<u64, RepoError> {
+            let value: i64 = row
+                .try_get(i)
+                .map_err(|e| RepoError::Other(e.to_string()))?;
+            Ok(u64::try_from(value).unwrap_or(0))
+        };
+        Ok(ProjectCounts {
+            images: get(0)?,
+            uploading: get(1)?,
+            staged_bytes: get(2)?,
+            stored_bytes: get(3)?,
+        })
     }
 
     async fn members(&self, id: &ImageId, only: Option<&str>) -> Result<Vec<Member>, RepoError> {

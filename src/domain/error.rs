@@ -77,6 +77,9 @@ pub enum DomainError {
     /// The metadata database failed.
     #[error(transparent)]
     Repository(#[from] RepoError),
+    /// A unified limit refused, or could not be read.
+    #[error(transparent)]
+    Quota(#[from] crate::quota::QuotaError),
 }
 
 impl DomainError {
@@ -136,6 +139,8 @@ impl DomainError {
         match self {
             DomainError::Refused { kind, .. } => Some(*kind),
             DomainError::Repository(_) => None,
+            DomainError::Quota(crate::quota::QuotaError::OverLimit(_)) => Some(Refusal::OverLimit),
+            DomainError::Quota(crate::quota::QuotaError::Unavailable(_)) => None,
         }
     }
 

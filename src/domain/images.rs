@@ -18,6 +18,7 @@ use super::policy::{Action, Policy, Target};
 use super::repository::{CountLimits, Counted, ImageRepo, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, READ_ONLY};
 use super::status::ImageStatus;
+use crate::quota::{Resource, UnifiedLimits};
 
 /// Per-image limits from `[DEFAULT]` (`-1` in the config means unlimited).
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,8 @@ pub struct ImageService {
     policy: Arc<dyn Policy>,
     schemas: Arc<Schemas>,
     limits: ImageLimits,
+    /// Keystone's unified limits, when `use_keystone_limits`.
+    unified_limits: Option<Arc<UnifiedLimits>>,
 }
 
 /// One page of a listing and the marker of the next page, if the page was full.
@@ -72,7 +75,42 @@ impl ImageService {
             policy,
             schemas,
             limits,
+            unified_limits: None,
         }
+    }
+
+    /// Enforces Keystone's unified limits too.
+    pub fn with_unified_limits(mut self, limits: Option<Arc<UnifiedLimits>>) -> ImageService {
+        self.unified_limits = limits;
+        self
+    }
+
+    /// Refuses (413) when the caller's project would pass a unified limit by `deltas`; nothing
+    /// to check without `use_keystone_limits` or without a project (Glance checks the
+    /// caller's project, whoever owns the image).
+    pub async fn enforce_unified_limits(
+        &self,
+        ctx: &RequestContext,
+        deltas: &[(Resource, i64)],
+    ) -> DomainResult<()> {
+        let (Some(limits), Some(project)) = (&self.unified_limits, ctx.project_id.as_deref())
+        else {
+            return Ok(());
+        };
+        let counts = self.repo.project_counts(project).await?;
+        limits.enforce(project, &counts, deltas).await?;
+        Ok(())
+    }
+
+    /// `GET /v2/info/usage`: each unified limit of the caller's project and its usage; none
+    /// without `use_keystone_limits`.
+    pub async fn usage(&self, ctx: &RequestContext) -> DomainResult<Vec<(Resource, i64, i64)>> {
+        let (Some(limits), Some(project)) = (&self.unified_limits, ctx.project_id.as_deref())
+        else {
+            return Ok(Vec::new());
+        };
+        let counts = self.repo.project_counts(project).await?;
+        Ok(limits.report(project, &counts).await?)
     }
 
     /// Whether the metadata database answers (the health check).
@@ -218,6 +256,8 @@ impl ImageService {
             new.owner = owner;
         }
         self.authorize(ctx, Action::AddImage, &target(&new, ctx))?;
+        self.enforce_unified_limits(ctx, &[(Resource::ImageCountTotal, 1)])
+            .await?;
         for (key, value) in body {
             if key != "id" && key != "owner" {
                 set_attribute(&mut new, key, value);

@@ -8,6 +8,19 @@ use super::error::RepoError;
 use super::image::{Image, ImageId};
 use super::listing::{ListQuery, Viewer};
 
+/// A project's images as the unified limits count them (Glance's queries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProjectCounts {
+    /// Images not deleted, killed or pending delete (`image_count_total`).
+    pub images: u64,
+    /// Images saving, uploading or importing (`image_count_uploading`).
+    pub uploading: u64,
+    /// Bytes of images uploading or importing, staged (`image_stage_total`).
+    pub staged_bytes: u64,
+    /// Bytes of image data stored, once per active location (`image_size_total`).
+    pub stored_bytes: u64,
+}
+
 /// A project an image is shared with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -138,6 +151,9 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
         tag: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
+
+    /// What `owner`'s images count against Keystone's unified limits.
+    async fn project_counts(&self, owner: &str) -> Result<ProjectCounts, RepoError>;
 
     /// The image's live members, or only `only`'s membership.
     async fn members(&self, id: &ImageId, only: Option<&str>) -> Result<Vec<Member>, RepoError>;

@@ -41,14 +41,25 @@ pub(crate) async fn http_call(
 ) -> (u16, axum::http::HeaderMap, Bytes) {
     let connector = glint_store::net::https_connector(None, false).expect("connector");
     let client = glint_store::net::client::<Full<Bytes>>(connector);
-    let mut request = axum::http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = client
-        .request(request.body(Full::new(body)).expect("request builds"))
-        .await
-        .expect("the lab server answers");
+    let build = || {
+        let mut request = axum::http::Request::builder()
+            .method(method.clone())
+            .uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .body(Full::new(body.clone()))
+            .expect("request builds")
+    };
+    // uWSGI's http-socket (the lab Keystone's) now and then drops a connection unanswered.
+    let response = match client.request(build()).await {
+        Ok(response) => response,
+        Err(_) => client
+            .request(build())
+            .await
+            .expect("the lab server answers"),
+    };
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response
@@ -61,7 +72,7 @@ pub(crate) async fn http_call(
 }
 
 /// A call to the lab Keystone: status, `X-Subject-Token`, body.
-async fn keystone(
+pub(crate) async fn keystone(
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
@@ -101,7 +112,7 @@ impl Token {
     }
 }
 
-async fn sign_in(identity: Value, scope: Option<Value>) -> Token {
+pub(crate) async fn sign_in(identity: Value, scope: Option<Value>) -> Token {
     let mut auth = json!({ "identity": identity });
     if let Some(scope) = scope {
         auth["scope"] = scope;
@@ -120,7 +131,7 @@ async fn sign_in(identity: Value, scope: Option<Value>) -> Token {
     }
 }
 
-fn password(user: &str, password: &str) -> Value {
+pub(crate) fn password(user: &str, password: &str) -> Value {
     json!({"methods": ["password"], "password": {"user": {
         "name": user, "domain": {"id": "default"}, "password": password}}})
 }

@@ -30,4 +30,5 @@ mod store_limits;
 mod swift_multi_tenant;
 mod swift_store;
 mod tags;
+mod unified_limits;
 mod versions;

@@ -40,6 +40,42 @@ import urllib.request
 import uuid
 
 GLINT_URL = os.environ.get("GLINT_URL", "http://127.0.0.1:9292").rstrip("/")
+# With Keystone (GLINT_SCENARIO_KEYSTONE_URL set): the clients sign in with a password and
+# find the image service in the catalog, as users' clients do; the scenario's identity is a
+# project-scoped administrator (it makes public images).
+KEYSTONE_URL = os.environ.get("GLINT_SCENARIO_KEYSTONE_URL")
+KEYSTONE_USER = os.environ.get("GLINT_SCENARIO_KEYSTONE_USER", "admin")
+KEYSTONE_PASSWORD = os.environ.get("GLINT_SCENARIO_KEYSTONE_PASSWORD", "")
+KEYSTONE_PROJECT = os.environ.get("GLINT_SCENARIO_KEYSTONE_PROJECT", "admin")
+_TOKEN = None
+
+
+def keystone_token():
+    """A token for the raw calls (pre-check and cleanup), from Keystone's password auth."""
+    global _TOKEN
+    if _TOKEN is None:
+        body = json.dumps({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": KEYSTONE_USER, "domain": {"id": "default"},
+                "password": KEYSTONE_PASSWORD}}},
+            "scope": {"project": {"name": KEYSTONE_PROJECT, "domain": {"id": "default"}}}}})
+        req = urllib.request.Request(KEYSTONE_URL.rstrip("/") + "/auth/tokens", method="POST",
+                                     data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            _TOKEN = resp.headers["X-Subject-Token"]
+    return _TOKEN
+
+
+def auth_args():
+    """The CLI's authentication options: none and the endpoint, or a Keystone sign-in."""
+    if not KEYSTONE_URL:
+        return ["--os-auth-type", "none", "--os-endpoint", GLINT_URL]
+    return ["--os-auth-type", "password", "--os-auth-url", KEYSTONE_URL,
+            "--os-username", KEYSTONE_USER, "--os-password", KEYSTONE_PASSWORD,
+            "--os-project-name", KEYSTONE_PROJECT, "--os-user-domain-id", "default",
+            "--os-project-domain-id", "default", "--os-region-name", "RegionOne",
+            "--os-interface", "public"]
 WITH_DATA = os.environ.get("GLINT_SCENARIO_DATA") == "1"
 CMD_TIMEOUT = 120  # seconds per CLI invocation; OSC startup alone is ~1 s
 
@@ -85,6 +121,8 @@ CREATED = set()  # ids of every image this run created, for cleanup
 def http(method, path, body=None, ctype=None, timeout=10):
     req = urllib.request.Request(GLINT_URL + path, method=method, data=body)
     req.add_header("Accept", "application/json")
+    if KEYSTONE_URL and path != "/healthcheck":
+        req.add_header("X-Auth-Token", keystone_token())
     if ctype:
         req.add_header("Content-Type", ctype)
     try:
@@ -150,7 +188,7 @@ def osc(*args, json_out=True, stdin=None):
         if _PTY is None:
             _PTY = os.openpty()
         stdin = _PTY[1]
-    cmd = [OPENSTACK, "--os-auth-type", "none", "--os-endpoint", GLINT_URL, *args]
+    cmd = [OPENSTACK, *auth_args(), *args]
     if json_out:
         cmd += ["-f", "json"]
     # A user's OS_* variables (OS_CLOUD, OS_AUTH_URL, ...) would override the
@@ -425,6 +463,13 @@ def cli_data_scenario(tmp):
 
 def sdk_connection():
     import openstack
+    if KEYSTONE_URL:
+        # Password auth; the image endpoint comes from the token's catalog.
+        return openstack.connection.Connection(
+            auth_type="password", region_name="RegionOne", interface="public",
+            auth={"auth_url": KEYSTONE_URL, "username": KEYSTONE_USER,
+                  "password": KEYSTONE_PASSWORD, "project_name": KEYSTONE_PROJECT,
+                  "user_domain_id": "default", "project_domain_id": "default"})
     # cloud=None: no clouds.yaml, no OS_* variables; every image call goes to
     # GLINT_URL and the noauth plugin sends a dummy token.
     return openstack.connection.Connection(auth_type="none",
