@@ -131,7 +131,7 @@ struct Identity {
     roles: Vec<String>,
     /// The token itself, passed on to stores acting as the caller.
     token: Option<String>,
-    catalog: Vec<CatalogEndpoint>,
+    catalog: Arc<[CatalogEndpoint]>,
 }
 
 /// What a token or a proxy's headers are scoped to.

@@ -1,5 +1,7 @@
 //! What Keystone says of a token (`GET /v3/auth/tokens`), reduced to what Glint uses.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use glint_store::CatalogEndpoint;
 use serde::Deserialize;
@@ -17,7 +19,7 @@ pub(super) struct TokenInfo {
     /// An application credential's access rules, when it has some: the requests it may make.
     pub(super) access_rules: Option<Vec<AccessRule>>,
     /// The token's service catalog.
-    pub(super) catalog: Vec<CatalogEndpoint>,
+    pub(super) catalog: Arc<[CatalogEndpoint]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -95,7 +97,7 @@ impl TokenInfo {
             roles: normalized_roles(token.roles.iter().map(|r| r.name.as_str())),
             expires_at,
             access_rules: token.application_credential.and_then(|a| a.access_rules),
-            catalog: super::catalog::endpoints(&token.catalog),
+            catalog: super::catalog::endpoints(&token.catalog).into(),
         })
     }
 

@@ -53,7 +53,7 @@ pub(super) fn context_from_headers(
             scope: Some(scope),
             roles: implied_roles(normalized_roles(get("x-roles").unwrap_or("").split(','))),
             token: get("x-auth-token").map(str::to_owned),
-            catalog,
+            catalog: catalog.into(),
         },
     ))
 }

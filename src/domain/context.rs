@@ -2,6 +2,8 @@
 //! (from trusted headers today, from Keystone token validation later); nothing below the HTTP
 //! layer cares how.
 
+use std::sync::Arc;
+
 use glint_store::{Caller, CatalogEndpoint, Secret};
 
 /// The identity and request facts a domain decision may depend on.
@@ -25,7 +27,8 @@ pub struct RequestContext {
     /// The request's Keystone token and its service catalog, for stores that act with the
     /// caller's own identity (Swift's multi-tenant mode).
     pub auth_token: Option<Secret>,
-    pub service_catalog: Vec<CatalogEndpoint>,
+    /// Shared with the cached validation: a request clones no endpoint.
+    pub service_catalog: Arc<[CatalogEndpoint]>,
 }
 
 impl RequestContext {
@@ -41,7 +44,7 @@ impl RequestContext {
             roles: vec!["admin".to_owned()],
             is_admin: true,
             auth_token: None,
-            service_catalog: Vec::new(),
+            service_catalog: Arc::from([]),
         }
     }
 
@@ -50,7 +53,7 @@ impl RequestContext {
         Some(Caller {
             token: self.auth_token.clone()?,
             project_id: self.project_id.clone()?,
-            catalog: self.service_catalog.clone(),
+            catalog: self.service_catalog.to_vec(),
         })
     }
 

@@ -12,7 +12,7 @@ fn ctx(project: Option<&str>, roles: &[&str]) -> RequestContext {
         roles: roles.iter().map(|r| r.to_string()).collect(),
         is_admin: false,
         auth_token: None,
-        service_catalog: Vec::new(),
+        service_catalog: std::sync::Arc::from([]),
     }
 }
 
