@@ -457,3 +457,110 @@ async fn keystone_down_silent_or_refusing_the_service_is_503() {
         .await
         .assert_status(503);
 }
+
+/// A token that expires in a few seconds: one from an application credential that does
+/// (Keystone caps the token at the credential's expiry).
+async fn short_lived_token(alice: &Token, seconds: i64) -> Token {
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(seconds))
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let (status, _, made) = keystone(
+        Method::POST,
+        &format!("/users/{}/application_credentials", alice.user_id()),
+        &[("x-auth-token", &alice.value)],
+        Some(json!({"application_credential": {
+            "name": format!("short-{}", uuid::Uuid::new_v4().simple()),
+            "expires_at": expires,
+        }})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let credential = &made["application_credential"];
+    sign_in(
+        json!({"methods": ["application_credential"], "application_credential": {
+            "id": credential["id"], "secret": credential["secret"]}}),
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_are_refused_unless_a_service_token_vouches_for_them() {
+    let app = app("").await;
+    let alice = user("alice", "alpha").await;
+    let short = short_lived_token(&alice, 3).await;
+    as_user(&app, &short, Method::GET, "/v2/images", None)
+        .await
+        .assert_status(200);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    // Cached as valid a moment ago: its own expiry still ends it.
+    as_user(&app, &short, Method::GET, "/v2/images", None)
+        .await
+        .assert_status(401);
+    let fresh_app = self::app("").await;
+    as_user(&fresh_app, &short, Method::GET, "/v2/images", None)
+        .await
+        .assert_status(401);
+    // Nova finishing a long upload for the user: its service token lets the expired one in.
+    let nova = sign_in(
+        password("nova", &env("NOVA_PASSWORD")),
+        Some(project("service")),
+    )
+    .await;
+    let vouched = call(
+        &fresh_app,
+        Method::GET,
+        "/v2/images",
+        &[
+            ("x-auth-token", &short.value),
+            ("x-service-token", &nova.value),
+        ],
+        None,
+    )
+    .await;
+    vouched.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_scoped_tokens_act_in_the_trustors_project() {
+    let app = app("").await;
+    let alice = user("alice", "alpha").await;
+    let bob = user("bob", "beta").await;
+    let (status, _, trust) = keystone(
+        Method::POST,
+        "/OS-TRUST/trusts",
+        &[("x-auth-token", &alice.value)],
+        Some(json!({"trust": {
+            "trustor_user_id": alice.user_id(),
+            "trustee_user_id": bob.user_id(),
+            "project_id": alice.project_id(),
+            "impersonation": false,
+            "roles": [{"name": "member"}],
+        }})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trust}");
+    let trusted = sign_in(
+        password("bob", &env("USER_PASSWORD")),
+        Some(json!({"OS-TRUST:trust": {"id": trust["trust"]["id"]}})),
+    )
+    .await;
+    assert_eq!(trusted.project_id(), alice.project_id());
+    let created = as_user(
+        &app,
+        &trusted,
+        Method::POST,
+        "/v2/images",
+        Some(json!({"name": "by trust"})),
+    )
+    .await;
+    created.assert_status(201);
+    assert_eq!(created.json()["owner"], alice.project_id());
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    as_user(&app, &alice, Method::GET, &format!("/v2/images/{id}"), None)
+        .await
+        .assert_status(200);
+    as_user(&app, &bob, Method::GET, &format!("/v2/images/{id}"), None)
+        .await
+        .assert_status(404);
+}
