@@ -2,7 +2,12 @@
 against Glint, both taking identity from trusted headers and running their default policies,
 compared cell by cell. Every cell must give the same status (for listings: the same presence).
 
-    python3 tests/policy/matrix.py GLANCE_URL GLINT_URL
+    python3 tests/policy/matrix.py GLANCE_URL GLINT_URL [KEYSTONE_URL]
+
+With KEYSTONE_URL (the lab Keystone of scripts/lab-keystone, its passwords in the
+GLINT_TEST_KEYSTONE_* variables), the personas sign in for real and Glint (flavor = keystone)
+gets only their tokens, while Glance gets the identity those tokens carry as trusted headers:
+the same decisions, reached through Keystone.
 
 Personas (roles as Keystone expands them): admin (project-scoped admin), alice (member of
 p-alpha), rita (reader of p-alpha), bob (member of p-beta), sys (system-scoped admin).
@@ -16,7 +21,7 @@ import json
 import sys
 import urllib.parse
 
-PERSONAS = {
+PERSONAS = {  # replaced by the signed-in identities when a Keystone is given
     "admin": {"X-Project-Id": "p-admin", "X-Roles": "admin,member,reader"},
     "alice": {"X-Project-Id": "p-alpha", "X-Roles": "member,reader"},
     "rita": {"X-Project-Id": "p-alpha", "X-Roles": "reader"},
@@ -34,17 +39,51 @@ KINDS = {
     "deactivated": ("alice", "private", None, True),
 }
 DATA = bytes(range(256)) * 4
+MEMBER = "p-alpha"  # the project images are shared with (alice's, rita's)
+TOKENS = {}  # persona -> Keystone token, when signed in
+
+
+def sign_in(keystone, persona):
+    """Signs a lab persona in; its token, and its identity as keystonemiddleware would pass it."""
+    import os
+    import urllib.request
+    users = {"admin": ("admin", "ADMIN_PASSWORD", {"project": {"name": "admin"}}),
+             "alice": ("alice", "USER_PASSWORD", {"project": {"name": "alpha"}}),
+             "rita": ("rita", "USER_PASSWORD", {"project": {"name": "alpha"}}),
+             "bob": ("bob", "USER_PASSWORD", {"project": {"name": "beta"}}),
+             "sys": ("admin", "ADMIN_PASSWORD", {"system": {"all": True}})}
+    name, secret, scope = users[persona]
+    if "project" in scope:
+        scope["project"]["domain"] = {"id": "default"}
+    body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": name, "domain": {"id": "default"},
+        "password": os.environ["GLINT_TEST_KEYSTONE_" + secret]}}}, "scope": scope}}).encode()
+    req = urllib.request.Request(keystone.rstrip("/") + "/auth/tokens", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        token = json.load(resp)["token"]
+        value = resp.headers["X-Subject-Token"]
+    headers = {"X-Roles": ",".join(r["name"] for r in token["roles"])}
+    if "project" in token:
+        headers["X-Project-Id"] = token["project"]["id"]
+    else:
+        headers["OpenStack-System-Scope"] = "all"
+    return value, headers
 
 
 class Server:
-    def __init__(self, name, url):
+    def __init__(self, name, url, tokens=False):
         self.name = name
+        self.tokens = tokens
         parsed = urllib.parse.urlparse(url)
         self.host, self.port = parsed.hostname, parsed.port
 
     def call(self, persona, method, path, body=None, content_type="application/json"):
-        headers = {"X-Identity-Status": "Confirmed", "X-User-Id": f"user-{persona}",
-                   "Accept": "application/json", **PERSONAS[persona]}
+        if self.tokens:
+            headers = {"X-Auth-Token": TOKENS[persona], "Accept": "application/json"}
+        else:
+            headers = {"X-Identity-Status": "Confirmed", "X-User-Id": f"user-{persona}",
+                       "Accept": "application/json", **PERSONAS[persona]}
         if body is not None:
             headers["Content-Type"] = content_type
             if not isinstance(body, bytes):
@@ -74,9 +113,9 @@ class Server:
             self.must(204, owner, "PUT", f"/v2/images/{image}/file", DATA,
                       "application/octet-stream")
         if member:
-            self.must(200, owner, "POST", f"/v2/images/{image}/members", {"member": "p-alpha"})
+            self.must(200, owner, "POST", f"/v2/images/{image}/members", {"member": MEMBER})
             if member == "accepted":
-                self.must(200, "alice", "PUT", f"/v2/images/{image}/members/p-alpha",
+                self.must(200, "alice", "PUT", f"/v2/images/{image}/members/{MEMBER}",
                           {"status": "accepted"})
         if deactivated:
             self.must(204, owner, "POST", f"/v2/images/{image}/actions/deactivate")
@@ -97,7 +136,7 @@ READS = {
     "listed-pending": lambda s, p, i: listed(s, p, i, "&member_status=pending"),
     "download": lambda s, p, i: s.call(p, "GET", f"/v2/images/{i}/file")[0],
     "members": lambda s, p, i: s.call(p, "GET", f"/v2/images/{i}/members")[0],
-    "member": lambda s, p, i: s.call(p, "GET", f"/v2/images/{i}/members/p-alpha")[0],
+    "member": lambda s, p, i: s.call(p, "GET", f"/v2/images/{i}/members/{MEMBER}")[0],
 }
 WRITES = {
     "patch": lambda s, p, i: s.call(
@@ -109,9 +148,9 @@ WRITES = {
     "reactivate": lambda s, p, i: s.call(p, "POST", f"/v2/images/{i}/actions/reactivate")[0],
     "add-member": lambda s, p, i: s.call(p, "POST", f"/v2/images/{i}/members",
                                          {"member": "p-gamma"})[0],
-    "accept": lambda s, p, i: s.call(p, "PUT", f"/v2/images/{i}/members/p-alpha",
+    "accept": lambda s, p, i: s.call(p, "PUT", f"/v2/images/{i}/members/{MEMBER}",
                                      {"status": "accepted"})[0],
-    "remove-member": lambda s, p, i: s.call(p, "DELETE", f"/v2/images/{i}/members/p-alpha")[0],
+    "remove-member": lambda s, p, i: s.call(p, "DELETE", f"/v2/images/{i}/members/{MEMBER}")[0],
 }
 
 
@@ -135,7 +174,14 @@ def run(server):
 
 
 def main():
-    glance, glint = Server("glance", sys.argv[1]), Server("glint", sys.argv[2])
+    global MEMBER
+    keystone = sys.argv[3] if len(sys.argv) > 3 else None
+    if keystone:
+        for persona in PERSONAS:
+            TOKENS[persona], PERSONAS[persona] = sign_in(keystone, persona)
+        MEMBER = PERSONAS["alice"]["X-Project-Id"]
+    glance = Server("glance", sys.argv[1])
+    glint = Server("glint", sys.argv[2], tokens=bool(keystone))
     reference, ours = run(glance), run(glint)
     ops = list(READS) + list(WRITES) + ["upload"]
     mismatches = [(k, reference[k], ours.get(k)) for k in reference if ours.get(k) != reference[k]]
