@@ -68,6 +68,24 @@ pub enum QuotaError {
     Unavailable(String),
 }
 
+/// oslo.limit's ProjectOverLimit for `(resource, limit, usage, delta)` each over.
+pub fn over_limit(project: &str, over: &[(Resource, i64, i64, i64)]) -> QuotaError {
+    let each: Vec<String> = over
+        .iter()
+        .map(|(resource, limit, current, delta)| {
+            format!(
+                "Resource {} is over limit of {limit} due to current usage {current} and delta \
+                 {delta}",
+                resource.name()
+            )
+        })
+        .collect();
+    QuotaError::OverLimit(format!(
+        "Project {project} is over a limit for [{}]",
+        each.join(", ")
+    ))
+}
+
 /// The image service's catalog entry: limits are registered per service (and region).
 #[derive(Debug, Clone)]
 struct ServiceKey {
@@ -109,28 +127,29 @@ impl UnifiedLimits {
     ) -> Result<(), QuotaError> {
         let resources: Vec<Resource> = deltas.iter().map(|(r, _)| *r).collect();
         let limits = self.limits(project, &resources).await?;
-        let over: Vec<String> = deltas
+        let over: Vec<(Resource, i64, i64, i64)> = deltas
             .iter()
             .filter_map(|(resource, delta)| {
                 let limit = limits.get(resource).copied().unwrap_or(0);
                 let current = usage_of(usage, *resource);
-                (current + delta > limit).then(|| {
-                    format!(
-                        "Resource {} is over limit of {limit} due to current usage {current} \
-                         and delta {delta}",
-                        resource.name()
-                    )
-                })
+                (current + delta > limit).then_some((*resource, limit, current, *delta))
             })
             .collect();
         if over.is_empty() {
             Ok(())
         } else {
-            Err(QuotaError::OverLimit(format!(
-                "Project {project} is over a limit for [{}]",
-                over.join(", ")
-            )))
+            Err(over_limit(project, &over))
         }
+    }
+
+    /// The project's limit for `resource` (0 when none is defined).
+    pub async fn limit(&self, project: &str, resource: Resource) -> Result<i64, QuotaError> {
+        Ok(self
+            .limits(project, &[resource])
+            .await?
+            .get(&resource)
+            .copied()
+            .unwrap_or(0))
     }
 
     /// Every resource's limit and usage, for `GET /v2/info/usage`.

@@ -42,6 +42,13 @@ pub trait Dialect: sqlx::Database {
 
     /// The type a `CAST` to a 64-bit integer names.
     const BIGINT: &'static str = "BIGINT";
+    /// Serializes transactions that count a project's images (`$1`, the project) until they
+    /// end; `None` where the transaction alone does (SQLite's single writer) or
+    /// `COUNTING_BEGIN` does.
+    const PROJECT_LOCK: Option<&'static str> = None;
+    /// Opens a transaction that counts and then writes by the count, where the usual
+    /// isolation would let two of them miss each other's rows.
+    const COUNTING_BEGIN: Option<&'static str> = None;
     /// Appended to a SELECT that must lock the rows it reads until the transaction ends
     /// (SQLite has one writer: the transaction is the lock).
     const FOR_UPDATE: &'static str = " FOR UPDATE";
@@ -105,6 +112,8 @@ macro_rules! core_columns {
 
 impl Dialect for Postgres {
     const LABEL: &'static str = "postgresql";
+    const PROJECT_LOCK: Option<&'static str> =
+        Some("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext('glint-project:' || $1))) l");
     const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility::text");
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!("i.visibility::text"),
@@ -154,6 +163,11 @@ impl Dialect for Sqlite {
 
 impl Dialect for MySql {
     const LABEL: &'static str = "mysql";
+    /// Connections run READ COMMITTED, which takes no gap locks: a counting transaction is
+    /// SERIALIZABLE instead, its count locking the project's index range, so a concurrent
+    /// insert for the project waits, or deadlocks and is retried.
+    const COUNTING_BEGIN: Option<&'static str> =
+        Some("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; BEGIN");
     const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility");
     // MariaDB's JSON functions return text (MySQL's a JSON value): the casts make both text.
     const IMAGE_SELECT: &'static str = concat!(

@@ -11,7 +11,7 @@ use super::repo::SqlRepo;
 use super::rows::{decode_location, to_db_time};
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId};
-use crate::domain::repository::{CountLimits, Counted, SaveOutcome, StoredLocation};
+use crate::domain::repository::{CountLimits, Counted, Created, SaveOutcome, StoredLocation};
 use crate::domain::RepoError;
 
 /// Rows per multi-row INSERT: well under PostgreSQL's 65535 bind parameters and SQLite's
@@ -48,8 +48,30 @@ where
     for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    pub(super) async fn create_once(&self, image: &Image) -> Result<(), RepoError> {
-        let mut tx = self.begin_write().await?;
+    pub(super) async fn create_once(
+        &self,
+        image: &Image,
+        count_limit: Option<(&str, i64)>,
+    ) -> Result<Created, RepoError> {
+        let mut tx = match count_limit {
+            Some((project, _)) => self.begin_counting(project).await?,
+            None => self.begin_write().await?,
+        };
+        if let Some((project, limit)) = count_limit {
+            let count: i64 = sqlx::query_scalar::<DB, i64>(&DB::sql(
+                "SELECT COUNT(*) FROM images WHERE owner = $1 AND deleted = $2 \
+                 AND status NOT IN ('killed', 'pending_delete', 'deleted')",
+            ))
+            .bind(project.to_owned())
+            .bind(false)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if count + 1 > limit {
+                tx.abandon().await;
+                return Ok(Created::OverLimit { count });
+            }
+        }
         let created = to_db_time(image.created_at);
         let updated = to_db_time(image.updated_at);
         // Visibility is written as a literal of its closed set: on PostgreSQL the column has
@@ -85,7 +107,8 @@ where
             .map_err(map_err)?;
         Self::upsert_properties(&mut *tx, &image.id, image.properties.iter(), updated).await?;
         Self::insert_tags(&mut *tx, &image.id, image.tags.iter(), updated).await?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(Created::Created)
     }
 
     pub(super) async fn save_once(

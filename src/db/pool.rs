@@ -110,8 +110,17 @@ impl<DB: Database> DbPool<DB> {
 
     /// A write transaction on a connection of its own (`BEGIN` sent).
     pub async fn begin(&self) -> Result<DbTransaction<DB>, Error> {
+        self.begin_with(None).await
+    }
+
+    /// `begin`, opening the transaction with `statement` instead of `BEGIN` (one that sets
+    /// the transaction's isolation first, say).
+    pub async fn begin_with(
+        &self,
+        statement: Option<&'static str>,
+    ) -> Result<DbTransaction<DB>, Error> {
         let mut connection = self.acquire().await?;
-        DB::TransactionManager::begin(&mut connection, None).await?;
+        DB::TransactionManager::begin(&mut connection, statement.map(Into::into)).await?;
         Ok(DbTransaction {
             connection,
             finished: false,

@@ -16,7 +16,7 @@ use super::sql_builder::SqlBuilder;
 use crate::domain::image::{Image, ImageId, Visibility};
 use crate::domain::listing::{ListQuery, Viewer};
 use crate::domain::repository::{
-    CountLimits, ImageRepo, Member, MemberAdded, MemberStatus, ProjectCounts, SaveOutcome,
+    CountLimits, Created, ImageRepo, Member, MemberAdded, MemberStatus, ProjectCounts, SaveOutcome,
     StoredLocation,
 };
 use crate::domain::{ImageStatus, RepoError};
@@ -205,6 +205,29 @@ where
         .await
     }
 
+    /// A write transaction that counts a project's images and writes by that count: locked
+    /// per project (`Dialect::PROJECT_LOCK`) or serializable (`Dialect::COUNTING_BEGIN`).
+    pub(super) async fn begin_counting(
+        &self,
+        project: &str,
+    ) -> Result<DbTransaction<DB>, RepoError> {
+        let mut tx = retry_on_lost(&self.write, || async {
+            self.write
+                .begin_with(DB::COUNTING_BEGIN)
+                .await
+                .map_err(map_err)
+        })
+        .await?;
+        if let Some(lock) = DB::PROJECT_LOCK {
+            sqlx::query::<DB>(&DB::sql(lock))
+                .bind(project.to_owned())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(tx)
+    }
+
     pub(super) async fn image_exists(&self, id: &ImageId) -> Result<bool, RepoError> {
         let row = retry_on_lost(&self.write, || async move {
             sqlx::query::<DB>(&DB::sql(
@@ -252,8 +275,12 @@ where
         }
     }
 
-    async fn create(&self, image: &Image) -> Result<(), RepoError> {
-        retry_on_conflict(|| self.create_once(image)).await
+    async fn create(
+        &self,
+        image: &Image,
+        count_limit: Option<(&str, i64)>,
+    ) -> Result<Created, RepoError> {
+        retry_on_conflict(|| self.create_once(image, count_limit)).await
     }
 
     async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError> {

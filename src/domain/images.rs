@@ -15,7 +15,7 @@ use super::image_rules::{
 use super::listing::{ListQuery, PageLimits, Viewer};
 use super::patch::{Change, Op, PatchDialect};
 use super::policy::{Action, Policy, Target};
-use super::repository::{CountLimits, Counted, ImageRepo, SaveOutcome, StoredLocation};
+use super::repository::{CountLimits, Counted, Created, ImageRepo, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, READ_ONLY};
 use super::status::ImageStatus;
 use crate::quota::{Resource, UnifiedLimits};
@@ -256,8 +256,14 @@ impl ImageService {
             new.owner = owner;
         }
         self.authorize(ctx, Action::AddImage, &target(&new, ctx))?;
-        self.enforce_unified_limits(ctx, &[(Resource::ImageCountTotal, 1)])
-            .await?;
+        // image_count_total: read here, counted by the insert's own transaction.
+        let count_limit = match (&self.unified_limits, ctx.project_id.as_deref()) {
+            (Some(limits), Some(project)) => Some((
+                project,
+                limits.limit(project, Resource::ImageCountTotal).await?,
+            )),
+            _ => None,
+        };
         for (key, value) in body {
             if key != "id" && key != "owner" {
                 set_attribute(&mut new, key, value);
@@ -277,8 +283,16 @@ impl ImageService {
         check_boot_minimums(body)?;
         self.check_property_quota(&new, None)?;
 
-        match self.repo.create(&new).await {
-            Ok(()) => Ok(new),
+        match self.repo.create(&new, count_limit).await {
+            Ok(Created::Created) => Ok(new),
+            Ok(Created::OverLimit { count }) => {
+                let (project, limit) = count_limit.unwrap_or_default();
+                Err(crate::quota::over_limit(
+                    project,
+                    &[(Resource::ImageCountTotal, limit, count, 1)],
+                )
+                .into())
+            }
             Err(RepoError::Duplicate) => Err(DomainError::conflict(format!(
                 "Image ID {} already exists!",
                 new.id

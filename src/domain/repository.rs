@@ -8,6 +8,16 @@ use super::error::RepoError;
 use super::image::{Image, ImageId};
 use super::listing::{ListQuery, Viewer};
 
+/// The outcome of `ImageRepo::create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The project has `count` images already, and its limit allows no more.
+    OverLimit {
+        count: i64,
+    },
+}
+
 /// A project's images as the unified limits count them (Glance's queries).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProjectCounts {
@@ -107,7 +117,14 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
     async fn health(&self) -> Result<(), RepoError>;
 
     /// Inserts a new image with its properties and tags; `Duplicate` if the id was ever used.
-    async fn create(&self, image: &Image) -> Result<(), RepoError>;
+    /// With `count_limit` (a project and its `image_count_total`), the project's images are
+    /// counted under a lock on the project within the same transaction, and nothing is
+    /// written if one more would pass the limit: concurrent creates cannot overshoot it.
+    async fn create(
+        &self,
+        image: &Image,
+        count_limit: Option<(&str, i64)>,
+    ) -> Result<Created, RepoError>;
 
     /// A live (not soft-deleted) image, whatever its visibility.
     async fn get(&self, id: &ImageId) -> Result<Option<Image>, RepoError>;

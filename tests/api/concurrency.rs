@@ -39,3 +39,27 @@ all_databases!(fn concurrent_writes_never_fail(app) {
     assert_eq!(image["tags"], json!(["t0", "t1", "t2", "t3", "t4"]));
     assert_eq!(app.get("/v2/images").await.json()["images"].as_array().map(Vec::len), Some(1));
 });
+
+all_databases!(fn creates_counted_against_a_limit_never_overshoot_it(app) {
+    // The repository's own check, without the HTTP path in between: many transactions
+    // counting one project's images at the same moment.
+    let repo = app.database.image_repo(false);
+    let attempts = (0..12).map(|_| {
+        let repo = repo.clone();
+        async move {
+            let image = glint::domain::image::Image::new(
+                glint::domain::image::ImageId::generate(),
+                Some("counted".to_owned()),
+                glint::domain::image::now(),
+            );
+            repo.create(&image, Some(("counted", 4))).await
+        }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(glint::domain::repository::Created::Created)))
+        .count();
+    assert_eq!(created, 4, "{outcomes:?}");
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+});

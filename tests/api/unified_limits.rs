@@ -262,3 +262,44 @@ async fn limits_that_cannot_be_read_refuse_and_usage_is_empty_without_them() {
     usage.assert_status(200);
     assert_eq!(usage.json(), json!({"usage": {}}));
 }
+
+/// Eight creates at once against a limit of three, on each database: exactly three images.
+async fn concurrent_creates_stop_at_the_limit(backend: Backend) {
+    let app = TestApp::start(backend, &limits_config(&env("URL"))).await;
+    let user = limited_project(&[("image_count_total", 3)]).await;
+    let attempts = (0..8).map(|_| create(&app, &user));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 413),
+        "{statuses:?}"
+    );
+    let usage = as_user(&app, &user, Method::GET, "/v2/info/usage", None).await;
+    assert_eq!(
+        usage.json()["usage"]["image_count_total"],
+        json!({"limit": 3, "usage": 3})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_cannot_overshoot_the_count_limit_sqlite() {
+    concurrent_creates_stop_at_the_limit(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_cannot_overshoot_the_count_limit_postgres() {
+    concurrent_creates_stop_at_the_limit(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_cannot_overshoot_the_count_limit_mysql() {
+    concurrent_creates_stop_at_the_limit(Backend::MySql).await;
+}
