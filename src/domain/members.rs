@@ -121,10 +121,22 @@ impl ImageService {
         member: &str,
     ) -> DomainResult<Member> {
         let image = self.shared_image(ctx, id, Operation::Show).await?;
-        if !self.allowed_on_image(ctx, Action::GetMember, &image) {
+        self.member_of(ctx, &image, id, member).await
+    }
+
+    /// The membership `member` of `image`, if the caller may see it (`get_member`, and its
+    /// own membership unless it owns the image), else 404.
+    async fn member_of(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        id: &str,
+        member: &str,
+    ) -> DomainResult<Member> {
+        if !self.allowed_on_image(ctx, Action::GetMember, image) {
             return Err(Self::member_not_found(member, id));
         }
-        self.visible_members(ctx, &image, Some(member))
+        self.visible_members(ctx, image, Some(member))
             .await?
             .into_iter()
             .next()
@@ -178,14 +190,7 @@ impl ImageService {
         status: &str,
     ) -> DomainResult<Member> {
         let image = self.shared_image(ctx, id, Operation::Update).await?;
-        if !self.allowed_on_image(ctx, Action::GetMember, &image)
-            || self
-                .visible_members(ctx, &image, Some(member))
-                .await?
-                .is_empty()
-        {
-            return Err(Self::member_not_found(member, id));
-        }
+        self.member_of(ctx, &image, id, member).await?;
         self.authorize_on_image(ctx, Action::ModifyMember, &image)?;
         let status = MemberStatus::parse(status).ok_or_else(|| {
             DomainError::bad_request(
@@ -207,14 +212,7 @@ impl ImageService {
         member: &str,
     ) -> DomainResult<()> {
         let image = self.shared_image(ctx, id, Operation::Delete).await?;
-        if !self.allowed_on_image(ctx, Action::GetMember, &image)
-            || self
-                .visible_members(ctx, &image, Some(member))
-                .await?
-                .is_empty()
-        {
-            return Err(Self::member_not_found(member, id));
-        }
+        self.member_of(ctx, &image, id, member).await?;
         self.authorize_on_image(ctx, Action::DeleteMember, &image)?;
         let image_id = ImageId::parse(id).ok_or_else(|| DomainError::image_not_found(id))?;
         if self
