@@ -34,7 +34,8 @@ use super::writer::OpenWriter;
 use super::DataService;
 use crate::domain::image::{self, Image};
 use crate::domain::policy::Action;
-use crate::domain::{data_rules, RequestContext, SaveOutcome, UploadedData};
+use crate::domain::repository::Claimed;
+use crate::domain::{data_rules, DomainError, RequestContext, SaveOutcome, UploadedData};
 use crate::quota::Resource;
 
 /// Frames are gathered into chunks of about this size before they are shared out.
@@ -215,18 +216,11 @@ impl DataService {
         if store.capabilities().read_only {
             return Err(StoreError::ReadOnly { store: store_id }.into());
         }
-        // Keystone's unified limits: the announced size against image_size_total, and this
-        // upload among the project's uploads in progress.
+        // Keystone's unified limits: the announced size against image_size_total.
         let announced_mib =
             expected.map_or(0, |size| i64::try_from(size >> 20).unwrap_or(i64::MAX));
         self.images
-            .enforce_unified_limits(
-                ctx,
-                &[
-                    (Resource::ImageSizeTotal, announced_mib),
-                    (Resource::ImageCountUploading, 1),
-                ],
-            )
+            .enforce_unified_limits(ctx, &[(Resource::ImageSizeTotal, announced_mib)])
             .await?;
         let options = WriteOptions {
             size: expected,
@@ -246,17 +240,33 @@ impl DataService {
         // Prefixed with this node's id, so that after a restart the node resets its own
         // earlier uploads at once instead of waiting for their heartbeat to go stale.
         let claim_token = format!("{}{}", self.claim_prefix(), uuid::Uuid::new_v4());
+        // image_count_uploading: read here, counted by the claim's own transaction.
+        let uploading_limit = self
+            .images
+            .unified_limit(ctx, Resource::ImageCountUploading)
+            .await?;
+        let uploading = uploading_limit
+            .as_ref()
+            .map(|(project, limit)| (project.as_str(), *limit));
         match self
             .uploads
-            .claim_upload(&image.id, &claim_token, image::now())
+            .claim_upload(&image.id, &claim_token, image::now(), uploading)
             .await?
         {
-            SaveOutcome::Saved => {}
-            SaveOutcome::Gone => return Err(DataError::DeletedDuringUpload(id.to_owned())),
-            SaveOutcome::StatusChanged | SaveOutcome::OverQuota { .. } => {
+            Claimed::Claimed => {}
+            Claimed::Gone => return Err(DataError::DeletedDuringUpload(id.to_owned())),
+            Claimed::Taken => {
                 return Err(DataError::Conflict(
                     "Image status transition from saving to saving is not allowed".to_owned(),
                 ))
+            }
+            Claimed::OverLimit { count } => {
+                let (project, limit) = uploading.unwrap_or_default();
+                return Err(DomainError::from(crate::quota::over_limit(
+                    project,
+                    &[(Resource::ImageCountUploading, limit, count, 1)],
+                ))
+                .into());
             }
         }
         let mut claim = ClaimGuard {

@@ -6,14 +6,20 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::dialect::Dialect;
-use super::errors::{map_err, retry_on_lost};
+use super::errors::{map_err, retry_on_conflict, retry_on_lost};
 use super::repo::SqlRepo;
 use super::rows::{decode_location, to_db_time};
 use crate::domain::image::ImageId;
 use crate::domain::repository::{
-    DataReference, SaveOutcome, StoredLocation, UploadRepo, UploadedData,
+    Claimed, DataReference, SaveOutcome, StoredLocation, UploadRepo, UploadedData,
 };
 use crate::domain::RepoError;
+
+/// `queued → saving` under `claim` (also matching the image this claim holds already).
+const CLAIM: &str =
+    "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, \
+     updated_at = $3 WHERE id = $4 AND deleted = $5 \
+     AND (status = 'queued' OR (status = 'saving' AND upload_claim = $6))";
 
 #[async_trait]
 impl<DB> UploadRepo for SqlRepo<DB>
@@ -35,35 +41,44 @@ where
         id: &ImageId,
         claim: &str,
         now: DateTime<Utc>,
-    ) -> Result<SaveOutcome, RepoError> {
+        uploading_limit: Option<(&str, i64)>,
+    ) -> Result<Claimed, RepoError> {
         let now = to_db_time(now);
-        // Also true of an image this claim holds already, so that a repeat after a lost
-        // connection (whose first attempt may have committed) finds its own claim.
-        let claimed = retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(&DB::sql(
-                "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, updated_at = $3 \
-                 WHERE id = $4 AND deleted = $5 \
-                 AND (status = 'queued' OR (status = 'saving' AND upload_claim = $6))",
-            ))
-            .bind(claim.to_owned())
-            .bind(now)
-            .bind(now)
-            .bind(id.to_string())
-            .bind(false)
-            .bind(claim.to_owned())
-            .execute(&self.write)
-            .await
-            .map_err(map_err)
-            .map(|r| DB::rows_affected(&r))
-        })
-        .await?;
+        let claimed = match uploading_limit {
+            Some((project, limit)) => {
+                match retry_on_conflict(|| self.claim_counted(id, claim, now, project, limit))
+                    .await?
+                {
+                    Ok(claimed) => claimed,
+                    Err(count) => return Ok(Claimed::OverLimit { count }),
+                }
+            }
+            // Also true of an image this claim holds already, so that a repeat after a lost
+            // connection (whose first attempt may have committed) finds its own claim.
+            None => {
+                retry_on_lost(&self.write, || async move {
+                    sqlx::query::<DB>(&DB::sql(CLAIM))
+                        .bind(claim.to_owned())
+                        .bind(now)
+                        .bind(now)
+                        .bind(id.to_string())
+                        .bind(false)
+                        .bind(claim.to_owned())
+                        .execute(&self.write)
+                        .await
+                        .map_err(map_err)
+                        .map(|r| DB::rows_affected(&r))
+                })
+                .await?
+            }
+        };
         if claimed == 1 {
-            return Ok(SaveOutcome::Saved);
+            return Ok(Claimed::Claimed);
         }
         Ok(if self.image_exists(id).await? {
-            SaveOutcome::StatusChanged
+            Claimed::Taken
         } else {
-            SaveOutcome::Gone
+            Claimed::Gone
         })
     }
 
@@ -433,6 +448,50 @@ where
     for<'q> NaiveDateTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// One attempt of a claim counted against `image_count_uploading`: the project's
+    /// uploads in progress (other than this claim's own) are counted under the project's lock,
+    /// then the claim is made in the same transaction. `Err(count)` when the limit is reached;
+    /// else the rows the claim changed.
+    async fn claim_counted(
+        &self,
+        id: &ImageId,
+        claim: &str,
+        now: NaiveDateTime,
+        project: &str,
+        limit: i64,
+    ) -> Result<Result<u64, i64>, RepoError> {
+        let mut tx = self.begin_counting(project).await?;
+        let count: i64 = sqlx::query_scalar::<DB, i64>(&DB::sql(
+            "SELECT COUNT(*) FROM images WHERE owner = $1 AND deleted = $2 \
+             AND status IN ('saving', 'uploading', 'importing') \
+             AND NOT (id = $3 AND upload_claim = $4)",
+        ))
+        .bind(project.to_owned())
+        .bind(false)
+        .bind(id.to_string())
+        .bind(claim.to_owned())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if count + 1 > limit {
+            tx.abandon().await;
+            return Ok(Err(count));
+        }
+        let claimed = sqlx::query::<DB>(&DB::sql(CLAIM))
+            .bind(claim.to_owned())
+            .bind(now)
+            .bind(now)
+            .bind(id.to_string())
+            .bind(false)
+            .bind(claim.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)
+            .map(|r| DB::rows_affected(&r))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Ok(claimed))
+    }
+
     /// One attempt of `retire_copy`: the image row is written first, which serialises the
     /// retirements of one image's copies (a row lock on PostgreSQL, the single writer on
     /// SQLite), so two of them can never both see a second copy left.

@@ -102,6 +102,23 @@ impl ImageService {
         Ok(())
     }
 
+    /// The caller's project and its unified limit for `resource`, for a write that counts
+    /// against it in its own transaction; `None` without `use_keystone_limits` or a project.
+    pub async fn unified_limit(
+        &self,
+        ctx: &RequestContext,
+        resource: Resource,
+    ) -> DomainResult<Option<(String, i64)>> {
+        let (Some(limits), Some(project)) = (&self.unified_limits, ctx.project_id.as_deref())
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            project.to_owned(),
+            limits.limit(project, resource).await?,
+        )))
+    }
+
     /// `GET /v2/info/usage`: each unified limit of the caller's project and its usage; none
     /// without `use_keystone_limits`.
     pub async fn usage(&self, ctx: &RequestContext) -> DomainResult<Vec<(Resource, i64, i64)>> {

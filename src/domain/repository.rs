@@ -8,6 +8,19 @@ use super::error::RepoError;
 use super::image::{Image, ImageId};
 use super::listing::{ListQuery, Viewer};
 
+/// The outcome of `UploadRepo::claim_upload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    Claimed,
+    /// Not queued any more (another upload, or a status change, came first).
+    Taken,
+    Gone,
+    /// The project has `count` uploads in progress, as many as its limit allows.
+    OverLimit {
+        count: i64,
+    },
+}
+
 /// The outcome of `ImageRepo::create`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -220,13 +233,17 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
 #[async_trait]
 pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
     /// Claims a queued image for an upload (`queued → saving`), recording `claim`, a token
-    /// only that upload knows. `StatusChanged` if another upload (or anything else) was first.
+    /// only that upload knows. `Taken` if another upload (or anything else) was first. With
+    /// `uploading_limit` (a project and its `image_count_uploading`), the project's uploads
+    /// in progress are counted under a lock on the project in the claim's transaction, and
+    /// the claim fails with `OverLimit` if it would pass the limit.
     async fn claim_upload(
         &self,
         id: &ImageId,
         claim: &str,
         now: DateTime<Utc>,
-    ) -> Result<SaveOutcome, RepoError>;
+        uploading_limit: Option<(&str, i64)>,
+    ) -> Result<Claimed, RepoError>;
 
     /// Records a finished upload: `saving → active` with the data's size and digests and its
     /// new location, provided `claim` still holds the image and it is not deleted.

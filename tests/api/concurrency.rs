@@ -63,3 +63,42 @@ all_databases!(fn creates_counted_against_a_limit_never_overshoot_it(app) {
     assert_eq!(created, 4, "{outcomes:?}");
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
 });
+
+all_databases!(fn claims_counted_against_the_uploading_limit_never_overshoot_it(app) {
+    // Twelve uploads of one project's queued images starting at once, two allowed at a time.
+    let images = app.database.image_repo(false);
+    let uploads = app.database.upload_repo();
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let image = glint::domain::image::Image::new(
+            glint::domain::image::ImageId::generate(),
+            Some("busy".to_owned()),
+            glint::domain::image::now(),
+        );
+        images.create(&image, None).await.expect("created");
+        ids.push(image.id);
+    }
+    let claims = ids.iter().map(|id| {
+        let uploads = uploads.clone();
+        async move {
+            let claim = uuid::Uuid::new_v4().to_string();
+            uploads
+                .claim_upload(id, &claim, glint::domain::image::now(), Some(("busy", 2)))
+                .await
+        }
+    });
+    let outcomes = futures_util::future::join_all(claims).await;
+    let claimed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(glint::domain::repository::Claimed::Claimed)))
+        .count();
+    assert_eq!(claimed, 2, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            Ok(glint::domain::repository::Claimed::Claimed
+                | glint::domain::repository::Claimed::OverLimit { .. })
+        )),
+        "{outcomes:?}"
+    );
+});

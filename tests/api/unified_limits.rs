@@ -303,3 +303,31 @@ async fn concurrent_creates_cannot_overshoot_the_count_limit_postgres() {
 async fn concurrent_creates_cannot_overshoot_the_count_limit_mysql() {
     concurrent_creates_stop_at_the_limit(Backend::MySql).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stop_at_the_uploading_limit() {
+    let app = TestApp::start(Backend::Sqlite, &limits_config(&env("URL"))).await;
+    let user = limited_project(&[("image_count_uploading", 0)]).await;
+    let (status, image) = create(&app, &user).await;
+    assert_eq!(status, 201);
+    let id = image["id"].as_str().expect("id").to_owned();
+    let refused = app
+        .request(
+            Method::PUT,
+            &format!("/v2/images/{id}/file"),
+            &[
+                ("x-auth-token", user.value.as_str()),
+                ("content-type", "application/octet-stream"),
+            ],
+            Body::from(vec![1u8; 1024]),
+        )
+        .await;
+    refused.assert_status(413);
+    assert!(
+        refused.text().contains("image_count_uploading"),
+        "{}",
+        refused.text()
+    );
+    let shown = as_user(&app, &user, Method::GET, &format!("/v2/images/{id}"), None).await;
+    assert_eq!(shown.json()["status"], "queued");
+}
