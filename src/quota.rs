@@ -5,7 +5,6 @@
 //! Limits are read at each check, as oslo.limit does, so an operator's change applies at once.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use serde_json::Value;
 
@@ -287,12 +286,6 @@ impl UnifiedLimits {
                 })
             })
             .await
-    }
-}
-
-impl fmt::Display for Resource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
