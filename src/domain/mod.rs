@@ -15,6 +15,7 @@ pub mod patch;
 pub mod policy;
 #[cfg(test)]
 mod property_tests;
+mod quotas;
 pub mod repository;
 pub mod schema;
 pub mod status;
