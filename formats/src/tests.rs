@@ -235,6 +235,12 @@ fn unsafe_qemu_images_fail_the_checks_glance_applies() {
     let base = base.to_str().expect("utf-8").to_owned();
     let data_file = scratch.path("external.raw");
     let data_file_opt = format!("data_file={},compat=1.1", data_file.display());
+    // qemu names a vmdk's parent in its descriptor (parentFileNameHint), and opens it.
+    let parent_vmdk = scratch
+        .path("parent.vmdk")
+        .to_str()
+        .expect("utf-8")
+        .to_owned();
     let cases: &[(&str, Format, Vec<&str>, &str)] = &[
         (
             "backing.qcow2",
@@ -261,6 +267,13 @@ fn unsafe_qemu_images_fail_the_checks_glance_applies() {
             "banned",
         ),
         ("child.vhd", Format::Vhd, vec!["-f", "vpc", "1M"], ""),
+        ("parent.vmdk", Format::Vmdk, vec!["-f", "vmdk", "1M"], ""),
+        (
+            "child.vmdk",
+            Format::Vmdk,
+            vec!["-f", "vmdk", "-F", "vmdk", "-b", &parent_vmdk, "1M"],
+            "descriptor",
+        ),
     ];
     for (name, format, args, check) in cases {
         let (_, data) = create(&scratch, name, args);

@@ -118,6 +118,16 @@ fn parse_descriptor(raw: &[u8]) -> Descriptor {
         let header_field = line
             .split_once('=')
             .is_some_and(|(key, _)| !key.contains(' '));
+        // A parent named in the header makes qemu open that file as the backing image.
+        if header_field && line.starts_with("parentfilenamehint") {
+            let value = line
+                .split_once('=')
+                .map_or("", |(_, v)| v.trim().trim_matches('"'));
+            if !value.is_empty() {
+                failures.push(Failure::new("descriptor", "Image has a parent file"));
+            }
+            continue;
+        }
         if line.is_empty() || line.starts_with('#') || line.starts_with("ddb") || header_field {
             continue;
         }

@@ -208,6 +208,9 @@ impl From<DataError> for ApiError {
             DataError::BadRequest(_) | DataError::ClientGone(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, text)
             }
+            DataError::ImageFormat(_) => {
+                ApiError::with_detail(StatusCode::UNSUPPORTED_MEDIA_TYPE, text)
+            }
             DataError::DeletedDuringUpload(_) => ApiError::new(StatusCode::GONE, text),
             DataError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, text),
             DataError::RangeNotSatisfiable { size } => {

@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod ini;
+pub mod inspection;
 pub mod keystone;
 pub mod limits;
 pub mod paste;
@@ -18,6 +19,7 @@ use crate::domain::schema::Formats;
 use ini::Ini;
 
 pub use database::DatabaseConfig;
+pub use inspection::InspectionConfig;
 pub use limits::LimitsConfig;
 pub use paste::AuthFlavor;
 pub use policy::PolicyConfig;
@@ -194,21 +196,24 @@ fn hostname() -> String {
 
 fn formats_from_ini(ini: &Ini) -> Formats {
     let defaults = Formats::default();
-    let list = |key: &str, default: Vec<String>| {
-        ini.get("image_format", key)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or(default)
-    };
     Formats {
-        disk_formats: list("disk_formats", defaults.disk_formats),
-        container_formats: list("container_formats", defaults.container_formats),
+        disk_formats: parse_list(ini, "image_format", "disk_formats")
+            .unwrap_or(defaults.disk_formats),
+        container_formats: parse_list(ini, "image_format", "container_formats")
+            .unwrap_or(defaults.container_formats),
     }
+}
+
+/// An oslo.config list option (comma-separated, blanks dropped), if set.
+pub(crate) fn parse_list(ini: &Ini, section: &str, option: &str) -> Option<Vec<String>> {
+    ini.get(section, option).map(|value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 /// oslo.config boolean spellings.

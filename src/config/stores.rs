@@ -82,6 +82,8 @@ pub struct DataPathConfig {
     /// `[DEFAULT] upload_memory_budget` (Glint, 128 MiB): image bytes all uploads together may
     /// hold in memory; uploads beyond it slow down rather than grow the process.
     pub upload_memory_budget: u64,
+    /// `[image_format]`: how uploaded and copied data is inspected.
+    pub inspection: super::InspectionConfig,
 }
 
 impl StoresConfig {
@@ -439,6 +441,7 @@ impl DataPathConfig {
                 1 << 20,
                 i64::from(u32::MAX),
             )? as u64,
+            inspection: super::InspectionConfig::from_ini(ini)?,
         })
     }
 }

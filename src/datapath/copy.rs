@@ -23,6 +23,7 @@ use glint_store::{Chunk, Location, ReaderBody, Store, StoreError, WriteOptions};
 
 use super::digest::{Digester, Digests};
 use super::error::DataError;
+use super::inspect;
 use super::writer::OpenWriter;
 use super::DataService;
 use crate::domain::image::{self, Image};
@@ -167,12 +168,21 @@ impl DataService {
         let digests = async {
             let (store, location) = self.store_for(source)?;
             let digester = Digester::start(&expected.algorithm)?;
+            // Data stored before inspection existed (or by Glance) is checked on its way to
+            // a new store: an unsafe image is not spread further.
+            let mut inspector = inspect::for_image(
+                image.disk_format.as_deref(),
+                image.container_format.as_deref(),
+                &self.config.inspection,
+            );
             let mut chunks = Chunks::open(&store, &location, budget).await?;
             while let Some(chunk) = chunks.next().await? {
+                inspector.inspect(&chunk)?;
                 digester.feed(&chunk).await?;
                 writer.write(chunk).await?;
                 progress(chunks.total);
             }
+            inspector.finish(chunks.total)?;
             let digests = digester.finish().await?;
             Ok::<_, DataError>((chunks.total, digests))
         }

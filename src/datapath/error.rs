@@ -17,6 +17,10 @@ pub enum DataError {
     /// More data than the owner's `user_storage_quota` has left (413).
     #[error("Image exceeds the storage quota: The size of the data {size} will exceed the limit. {remaining} bytes remaining.")]
     QuotaExceeded { size: u64, remaining: u64 },
+    /// The data is not its declared disk format, or fails a safety check of the format it
+    /// is (415, as Glance's InvalidImageData).
+    #[error("{0}")]
+    ImageFormat(String),
     /// The upload's declared size and the data disagree (400).
     #[error("{0}")]
     BadRequest(String),

@@ -439,7 +439,11 @@ impl DataService {
         E: std::fmt::Display,
     {
         let digester = Digester::start(&self.config.hashing_algorithm)?;
-        let mut inspector = inspect::for_disk_format(image.disk_format.as_deref());
+        let mut inspector = inspect::for_image(
+            image.disk_format.as_deref(),
+            image.container_format.as_deref(),
+            &self.config.inspection,
+        );
         let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
         let write_task =
             tokio::spawn(write_loop(writer, from_pump).instrument(tracing::Span::current()));

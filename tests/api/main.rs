@@ -7,6 +7,7 @@ mod concurrency;
 mod copies;
 mod data_in_use;
 mod database_outages;
+mod disk_formats;
 mod errors;
 mod glance_schema;
 mod hardening;

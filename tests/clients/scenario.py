@@ -458,6 +458,35 @@ def cli_data_scenario(tmp):
     osc_ok("cli: image delete (with data)", "image", "delete", D, json_out=False)
 
 
+def cli_disk_format_scenario(tmp):
+    """Opt-in (GLINT_SCENARIO_DATA=1): the issue's table, through the CLI: a qcow2 gets its
+    virtual size; one with a backing file is refused with 415 before its (64 MiB) body is
+    sent, and the image stays queued."""
+    good = os.path.join(tmp, "disk.qcow2")
+    evil = os.path.join(tmp, "evil.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", good, "1G"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd",
+                    evil], check=True)
+    # A body much larger than what the server reads before it answers.
+    os.truncate(evil, 64 << 20)
+    img = osc_ok("cli: qcow2 image create --file", "image", "create", "--disk-format", "qcow2",
+                 "--container-format", "bare", "--file", good, f"{RUN}-qcow2")
+    if img is not None:
+        CREATED.add(img["id"])
+        check_image(img, "cli: a qcow2 is active with qemu-img's virtual size",
+                    status="active", virtual_size=1 << 30)
+    name = f"{RUN}-evil"
+    rc, _, err = osc("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+                     "--file", evil, name)
+    R.check(rc != 0 and "415" in err, "cli: a qcow2 with a backing file is refused (415)",
+            f"exit {rc}: {err[-400:]}")
+    shown = osc_ok("cli: the refused image is listed", "image", "show", name)
+    if shown is not None:
+        CREATED.add(shown["id"])
+        check_image(shown, "cli: the refused image is back to queued, without data",
+                    status="queued", size=None)
+
+
 # --------------------------------------------------------------------------
 # openstacksdk
 
@@ -697,6 +726,7 @@ def main():
                 section(cli_scenario)
                 if WITH_DATA:
                     section(cli_data_scenario, tmp)
+                    section(cli_disk_format_scenario, tmp)
                 section(sdk_scenario)
                 section(single_store_scenario)
                 if WITH_DATA:
