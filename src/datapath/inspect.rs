@@ -131,9 +131,9 @@ impl FormatCheck {
         // Unsafe data is refused as unsafe, whatever else it looks like (as `judge_early`).
         let unsafe_match = matches
             .iter()
-            .any(|(format, facts)| self.safety_failure(*format, facts).is_some());
-        if unsafe_match {
-            return Verdict::Refuse(SAFETY.into());
+            .find_map(|(format, facts)| Some((*format, self.safety_failure(*format, facts)?)));
+        if let Some((format, why)) = unsafe_match {
+            return refuse_unsafe(format, &why);
         }
         match matches.as_slice() {
             [] => self.judge_raw(ended),
@@ -162,8 +162,8 @@ impl FormatCheck {
             }
             // Only safety failures: a mismatch may yet turn out a polyglot, whose message
             // must not depend on where the chunks split.
-            if self.safety_failure(format, facts).is_some() {
-                return Verdict::Refuse(SAFETY.into());
+            if let Some(why) = self.safety_failure(format, facts) {
+                return refuse_unsafe(format, &why);
             }
         }
         Verdict::Wait
@@ -192,8 +192,7 @@ impl FormatCheck {
     /// the declared format), or not being the declared format.
     fn refusal(&self, format: Format, facts: &Facts) -> Option<Verdict> {
         if let Some(why) = self.safety_failure(format, facts) {
-            tracing::warn!(format = format.name(), reason = %why, "image failed safety checks");
-            return Some(Verdict::Refuse(SAFETY.into()));
+            return Some(refuse_unsafe(format, &why));
         }
         let mismatch = format.name() != self.declared && self.declared != "raw";
         (mismatch && self.config.require_image_format_match).then(|| self.mismatch(format.name()))
@@ -263,6 +262,12 @@ impl FormatCheck {
         (format == Format::Vmdk && !allowed)
             .then(|| format!("vmdk subformat {subformat} is not in vmdk_allowed_types"))
     }
+}
+
+/// The refusal of unsafe data: Glance's message to the client, the reason in the log.
+fn refuse_unsafe(format: Format, why: &str) -> Verdict {
+    tracing::warn!(format = format.name(), reason = %why, "image failed safety checks");
+    Verdict::Refuse(SAFETY.into())
 }
 
 #[cfg(test)]
