@@ -3,6 +3,7 @@
 //! name, default and meaning are listed in `config/glint.conf.sample`.
 
 pub mod database;
+pub mod datapath;
 pub mod ini;
 pub mod inspection;
 pub mod keystone;
@@ -19,12 +20,13 @@ use crate::domain::schema::Formats;
 use ini::Ini;
 
 pub use database::DatabaseConfig;
+pub use datapath::DataPathConfig;
 pub use inspection::InspectionConfig;
 pub use limits::LimitsConfig;
 pub use paste::AuthFlavor;
 pub use policy::PolicyConfig;
 pub use server::ServerConfig;
-pub use stores::{DataPathConfig, StoresConfig};
+pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
 const KNOWN_SECTIONS: [&str; 7] = [
