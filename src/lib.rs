@@ -11,6 +11,7 @@ pub mod config;
 pub mod datapath;
 pub mod db;
 pub mod domain;
+pub mod import;
 pub mod maintenance;
 pub mod policy;
 pub mod quota;
@@ -33,6 +34,7 @@ use stores::StoreRegistry;
 pub struct Services {
     pub images: ImageService,
     pub data: DataService,
+    pub imports: import::ImportService,
     pub auth: auth::Authenticator,
 }
 
@@ -88,8 +90,20 @@ pub fn services_over(
         &config.node_id,
     );
     data.check_store_buffers()?;
+    let imports = import::ImportService::new(
+        images.clone(),
+        data.clone(),
+        database.task_repo(),
+        &config.import,
+        &config.node_id,
+    );
     let auth = auth::Authenticator::new(&config.auth)?;
-    Ok(Services { images, data, auth })
+    Ok(Services {
+        images,
+        data,
+        imports,
+        auth,
+    })
 }
 
 /// Which optional image attributes the configuration shows.
@@ -111,6 +125,7 @@ pub fn app(config: &Config, services: &Services) -> axum::Router {
     let state = api::AppState {
         images: services.images.clone(),
         data: services.data.clone(),
+        imports: services.imports.clone(),
         auth: services.auth.clone(),
         advertised_host: format!("{}:{}", config.server.bind_host, config.server.bind_port),
         shown: shown(config, services.data.stores()),

@@ -1,12 +1,14 @@
 //! The duties of a serving node between requests: at start, put back to `queued` the uploads
-//! a crash interrupted; then, for as long as it serves, reconcile uploads whose node stopped
-//! and, with `scrub_in_serve`, run the scrubber. Failures are logged and retried on the next
+//! a crash interrupted; then, for as long as it serves, reconcile uploads whose node stopped,
+//! remove staged data no import needs, expire tasks and, with `scrub_in_serve`, run the
+//! scrubber. Failures are logged and retried on the next
 //! round; they never stop the node.
 
 use std::time::Duration;
 
 use crate::config::DataPathConfig;
 use crate::datapath::{DataError, DataService, ScrubReport, STALE_UPLOAD};
+use crate::import::ImportService;
 
 /// How often a serving node looks for uploads abandoned by a stopped node.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -21,7 +23,7 @@ pub async fn recover(data: &DataService) -> Result<(), DataError> {
 
 /// Runs until dropped: reconciles every `RECONCILE_EVERY`, and scrubs every `wakeup_time`
 /// when `scrub_in_serve` is set; the first round of each runs at once.
-pub async fn run(data: DataService, config: DataPathConfig) {
+pub async fn run(data: DataService, imports: ImportService, config: DataPathConfig) {
     let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
     let mut scrubber = tokio::time::interval(Duration::from_secs(config.wakeup_time_secs));
     reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -31,6 +33,11 @@ pub async fn run(data: DataService, config: DataPathConfig) {
             _ = reconcile.tick() => {
                 if let Err(e) = data.reconcile(STALE_UPLOAD).await {
                     tracing::warn!(error = %e, "reconciling abandoned uploads failed");
+                }
+                match imports.sweep().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "staged data no import needs removed"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping staged data failed"),
                 }
             }
             _ = scrubber.tick(), if config.scrub_in_serve => {

@@ -78,6 +78,8 @@ pub struct StoreRegistry {
     entries: Vec<StoreEntry>,
     default: usize,
     multi: bool,
+    /// Where imports stage data (`os_glance_staging_store`, or `node_staging_uri`'s directory).
+    staging: StoreEntry,
 }
 
 /// Why a request cannot use the store it named.
@@ -107,6 +109,7 @@ impl StoreRegistry {
             entries,
             default,
             multi: config.multi,
+            staging: build(&config.staging)?,
         })
     }
 
@@ -116,6 +119,7 @@ impl StoreRegistry {
         for entry in &mut self.entries {
             entry.store = wrap(entry.store.clone());
         }
+        self.staging.store = wrap(self.staging.store.clone());
         self
     }
 
@@ -142,6 +146,16 @@ impl StoreRegistry {
                 .find(|e| e.id == id)
                 .ok_or_else(|| StoreChoiceError::Unknown(id.to_owned())),
         }
+    }
+
+    /// The store imports stage data in.
+    pub fn staging(&self) -> &StoreEntry {
+        &self.staging
+    }
+
+    /// Whether every node reaches the staging store: any store but a local directory.
+    pub fn staging_shared(&self) -> bool {
+        !matches!(self.staging.config, DriverConfig::File(_))
     }
 
     /// The store holding `location`: the one its metadata names when that store owns it,

@@ -13,7 +13,7 @@ use crate::datapath::UploadRequest;
 /// Glance's header for the client's statement of the image size.
 const IMAGE_SIZE_HEADER: &str = "x-openstack-image-size";
 
-fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+pub(super) fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -26,6 +26,18 @@ pub async fn upload(
     PathParams(id): PathParams<String>,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
+    state
+        .data
+        .upload(&ctx, &id, upload_request(request)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An image body as `PUT /file` and `PUT /stage` take it: `application/octet-stream` only
+/// (415 otherwise), with the client's statement of its size.
+pub(super) fn upload_request(
+    request: Request,
+) -> Result<UploadRequest<axum::body::BodyDataStream>, ApiError> {
     let headers = request.headers();
     let content_type = header_text(headers, header::CONTENT_TYPE).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
@@ -44,21 +56,12 @@ pub async fn upload(
     let content_length =
         header_text(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     let store = header_text(headers, "x-image-meta-store").map(str::to_owned);
-    let body = request.into_body().into_data_stream();
-    state
-        .data
-        .upload(
-            &ctx,
-            &id,
-            UploadRequest {
-                body,
-                content_length,
-                declared_size,
-                store,
-            },
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(UploadRequest {
+        body: request.into_body().into_data_stream(),
+        content_length,
+        declared_size,
+        store,
+    })
 }
 
 pub async fn download(

@@ -215,6 +215,15 @@ pub async fn create(
     if let Ok(location) = HeaderValue::from_str(&format!("http://{host}/v2/images/{}", image.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
+    let methods = state.imports.methods();
+    if !methods.is_empty() {
+        if let Ok(methods) = HeaderValue::from_str(&methods.join(",")) {
+            response.headers_mut().insert(
+                HeaderName::from_static("openstack-image-import-methods"),
+                methods,
+            );
+        }
+    }
     let stores = state.data.stores();
     if stores.multi() {
         let ids: Vec<&str> = stores.entries().iter().map(|e| e.id.as_str()).collect();

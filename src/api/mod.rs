@@ -7,16 +7,19 @@ mod error_body;
 mod extract;
 mod image_data;
 mod images;
+mod import;
 mod members;
 pub mod middleware;
 mod router;
 mod schemas;
 mod tags;
+mod tasks;
 mod versions;
 
 use crate::auth::Authenticator;
 use crate::datapath::DataService;
 use crate::domain::ImageService;
+use crate::import::ImportService;
 
 pub use images::Shown;
 pub use router::router;
@@ -26,6 +29,7 @@ pub use router::router;
 pub struct AppState {
     pub images: ImageService,
     pub data: DataService,
+    pub imports: ImportService,
     pub auth: Authenticator,
     /// `host:port` for absolute links when a request carries no `Host` header.
     pub advertised_host: String,

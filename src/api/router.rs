@@ -11,7 +11,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::{ApiError, Panic};
 use super::{
-    discovery, image_data, images, members, middleware, schemas, tags, versions, AppState,
+    discovery, image_data, images, import, members, middleware, schemas, tags, tasks, versions,
+    AppState,
 };
 
 /// The complete application: routing, identity, request ids and error bodies.
@@ -28,6 +29,17 @@ pub fn router(state: AppState) -> Router {
             "/v2/images/{image_id}/file",
             get(image_data::download).put(image_data::upload),
         )
+        .route("/v2/images/{image_id}/stage", put(import::stage))
+        .route("/v2/images/{image_id}/import", post(import::import))
+        .route("/v2/images/{image_id}/tasks", get(tasks::image_tasks))
+        .route("/v2/info/import", get(import::info))
+        .route("/v2/tasks", get(tasks::list).post(tasks::create))
+        .route(
+            "/v2/tasks/{task_id}",
+            get(tasks::show).delete(tasks::delete),
+        )
+        .route("/v2/schemas/task", get(schemas::task))
+        .route("/v2/schemas/tasks", get(schemas::tasks))
         .route(
             "/v2/images/{image_id}/actions/deactivate",
             post(images::deactivate),

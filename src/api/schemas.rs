@@ -21,3 +21,11 @@ pub async fn member(State(state): State<AppState>) -> Json<Value> {
 pub async fn members(State(state): State<AppState>) -> Json<Value> {
     Json(state.images.schemas().members.clone())
 }
+
+pub async fn task() -> Json<Value> {
+    Json(crate::import::tasks::task_schema())
+}
+
+pub async fn tasks() -> Json<Value> {
+    Json(crate::import::tasks::tasks_schema())
+}

@@ -180,8 +180,16 @@ pub async fn serve(config: &Config) -> Result<(), String> {
     maintenance::recover(&services.data)
         .await
         .map_err(|e| e.to_string())?;
+    // This node's own import jobs (it restarted, so none runs) start again at once.
+    services
+        .imports
+        .release_own_jobs()
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(services.imports.clone().run_jobs());
     tokio::spawn(maintenance::run(
         services.data.clone(),
+        services.imports.clone(),
         config.datapath.clone(),
     ));
     let app = crate::app(config, &services);

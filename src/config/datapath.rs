@@ -24,6 +24,9 @@ pub struct DataPathConfig {
     pub upload_memory_budget: u64,
     /// `[image_format]`: how uploaded and copied data is inspected.
     pub inspection: super::InspectionConfig,
+    /// `[DEFAULT] worker_self_reference_url` (else `public_endpoint`): this node's URL,
+    /// recorded on staged images as `os_glance_stage_host`.
+    pub stage_host: Option<String>,
 }
 
 impl DataPathConfig {
@@ -62,6 +65,12 @@ impl DataPathConfig {
                 i64::from(u32::MAX),
             )? as u64,
             inspection: super::InspectionConfig::from_ini(ini)?,
+            stage_host: ini
+                .get("DEFAULT", "worker_self_reference_url")
+                .or_else(|| ini.get("DEFAULT", "public_endpoint"))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
         })
     }
 }

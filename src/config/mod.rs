@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod datapath;
+pub mod import;
 pub mod ini;
 pub mod inspection;
 pub mod keystone;
@@ -21,6 +22,7 @@ use ini::Ini;
 
 pub use database::DatabaseConfig;
 pub use datapath::DataPathConfig;
+pub use import::{ImportConfig, UrlFilterConfig};
 pub use inspection::InspectionConfig;
 pub use limits::LimitsConfig;
 pub use paste::AuthFlavor;
@@ -29,8 +31,13 @@ pub use server::ServerConfig;
 pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 7] = [
+const KNOWN_SECTIONS: [&str; 12] = [
     "DEFAULT",
+    "import_filtering_opts",
+    "image_import_opts",
+    "task",
+    "wsgi",
+    "os_glance_staging_store",
     "database",
     "paste_deploy",
     "glance_store",
@@ -87,6 +94,8 @@ pub struct Config {
     pub unified_limits: Option<keystone::UnifiedLimitsConfig>,
     pub stores: StoresConfig,
     pub datapath: DataPathConfig,
+    /// Interoperable import and tasks.
+    pub import: ImportConfig,
     /// `[image_format] disk_formats` and `container_formats`.
     pub formats: Formats,
     /// `[DEFAULT] show_image_direct_url`.
@@ -153,6 +162,7 @@ impl Config {
             unified_limits: keystone::UnifiedLimitsConfig::from_ini(ini)?,
             stores: StoresConfig::from_ini(ini, data_dir)?,
             datapath: DataPathConfig::from_ini(ini)?,
+            import: ImportConfig::from_ini(ini)?,
             formats: formats_from_ini(ini),
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,

@@ -24,6 +24,8 @@ pub struct StoresConfig {
     pub default_backend: String,
     /// In `enabled_backends` order.
     pub backends: Vec<BackendConfig>,
+    /// Where imports stage data (see `staging`); never listed, never a download's source.
+    pub staging: BackendConfig,
 }
 
 /// One store.
@@ -66,10 +68,17 @@ const NOT_YET: [&str; 3] = ["http", "cinder", "vmware"];
 
 impl StoresConfig {
     pub fn from_ini(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
-        match ini.get("DEFAULT", "enabled_backends").map(str::trim) {
-            Some(list) if !list.is_empty() => multi_store(ini, list, data_dir),
-            _ => single_store(ini, data_dir),
-        }
+        let (multi, default_backend, backends) =
+            match ini.get("DEFAULT", "enabled_backends").map(str::trim) {
+                Some(list) if !list.is_empty() => multi_store(ini, list, data_dir)?,
+                _ => single_store(ini, data_dir)?,
+            };
+        Ok(StoresConfig {
+            multi,
+            default_backend,
+            backends,
+            staging: staging(ini, data_dir, multi)?,
+        })
     }
 
     /// The ids of stores' own sections, whose options Glint reads.
@@ -82,7 +91,10 @@ impl StoresConfig {
 }
 
 /// `[glance_store] stores` and `default_store` (deprecated in Glance, still the common form).
-fn single_store(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
+/// The stores as `StoresConfig` holds them: multi, the default's id, the stores.
+type Backends = (bool, String, Vec<BackendConfig>);
+
+fn single_store(ini: &Ini, data_dir: &Path) -> Result<Backends, ConfigError> {
     // `stores` lists what may be read; Glint reads from every store it drives, so only the
     // default (where data is written) matters.
     let _ = ini.get("glance_store", "stores");
@@ -94,19 +106,19 @@ fn single_store(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError>
         .to_ascii_lowercase();
     let driver = driver(ini, "glance_store", &kind, &kind, data_dir.join("images"))
         .map_err(|e| rename_option(e, "default_store"))?;
-    Ok(StoresConfig {
-        multi: false,
-        default_backend: kind.clone(),
-        backends: vec![BackendConfig {
+    Ok((
+        false,
+        kind.clone(),
+        vec![BackendConfig {
             id: kind,
             description: None,
             weight: 0,
             driver,
         }],
-    })
+    ))
 }
 
-fn multi_store(ini: &Ini, list: &str, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
+fn multi_store(ini: &Ini, list: &str, data_dir: &Path) -> Result<Backends, ConfigError> {
     let invalid = |message: String| ConfigError::invalid("DEFAULT", "enabled_backends", message);
     let mut backends: Vec<BackendConfig> = Vec::new();
     for item in list
@@ -168,10 +180,57 @@ fn multi_store(ini: &Ini, list: &str, data_dir: &Path) -> Result<StoresConfig, C
             format!("{default_backend} is not in enabled_backends"),
         ));
     }
-    Ok(StoresConfig {
-        multi: true,
-        default_backend,
-        backends,
+    Ok((true, default_backend, backends))
+}
+
+/// The reserved store id of staged data (Glance's).
+pub const STAGING_STORE: &str = "os_glance_staging_store";
+
+/// Where imports stage data. With one store, the directory of `[DEFAULT] node_staging_uri`
+/// (`file://` only, as Glance; default `<data dir>/staging`). With several, the reserved
+/// `[os_glance_staging_store]` store: a directory (`filesystem_store_datadir`, else that of
+/// `node_staging_uri`), or — Glint's `type` option — an s3, swift or rbd store every node
+/// reaches, so that any node can finish an import another staged.
+fn staging(ini: &Ini, data_dir: &Path, multi: bool) -> Result<BackendConfig, ConfigError> {
+    let staging_dir = match ini
+        .get("DEFAULT", "node_staging_uri")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        Some(uri) => PathBuf::from(uri.strip_prefix("file://").ok_or_else(|| {
+            ConfigError::invalid(
+                "DEFAULT",
+                "node_staging_uri",
+                format!("{uri:?} is not a file:// URI"),
+            )
+        })?),
+        None => data_dir.join("staging"),
+    };
+    let driver = if multi {
+        let kind = ini
+            .get(STAGING_STORE, "type")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or("file")
+            .to_ascii_lowercase();
+        driver(ini, STAGING_STORE, STAGING_STORE, &kind, staging_dir)?
+    } else {
+        DriverConfig::File(FileConfig {
+            name: STAGING_STORE.to_owned(),
+            datadirs: vec![DataDir {
+                path: staging_dir,
+                priority: 0,
+            }],
+            file_perm: None,
+            thin_provisioning: false,
+            fsync: true,
+        })
+    };
+    Ok(BackendConfig {
+        id: STAGING_STORE.to_owned(),
+        description: None,
+        weight: 0,
+        driver,
     })
 }
 

@@ -57,7 +57,7 @@ pub struct CopyRequest<'a> {
 
 impl DataService {
     /// The context copies run in: an operator's command, not a user's request.
-    fn operator() -> RequestContext {
+    pub(super) fn operator() -> RequestContext {
         RequestContext::unauthenticated_admin("glint-copy".to_owned())
     }
 

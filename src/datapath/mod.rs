@@ -9,6 +9,7 @@ mod copy;
 pub mod digest;
 mod download;
 mod error;
+mod import_data;
 pub mod inspect;
 mod limits;
 pub mod range;
@@ -24,7 +25,9 @@ pub use budget::ByteBudget;
 pub use copy::{CopyOutcome, CopyRequest};
 pub use download::{DataStream, Download};
 pub use error::DataError;
+pub use import_data::ImportedData;
 pub use scrub::ScrubReport;
+pub use upload::Beat;
 pub use upload::UploadRequest;
 
 use crate::config::DataPathConfig;

@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, Stream, StreamExt};
 use std::sync::Arc;
 
 use glint_store::{Chunk, Location, Store, StoreError, Stored, WriteOptions};
@@ -35,7 +36,10 @@ use super::DataService;
 use crate::domain::image::{self, Image};
 use crate::domain::policy::Action;
 use crate::domain::repository::Claimed;
-use crate::domain::{data_rules, DomainError, RequestContext, SaveOutcome, UploadedData};
+use crate::domain::tasks::{props, StagedData};
+use crate::domain::{
+    data_rules, DomainError, RequestContext, SaveOutcome, UploadTarget, UploadedData,
+};
 use crate::quota::Resource;
 
 /// Frames are gathered into chunks of about this size before they are shared out.
@@ -44,7 +48,7 @@ const BATCH_BYTES: usize = 1 << 20;
 const WRITER_DEPTH: usize = 4;
 /// What an upload's own pipeline (the batch being gathered, the chunks queued for the hashers
 /// and the writer) needs to flow, reserved next to a buffering writer's share.
-const PIPELINE_BYTES: u64 = 4 * BATCH_BYTES as u64;
+pub(super) const PIPELINE_BYTES: u64 = 4 * BATCH_BYTES as u64;
 /// How often a running upload tells the database it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// A client that sends nothing for this long has gone; its upload fails.
@@ -148,6 +152,11 @@ async fn write_loop(
     Err(WriterStop::Cancelled)
 }
 
+/// A running transfer's heartbeat, given the bytes received so far: false once the transfer
+/// has lost its claim (its image deleted, its job taken over).
+pub type Beat =
+    Arc<dyn Fn(u64) -> BoxFuture<'static, Result<bool, crate::domain::RepoError>> + Send + Sync>;
+
 /// The outcome of a heartbeat running beside the body; pending when none runs.
 async fn finish_touch(
     touching: &mut Option<tokio::task::JoinHandle<Result<bool, crate::domain::RepoError>>>,
@@ -183,6 +192,7 @@ impl DataService {
         Ok(())
     }
 
+    /// `PUT /v2/images/{id}/file`: the image's data, into a store.
     pub async fn upload<S, E>(
         &self,
         ctx: &RequestContext,
@@ -193,19 +203,57 @@ impl DataService {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
-        // As Glance: an unknown store is refused before the image is even looked at.
-        let requested = if self.stores.multi() {
-            request.store.as_deref()
-        } else {
-            None
+        self.receive(ctx, id, request, UploadTarget::Store).await
+    }
+
+    /// `PUT /v2/images/{id}/stage`: the image's data, into the staging store for an import.
+    pub async fn stage<S, E>(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        request: UploadRequest<S>,
+    ) -> Result<(), DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        self.receive(ctx, id, request, UploadTarget::Staging).await
+    }
+
+    async fn receive<S, E>(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        request: UploadRequest<S>,
+        target: UploadTarget,
+    ) -> Result<(), DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let (entry, image) = match target {
+            UploadTarget::Store => {
+                // As Glance: an unknown store is refused before the image is even looked at.
+                let requested = if self.stores.multi() {
+                    request.store.as_deref()
+                } else {
+                    None
+                };
+                let entry = self
+                    .stores
+                    .for_upload(requested)
+                    .map_err(|e| DataError::BadRequest(e.to_string()))?;
+                let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
+                data_rules::check_upload(&image)?;
+                (entry, image)
+            }
+            UploadTarget::Staging => {
+                let image = self.images.get_for(ctx, id, Action::ModifyImage).await?;
+                data_rules::check_stage(&image)?;
+                (self.stores.staging(), image)
+            }
         };
-        let entry = self
-            .stores
-            .for_upload(requested)
-            .map_err(|e| DataError::BadRequest(e.to_string()))?;
         let (store, store_id) = (entry.for_request(ctx)?, entry.id.clone());
-        let image = self.images.get_for(ctx, id, Action::UploadImage).await?;
-        data_rules::check_upload(&image)?;
         // Refuse what cannot fit before reading a byte (and before `100 Continue` goes out).
         let mut limits = self.limits_for(&image).await?;
         limits.declared = request.declared_size;
@@ -216,11 +264,16 @@ impl DataService {
         if store.capabilities().read_only {
             return Err(StoreError::ReadOnly { store: store_id }.into());
         }
-        // Keystone's unified limits: the announced size against image_size_total.
+        // Keystone's unified limits: the announced size against image_size_total (staged
+        // data: image_stage_total).
         let announced_mib =
             expected.map_or(0, |size| i64::try_from(size >> 20).unwrap_or(i64::MAX));
+        let resource = match target {
+            UploadTarget::Store => Resource::ImageSizeTotal,
+            UploadTarget::Staging => Resource::ImageStageTotal,
+        };
         self.images
-            .enforce_unified_limits(ctx, &[(Resource::ImageSizeTotal, announced_mib)])
+            .enforce_unified_limits(ctx, &[(resource, announced_mib)])
             .await?;
         let options = WriteOptions {
             size: expected,
@@ -250,15 +303,16 @@ impl DataService {
             .map(|(project, limit)| (project.as_str(), *limit));
         match self
             .uploads
-            .claim_upload(&image.id, &claim_token, image::now(), uploading)
+            .claim_upload(&image.id, &claim_token, image::now(), uploading, target)
             .await?
         {
             Claimed::Claimed => {}
             Claimed::Gone => return Err(DataError::DeletedDuringUpload(id.to_owned())),
             Claimed::Taken => {
-                return Err(DataError::Conflict(
-                    "Image status transition from saving to saving is not allowed".to_owned(),
-                ))
+                return Err(DataError::Conflict(format!(
+                    "Image status transition from {0} to {0} is not allowed",
+                    target.status()
+                )))
             }
             Claimed::OverLimit { count } => {
                 let (project, limit) = uploading.unwrap_or_default();
@@ -283,6 +337,7 @@ impl DataService {
                 request,
                 &limits,
                 &budget,
+                target,
             )
             .await
         {
@@ -312,6 +367,7 @@ impl DataService {
         request: UploadRequest<S>,
         limits: &Limits,
         budget: &ByteBudget,
+        target: UploadTarget,
     ) -> Result<u64, DataError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
@@ -320,7 +376,14 @@ impl DataService {
         // A store that cannot hold the announced size says so here, before the body is read.
         let writer = self.open_writer(image, store, options).await?;
         let (writer, digests, inspection, received) = self
-            .pump(image, claim, writer, request.body, limits, budget)
+            .pump(
+                image,
+                &self.upload_beat(image, claim),
+                writer,
+                request.body,
+                limits,
+                budget,
+            )
             .await?;
         if let Some(declared) = request.declared_size {
             if declared != received {
@@ -337,7 +400,7 @@ impl DataService {
         tokio::spawn(async move {
             let stored = writer.commit().await?;
             let mut recorded = service
-                .record_upload(&image, &claim, store.name(), &stored, &digests, &inspection, received)
+                .record_upload(target, &image, &claim, store.name(), &stored, &digests, &inspection, received)
                 .await;
             for delay in RECORD_RETRIES {
                 match &recorded {
@@ -345,7 +408,7 @@ impl DataService {
                         tracing::warn!(image.id = %image.id, error = %e, "recording the upload failed; retrying");
                         tokio::time::sleep(delay).await;
                         recorded = service
-                            .record_upload(&image, &claim, store.name(), &stored, &digests, &inspection, received)
+                            .record_upload(target, &image, &claim, store.name(), &stored, &digests, &inspection, received)
                             .await;
                     }
                     _ => break,
@@ -399,10 +462,19 @@ impl DataService {
         .map_err(|e| DataError::Internal(format!("finishing the upload failed: {e}")))?
     }
 
+    /// An upload's heartbeat: its claim on the image, touched.
+    fn upload_beat(&self, image: &Image, claim: &str) -> Beat {
+        let (repo, id, claim) = (self.uploads.clone(), image.id.clone(), claim.to_owned());
+        Arc::new(move |_received| {
+            let (repo, id, claim) = (repo.clone(), id.clone(), claim.clone());
+            async move { repo.touch_upload(&id, &claim, image::now()).await }.boxed()
+        })
+    }
+
     /// A writer for the image's data. Data already under the image's name can only be the
     /// remains of an upload whose node stopped after committing and before recording it (the
     /// image is claimed, so no upload is running, and it has no location): it is removed.
-    async fn open_writer(
+    pub(super) async fn open_writer(
         &self,
         image: &Image,
         store: &Arc<dyn Store>,
@@ -425,10 +497,10 @@ impl DataService {
 
     /// Streams the body through the digests into the writer. On success the writer is handed
     /// back for commit; on failure it has been aborted.
-    async fn pump<S, E>(
+    pub(super) async fn pump<S, E>(
         &self,
         image: &Image,
-        claim: &str,
+        beat: &Beat,
         writer: OpenWriter,
         mut body: S,
         limits: &Limits,
@@ -468,10 +540,7 @@ impl DataService {
                     // The database write runs beside the body, so its time never counts as
                     // the client's (the serving loop holds clients to a minimum rate).
                     _ = heartbeat.tick(), if touching.is_none() => {
-                        let (repo, id, claim) = (self.uploads.clone(), image.id.clone(), claim.to_owned());
-                        touching = Some(tokio::spawn(async move {
-                            repo.touch_upload(&id, &claim, image::now()).await
-                        }));
+                        touching = Some(tokio::spawn(beat(received)));
                         continue;
                     }
                     touched = finish_touch(&mut touching), if touching.is_some() => {
@@ -561,6 +630,7 @@ impl DataService {
     )]
     async fn record_upload(
         &self,
+        target: UploadTarget,
         image: &Image,
         claim: &str,
         store: &str,
@@ -575,10 +645,14 @@ impl DataService {
                 stored.size
             )));
         }
+        let size = i64::try_from(received).map_err(|_| DataError::SizeCapExceeded {
+            cap: i64::MAX as u64,
+        })?;
+        if target == UploadTarget::Staging {
+            return self.record_stage(image, claim, stored, digests, size).await;
+        }
         let data = UploadedData {
-            size: i64::try_from(received).map_err(|_| DataError::SizeCapExceeded {
-                cap: i64::MAX as u64,
-            })?,
+            size,
             virtual_size: inspection.virtual_size.and_then(|v| i64::try_from(v).ok()),
             checksum: digests.md5.clone(),
             os_hash_algo: digests.algorithm.clone(),
@@ -601,6 +675,57 @@ impl DataService {
             SaveOutcome::StatusChanged | SaveOutcome::OverQuota { .. } => Err(DataError::Conflict(
                 format!("Image {} changed status during the upload.", image.id),
             )),
+        }
+    }
+}
+
+impl DataService {
+    /// Records staged data: the image keeps `uploading`, now with the staged size (as Glance:
+    /// no checksum yet; the import computes the image's digests as it writes each store), and
+    /// `os_glance_stage_host` names this node where it has a URL.
+    async fn record_stage(
+        &self,
+        image: &Image,
+        claim: &str,
+        stored: &Stored,
+        digests: &Digests,
+        size: i64,
+    ) -> Result<(), DataError> {
+        let staged = StagedData {
+            image_id: image.id.to_string(),
+            location: stored.location.uri(),
+            size,
+            checksum: Some(digests.md5.clone()),
+            os_hash_value: Some(digests.value.clone()),
+            node: (!self.stores.staging_shared()).then(|| self.node_id.to_string()),
+            created_at: image::now(),
+        };
+        let set: Vec<(String, String)> = self
+            .config
+            .stage_host
+            .iter()
+            .map(|host| (props::STAGE_HOST.to_owned(), host.clone()))
+            .collect();
+        if self
+            .uploads
+            .record_staged(claim, &staged, &set, image::now())
+            .await?
+        {
+            Ok(())
+        } else {
+            let still_there = self
+                .images
+                .get_for(&Self::operator(), image.id.as_str(), Action::GetImage)
+                .await
+                .is_ok();
+            Err(if still_there {
+                DataError::Conflict(format!(
+                    "Image {} changed status during the upload.",
+                    image.id
+                ))
+            } else {
+                DataError::DeletedDuringUpload(image.id.to_string())
+            })
         }
     }
 }

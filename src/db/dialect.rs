@@ -52,6 +52,9 @@ pub trait Dialect: sqlx::Database {
     /// Appended to a SELECT that must lock the rows it reads until the transaction ends
     /// (SQLite has one writer: the transaction is the lock).
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    /// Appended to a SELECT that claims one row of a queue: rows other transactions hold are
+    /// passed over rather than waited for.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// `sql` as this database's driver takes it.
     fn sql(sql: &str) -> Cow<'_, str> {
@@ -139,6 +142,7 @@ impl Dialect for Postgres {
 impl Dialect for Sqlite {
     const LABEL: &'static str = "sqlite";
     const FOR_UPDATE: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
     const IMAGE_COLUMNS: &'static str = core_columns!("i.visibility");
     const IMAGE_SELECT: &'static str = concat!(
         core_columns!("i.visibility"),

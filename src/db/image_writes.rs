@@ -421,7 +421,7 @@ where
     /// Inserts or replaces properties, `ROWS_PER_INSERT` rows per statement. A property
     /// removed before comes back in its old row (Glance's unique key is `(image_id, name)`,
     /// deleted rows included), live again.
-    async fn upsert_properties<'a>(
+    pub(super) async fn upsert_properties<'a>(
         conn: &mut DB::Connection,
         id: &ImageId,
         properties: impl Iterator<Item = (&'a String, &'a String)>,

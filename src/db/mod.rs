@@ -9,6 +9,7 @@
 mod dialect;
 mod errors;
 mod image_writes;
+mod import_jobs;
 mod list_sql;
 mod members;
 mod pool;
@@ -18,6 +19,8 @@ mod repo;
 mod rows;
 mod schema;
 mod sql_builder;
+mod staging;
+mod tasks;
 mod uploads;
 
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, MySql, Postgres, Sqlite};
 
 use crate::config::database::{DatabaseConfig, DatabaseUrl};
+use crate::domain::tasks::TaskRepo;
 use crate::domain::{ImageRepo, UploadRepo};
 pub use dialect::Dialect;
 pub use pool::{DbPool, PoolLimits, PooledConnection};
@@ -239,6 +243,16 @@ impl Database {
     }
 
     pub fn upload_repo(&self) -> Arc<dyn UploadRepo> {
+        match self {
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
+            Database::Sqlite { read, write } => {
+                Arc::new(SqlRepo::new(read.clone(), write.clone(), true))
+            }
+        }
+    }
+
+    pub fn task_repo(&self) -> Arc<dyn TaskRepo> {
         match self {
             Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
             Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),

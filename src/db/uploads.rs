@@ -11,15 +11,18 @@ use super::repo::SqlRepo;
 use super::rows::{decode_location, to_db_time};
 use crate::domain::image::ImageId;
 use crate::domain::repository::{
-    Claimed, DataReference, SaveOutcome, StoredLocation, UploadRepo, UploadedData,
+    Claimed, DataReference, SaveOutcome, StoredLocation, UploadRepo, UploadTarget, UploadedData,
 };
 use crate::domain::RepoError;
 
-/// `queued → saving` under `claim` (also matching the image this claim holds already).
-const CLAIM: &str =
-    "UPDATE images SET status = 'saving', upload_claim = $1, upload_heartbeat = $2, \
-     updated_at = $3 WHERE id = $4 AND deleted = $5 \
-     AND (status = 'queued' OR (status = 'saving' AND upload_claim = $6))";
+/// `queued → saving` (or `uploading`, for a stage) under `claim` (also matching the image this
+/// claim holds already).
+const CLAIM: &str = "UPDATE images SET status = $1, upload_claim = $2, upload_heartbeat = $3, \
+     updated_at = $4 WHERE id = $5 AND deleted = $6 \
+     AND (status = 'queued' OR (status = $7 AND upload_claim = $8))";
+
+/// Images an upload or a stage holds (a staged image keeps `uploading` without a claim).
+const CLAIMED: &str = "(status = 'saving' OR (status = 'uploading' AND upload_claim IS NOT NULL))";
 
 #[async_trait]
 impl<DB> UploadRepo for SqlRepo<DB>
@@ -42,12 +45,15 @@ where
         claim: &str,
         now: DateTime<Utc>,
         uploading_limit: Option<(&str, i64)>,
+        target: UploadTarget,
     ) -> Result<Claimed, RepoError> {
         let now = to_db_time(now);
         let claimed = match uploading_limit {
             Some((project, limit)) => {
-                match retry_on_conflict(|| self.claim_counted(id, claim, now, project, limit))
-                    .await?
+                match retry_on_conflict(|| {
+                    self.claim_counted(id, claim, now, project, limit, target)
+                })
+                .await?
                 {
                     Ok(claimed) => claimed,
                     Err(count) => return Ok(Claimed::OverLimit { count }),
@@ -58,11 +64,13 @@ where
             None => {
                 retry_on_lost(&self.write, || async move {
                     sqlx::query::<DB>(&DB::sql(CLAIM))
+                        .bind(target.status().to_owned())
                         .bind(claim.to_owned())
                         .bind(now)
                         .bind(now)
                         .bind(id.to_string())
                         .bind(false)
+                        .bind(target.status().to_owned())
                         .bind(claim.to_owned())
                         .execute(&self.write)
                         .await
@@ -128,10 +136,10 @@ where
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
         retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(&DB::sql(
+            sqlx::query::<DB>(&DB::sql(&format!(
                 "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
                  upload_claim = NULL, upload_heartbeat = NULL \
-                 WHERE status = 'saving' AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)",
+                 WHERE {CLAIMED} AND deleted = $2 AND (upload_heartbeat IS NULL OR upload_heartbeat < $3)")
             ))
             .bind(to_db_time(now))
             .bind(false)
@@ -151,10 +159,10 @@ where
     ) -> Result<u64, RepoError> {
         let length = i32::try_from(claim_prefix.len()).unwrap_or(i32::MAX);
         retry_on_lost(&self.write, || async move {
-            sqlx::query::<DB>(&DB::sql(
+            sqlx::query::<DB>(&DB::sql(&format!(
                 "UPDATE images SET status = 'queued', size = NULL, virtual_size = NULL, updated_at = $1, \
                  upload_claim = NULL, upload_heartbeat = NULL \
-                 WHERE status = 'saving' AND deleted = $2 AND SUBSTR(upload_claim, 1, $3) = $4",
+                 WHERE {CLAIMED} AND deleted = $2 AND SUBSTR(upload_claim, 1, $3) = $4")
             ))
             .bind(to_db_time(now))
             .bind(false)
@@ -459,6 +467,7 @@ where
         now: NaiveDateTime,
         project: &str,
         limit: i64,
+        target: UploadTarget,
     ) -> Result<Result<u64, i64>, RepoError> {
         let mut tx = self.begin_counting(project).await?;
         let count: i64 = sqlx::query_scalar::<DB, i64>(&DB::sql(
@@ -478,11 +487,13 @@ where
             return Ok(Err(count));
         }
         let claimed = sqlx::query::<DB>(&DB::sql(CLAIM))
+            .bind(target.status().to_owned())
             .bind(claim.to_owned())
             .bind(now)
             .bind(now)
             .bind(id.to_string())
             .bind(false)
+            .bind(target.status().to_owned())
             .bind(claim.to_owned())
             .execute(&mut *tx)
             .await

@@ -22,6 +22,17 @@ pub fn check_upload(image: &Image) -> DomainResult<()> {
     Ok(())
 }
 
+/// A stage takes the image `queued → uploading`; its formats may still be unset.
+pub fn check_stage(image: &Image) -> DomainResult<()> {
+    if !image.status.can_become(ImageStatus::Uploading) {
+        return Err(DomainError::conflict(format!(
+            "Image status transition from {} to uploading is not allowed",
+            image.status
+        )));
+    }
+    Ok(())
+}
+
 /// A deactivated image's data is for administrators only.
 pub fn check_download(image: &Image, ctx: &RequestContext) -> DomainResult<()> {
     if image.status == ImageStatus::Deactivated && !ctx.is_admin {

@@ -141,7 +141,7 @@ impl ImageService {
 
     /// `action` on an existing image. A refusal is 404 when the caller may not even see the
     /// image (`get_image` refuses too), 403 otherwise: Glance reveals no image this way.
-    fn authorize_on(
+    pub fn authorize_on(
         &self,
         ctx: &RequestContext,
         action: Action,
@@ -169,6 +169,11 @@ impl ImageService {
                 member: None,
             },
         )
+    }
+
+    /// `limit_param_default` and `api_limit_max`, which other listings share.
+    pub fn page_limits(&self) -> PageLimits {
+        self.limits.page
     }
 
     /// Whether the caller is an administrator by the policy (`context_is_admin`).
@@ -282,7 +287,8 @@ impl ImageService {
         self.get_for(ctx, id, Action::GetImage).await
     }
 
-    async fn get_visible(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
+    /// An image the caller may see (no other rule asked).
+    pub async fn get_visible(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
         let not_found = || DomainError::image_not_found(id);
         let image_id = ImageId::parse(id).ok_or_else(not_found)?;
         let image = self.repo.get(&image_id).await?.ok_or_else(not_found)?;

@@ -19,6 +19,7 @@ mod quotas;
 pub mod repository;
 pub mod schema;
 pub mod status;
+pub mod tasks;
 
 pub use context::RequestContext;
 pub use error::{DomainError, RepoError};
@@ -26,6 +27,6 @@ pub use image::{Image, ImageId, Visibility};
 pub use images::{ImageLimits, ImageService};
 pub use repository::{
     CountLimits, Counted, DataReference, ImageRepo, SaveOutcome, StoredLocation, UploadRepo,
-    UploadedData,
+    UploadTarget, UploadedData,
 };
 pub use status::ImageStatus;

@@ -23,6 +23,10 @@ pub enum Action {
     DeleteImageLocation,
     /// `GET /v2/info/stores/detail`.
     StoresInfoDetail,
+    /// The copy-image import method.
+    CopyImage,
+    /// The tasks API.
+    TasksApiAccess,
     GetMembers,
     GetMember,
     AddMember,
@@ -47,6 +51,8 @@ impl Action {
             Action::DownloadImage => "download_image",
             Action::DeleteImageLocation => "delete_image_location",
             Action::StoresInfoDetail => "stores_info_detail",
+            Action::CopyImage => "copy_image",
+            Action::TasksApiAccess => "tasks_api_access",
             Action::GetMembers => "get_members",
             Action::GetMember => "get_member",
             Action::AddMember => "add_member",

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::error::RepoError;
 use super::image::{Image, ImageId};
 use super::listing::{ListQuery, Viewer};
+use super::tasks::StagingRepo;
 
 /// The outcome of `UploadRepo::claim_upload`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,9 +231,28 @@ pub trait ImageRepo: Send + Sync + std::fmt::Debug + 'static {
 
 /// What the data path needs from the metadata database: upload claims, locations, and the
 /// bookkeeping of data removal. Implemented by the same repositories as `ImageRepo`.
+/// Where an upload's data goes, which decides the status its claim gives the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadTarget {
+    /// `PUT /file`: `queued → saving`.
+    Store,
+    /// `PUT /stage`: `queued → uploading`.
+    Staging,
+}
+
+impl UploadTarget {
+    pub fn status(self) -> &'static str {
+        match self {
+            UploadTarget::Store => "saving",
+            UploadTarget::Staging => "uploading",
+        }
+    }
+}
+
 #[async_trait]
-pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
-    /// Claims a queued image for an upload (`queued → saving`), recording `claim`, a token
+pub trait UploadRepo: StagingRepo + Send + Sync + std::fmt::Debug + 'static {
+    /// Claims a queued image for an upload (`queued → saving`, or `uploading` for a stage),
+    /// recording `claim`, a token
     /// only that upload knows. `Taken` if another upload (or anything else) was first. With
     /// `uploading_limit` (a project and its `image_count_uploading`), the project's uploads
     /// in progress are counted under a lock on the project in the claim's transaction, and
@@ -243,6 +263,7 @@ pub trait UploadRepo: Send + Sync + std::fmt::Debug + 'static {
         claim: &str,
         now: DateTime<Utc>,
         uploading_limit: Option<(&str, i64)>,
+        target: UploadTarget,
     ) -> Result<Claimed, RepoError>;
 
     /// Records a finished upload: `saving → active` with the data's size and digests and its

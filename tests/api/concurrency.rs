@@ -83,7 +83,7 @@ all_databases!(fn claims_counted_against_the_uploading_limit_never_overshoot_it(
         async move {
             let claim = uuid::Uuid::new_v4().to_string();
             uploads
-                .claim_upload(id, &claim, glint::domain::image::now(), Some(("busy", 2)))
+                .claim_upload(id, &claim, glint::domain::image::now(), Some(("busy", 2)), glint::domain::UploadTarget::Store)
                 .await
         }
     });

@@ -217,6 +217,8 @@ impl TestApp {
         prepare(&database).await;
         database.sync().await.expect("migrations apply");
         let services = glint::services(&config, &database).expect("services start");
+        // Imports run as the serving node runs them.
+        tokio::spawn(services.imports.clone().run_jobs());
         let router = glint::app(&config, &services);
         std::fs::create_dir_all(dir.path().join("images")).expect("store directory");
         let images_dir =

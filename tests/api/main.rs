@@ -17,6 +17,7 @@ mod images_create;
 mod images_delete;
 mod images_list;
 mod images_update;
+mod imports;
 mod keystone_auth;
 mod locations_shown;
 mod maintenance;

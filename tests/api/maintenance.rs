@@ -47,7 +47,7 @@ async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
 all_databases!(fn maintenance_reconciles_and_scrubs_at_once_when_scrubbing_in_serve(app, "[DEFAULT]\ndelayed_delete = true\nscrub_in_serve = true\n") {
     let abandoned = abandoned_upload(&app).await;
     let deleted = data_waiting_for_the_scrubber(&app).await;
-    let task = tokio::spawn(glint::maintenance::run(app.services.data.clone(), app.config.datapath.clone()));
+    let task = tokio::spawn(glint::maintenance::run(app.services.data.clone(), app.services.imports.clone(), app.config.datapath.clone()));
     assert!(eventually(async || status_of(&app, &abandoned).await == "queued").await);
     assert!(eventually(async || app.stored_files().is_empty()).await, "{:?}", app.stored_files());
     assert_eq!(status_of(&app, &deleted).await, "deleted");
@@ -57,7 +57,7 @@ all_databases!(fn maintenance_reconciles_and_scrubs_at_once_when_scrubbing_in_se
 all_databases!(fn maintenance_leaves_deleted_data_alone_without_scrub_in_serve(app, "[DEFAULT]\ndelayed_delete = true\n") {
     let abandoned = abandoned_upload(&app).await;
     let deleted = data_waiting_for_the_scrubber(&app).await;
-    let task = tokio::spawn(glint::maintenance::run(app.services.data.clone(), app.config.datapath.clone()));
+    let task = tokio::spawn(glint::maintenance::run(app.services.data.clone(), app.services.imports.clone(), app.config.datapath.clone()));
     assert!(eventually(async || status_of(&app, &abandoned).await == "queued").await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.stored_files(), [deleted.as_str()]);

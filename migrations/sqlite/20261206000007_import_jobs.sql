@@ -1,0 +1,21 @@
+-- SQLite twin of migrations/postgres: import jobs and staged data.
+CREATE TABLE glint_import_jobs (
+    task_id    VARCHAR(36)  PRIMARY KEY,
+    image_id   VARCHAR(36)  NOT NULL,
+    spec       TEXT         NOT NULL,
+    node       VARCHAR(255),
+    claim      VARCHAR(255),
+    heartbeat  TIMESTAMP,
+    attempts   INTEGER      NOT NULL,
+    created_at TIMESTAMP    NOT NULL
+);
+CREATE INDEX glint_ix_import_jobs_image ON glint_import_jobs (image_id);
+CREATE TABLE glint_staged_data (
+    image_id      VARCHAR(36)  PRIMARY KEY,
+    location      TEXT         NOT NULL,
+    size          BIGINT       NOT NULL,
+    checksum      VARCHAR(32),
+    os_hash_value VARCHAR(128),
+    node          VARCHAR(255),
+    created_at    TIMESTAMP    NOT NULL
+);

@@ -1,0 +1,223 @@
+//! Options of interoperable import: `[DEFAULT] enabled_import_methods`,
+//! `[import_filtering_opts]`, `[image_import_opts]`, `[task]`,
+//! `[wsgi] task_pool_threads`. Where staged data lives is a store (`StoresConfig::staging`).
+
+use std::time::Duration;
+
+use super::ini::Ini;
+use super::{parse_int, ConfigError};
+
+/// The import methods Glance knows, in its order.
+pub const IMPORT_METHODS: [&str; 4] = [
+    "glance-direct",
+    "web-download",
+    "copy-image",
+    "glance-download",
+];
+
+/// The import plugins Glint runs (Glance's names).
+pub const IMPORT_PLUGINS: [&str; 4] = [
+    "no_op",
+    "image_conversion",
+    "image_decompression",
+    "inject_image_metadata",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConfig {
+    /// `[DEFAULT] enabled_import_methods` (glance-direct, web-download, copy-image).
+    pub methods: Vec<String>,
+    /// `[import_filtering_opts]`: which URLs web-download may fetch.
+    pub filtering: UrlFilterConfig,
+    /// `[image_import_opts] image_import_plugins` (none), in the order they run.
+    pub plugins: Vec<String>,
+    /// `[task] task_time_to_live` (48 hours): how long a finished task stays visible.
+    pub task_time_to_live: Duration,
+    /// `[wsgi] task_pool_threads` (16): import jobs one node runs at once.
+    pub workers: usize,
+    /// `[DEFAULT] web_download_timeout` (Glint, 60 s): a remote that sends nothing for this
+    /// long (no answer, or a body that stops) fails its web-download.
+    pub remote_timeout: Duration,
+}
+
+/// `[import_filtering_opts]`: a non-empty allow list makes its deny list moot (Glance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlFilterConfig {
+    pub allowed_schemes: Vec<String>,
+    pub disallowed_schemes: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub disallowed_hosts: Vec<String>,
+    pub allowed_ports: Vec<u16>,
+    pub disallowed_ports: Vec<u16>,
+}
+
+impl Default for UrlFilterConfig {
+    fn default() -> UrlFilterConfig {
+        UrlFilterConfig {
+            allowed_schemes: vec!["http".into(), "https".into()],
+            disallowed_schemes: Vec::new(),
+            allowed_hosts: Vec::new(),
+            disallowed_hosts: Vec::new(),
+            allowed_ports: vec![80, 443],
+            disallowed_ports: Vec::new(),
+        }
+    }
+}
+
+impl ImportConfig {
+    pub fn from_ini(ini: &Ini) -> Result<ImportConfig, ConfigError> {
+        let methods = match bracketed_list(ini, "DEFAULT", "enabled_import_methods") {
+            Some(methods) => methods,
+            None => IMPORT_METHODS[..3]
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+        };
+        if let Some(unknown) = methods
+            .iter()
+            .find(|m| !IMPORT_METHODS.contains(&m.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                "DEFAULT",
+                "enabled_import_methods",
+                format!("unknown import method {unknown:?}"),
+            ));
+        }
+        let plugins =
+            bracketed_list(ini, "image_import_opts", "image_import_plugins").unwrap_or_default();
+        if let Some(unknown) = plugins
+            .iter()
+            .find(|p| !IMPORT_PLUGINS.contains(&p.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                "image_import_opts",
+                "image_import_plugins",
+                format!("unknown import plugin {unknown:?}"),
+            ));
+        }
+        let hours = parse_int(ini, "task", "task_time_to_live", 48, 0, 24 * 365 * 100)?;
+        Ok(ImportConfig {
+            methods,
+            filtering: UrlFilterConfig::from_ini(ini)?,
+            plugins,
+            task_time_to_live: Duration::from_secs(hours as u64 * 3600),
+            workers: parse_int(ini, "wsgi", "task_pool_threads", 16, 1, 1024)? as usize,
+            remote_timeout: Duration::from_secs(parse_int(
+                ini,
+                "DEFAULT",
+                "web_download_timeout",
+                60,
+                1,
+                86_400,
+            )? as u64),
+        })
+    }
+
+    pub fn enabled(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+}
+
+impl UrlFilterConfig {
+    fn from_ini(ini: &Ini) -> Result<UrlFilterConfig, ConfigError> {
+        const SECTION: &str = "import_filtering_opts";
+        let defaults = UrlFilterConfig::default();
+        let lower = |option| {
+            bracketed_list(ini, SECTION, option)
+                .map(|items| items.iter().map(|i| i.to_ascii_lowercase()).collect())
+        };
+        let ports = |option: &'static str| -> Result<Option<Vec<u16>>, ConfigError> {
+            bracketed_list(ini, SECTION, option)
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|p| {
+                            p.parse::<u16>().map_err(|_| {
+                                ConfigError::invalid(
+                                    SECTION,
+                                    option,
+                                    format!("{p:?} is not a port"),
+                                )
+                            })
+                        })
+                        .collect()
+                })
+                .transpose()
+        };
+        Ok(UrlFilterConfig {
+            allowed_schemes: lower("allowed_schemes").unwrap_or(defaults.allowed_schemes),
+            disallowed_schemes: lower("disallowed_schemes").unwrap_or_default(),
+            allowed_hosts: lower("allowed_hosts").unwrap_or_default(),
+            disallowed_hosts: lower("disallowed_hosts").unwrap_or_default(),
+            allowed_ports: ports("allowed_ports")?.unwrap_or(defaults.allowed_ports),
+            disallowed_ports: ports("disallowed_ports")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// An oslo.config list that may be written in brackets, its items optionally quoted
+/// (`[glance-direct, 'web-download']`), as Glance's import options are.
+pub(crate) fn bracketed_list(ini: &Ini, section: &str, option: &str) -> Option<Vec<String>> {
+    let value = ini.get(section, option)?.trim();
+    let inner = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    Some(
+        inner
+            .split(',')
+            .map(|item| item.trim().trim_matches(|c| c == '\'' || c == '"').trim())
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ImportConfig, ConfigError> {
+        ImportConfig::from_ini(&Ini::parse(text).expect("ini"))
+    }
+
+    #[test]
+    fn defaults_are_glances() {
+        let config = parse("").expect("defaults");
+        assert_eq!(
+            config.methods,
+            ["glance-direct", "web-download", "copy-image"]
+        );
+        assert_eq!(config.filtering, UrlFilterConfig::default());
+        assert!(config.plugins.is_empty());
+        assert_eq!(config.task_time_to_live, Duration::from_secs(48 * 3600));
+        assert_eq!(config.workers, 16);
+    }
+
+    #[test]
+    fn lists_may_be_bracketed_and_quoted() {
+        let config = parse(
+            "[DEFAULT]\nenabled_import_methods = [glance-direct, 'web-download']\n\
+             [import_filtering_opts]\nallowed_ports = [80,8080]\ndisallowed_hosts = Example.COM\n\
+             [image_import_opts]\nimage_import_plugins = ['image_conversion']\n",
+        )
+        .expect("config");
+        assert_eq!(config.methods, ["glance-direct", "web-download"]);
+        assert_eq!(config.filtering.allowed_ports, [80, 8080]);
+        assert_eq!(config.filtering.disallowed_hosts, ["example.com"]);
+        assert_eq!(config.plugins, ["image_conversion"]);
+        let config = parse("[DEFAULT]\nenabled_import_methods = []\n").expect("config");
+        assert!(config.methods.is_empty());
+    }
+
+    #[test]
+    fn unknown_methods_plugins_and_ports_are_refused() {
+        for text in [
+            "[DEFAULT]\nenabled_import_methods = glance-direct,ftp-download\n",
+            "[image_import_opts]\nimage_import_plugins = [shrink]\n",
+            "[import_filtering_opts]\nallowed_ports = 80,http\n",
+        ] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+    }
+}

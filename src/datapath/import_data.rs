@@ -1,0 +1,245 @@
+//! The data half of an import: a source stream (staged data, a remote URL) written into a
+//! store through the same digests, inspection, limits and memory budget as an upload, and
+//! staged data read back or removed. Recording is the import job's: it records a copy under
+//! its image's lock, or has the copy discarded.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use glint_store::{ByteStream, Location, ReaderBody, Store, StoreError, Stored, WriteOptions};
+use std::sync::Arc;
+
+use super::error::DataError;
+use super::upload::{Beat, PIPELINE_BYTES};
+use super::DataService;
+use crate::domain::image::{self, Image};
+use crate::domain::tasks::StagedData;
+use crate::domain::UploadedData;
+
+/// A copy an import wrote and committed, not recorded yet.
+#[derive(Debug)]
+pub struct ImportedData {
+    /// The store's id (`None` with a single store).
+    pub store: Option<String>,
+    pub stored: Stored,
+    /// What the image records of it.
+    pub data: UploadedData,
+}
+
+/// A source that broke off is the remote's failure (or the staging store's), not a client's.
+fn source_failure(error: DataError) -> DataError {
+    match error {
+        DataError::ClientGone(why) => DataError::BadRequest(why),
+        other => other,
+    }
+}
+
+impl DataService {
+    /// Writes `source` into store `store` (`None`: the default) as the data of `image`.
+    /// `expected`: the size the data must have (staged, or announced by a remote).
+    pub async fn import_into<S, E>(
+        &self,
+        image: &Image,
+        store: Option<&str>,
+        source: S,
+        expected: Option<u64>,
+        beat: &Beat,
+    ) -> Result<ImportedData, DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let entry = self
+            .stores
+            .for_upload(store)
+            .map_err(|e| DataError::BadRequest(e.to_string()))?;
+        let target = entry.store.clone();
+        if target.capabilities().read_only {
+            return Err(StoreError::ReadOnly {
+                store: entry.id.clone(),
+            }
+            .into());
+        }
+        let limits = self.limits_for(image).await?;
+        if let Some(size) = expected {
+            limits.check(size)?;
+        }
+        let options = WriteOptions {
+            size: expected,
+            max_size: limits.max_size(),
+            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
+        };
+        let budget = match target.write_buffer(&options)? {
+            0 => self.budget.clone(),
+            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
+        };
+        let writer = self.open_writer(image, &target, &options).await?;
+        let (writer, digests, inspection, received) = self
+            .pump(image, beat, writer, source, &limits, &budget)
+            .await
+            .map_err(source_failure)?;
+        if let Some(expected) = expected.filter(|e| *e != received) {
+            writer.abort().await?;
+            return Err(DataError::BadRequest(format!(
+                "the source gave {received} bytes where {expected} were expected"
+            )));
+        }
+        let stored = writer.commit().await?;
+        let size = i64::try_from(received).map_err(|_| DataError::SizeCapExceeded {
+            cap: i64::MAX as u64,
+        })?;
+        let store_id = self.stores.multi().then(|| entry.id.clone());
+        Ok(ImportedData {
+            data: UploadedData {
+                size,
+                virtual_size: inspection.virtual_size.and_then(|v| i64::try_from(v).ok()),
+                checksum: digests.md5.clone(),
+                os_hash_algo: digests.algorithm.clone(),
+                os_hash_value: digests.value.clone(),
+                location: stored.location.uri(),
+                metadata: match &store_id {
+                    Some(id) => serde_json::json!({ "store": id }).to_string(),
+                    None => "{}".to_owned(),
+                },
+            },
+            store: store_id,
+            stored,
+        })
+    }
+
+    /// Removes a copy the import could not record.
+    pub async fn discard(&self, imported: &ImportedData) {
+        let entry = self.stores.for_upload(imported.store.as_deref());
+        let Ok(entry) = entry else { return };
+        match entry.store.delete(&imported.stored.location).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => tracing::error!(location = %imported.stored.location, error = %e,
+                "cannot remove the data of an import that could not be recorded"),
+        }
+    }
+
+    /// Removes the data at `url` from whichever configured store holds it (a copy an import
+    /// recorded and then gave up, all its stores having to succeed).
+    pub async fn remove_copy_at(&self, url: &str) {
+        let Ok(location) = Location::parse(url) else {
+            return;
+        };
+        let Some(entry) = self.stores.for_location(&location, None) else {
+            return;
+        };
+        match entry.store.delete(&location).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => tracing::error!(%location, error = %e, "cannot remove an import's copy"),
+        }
+    }
+
+    /// The node whose local disk staged data lives on, `None` when every node reaches the
+    /// staging store.
+    pub fn staging_node(&self) -> Option<String> {
+        (!self.stores.staging_shared()).then(|| self.node_id.to_string())
+    }
+
+    /// The image's staged data, if any is recorded.
+    pub async fn staged(
+        &self,
+        image_id: &crate::domain::ImageId,
+    ) -> Result<Option<StagedData>, crate::domain::RepoError> {
+        self.uploads.staged(image_id.as_str()).await
+    }
+
+    /// Staged data (on `node`'s disk, or shared when `None`) no image needs any more.
+    pub async fn staged_unneeded(
+        &self,
+        node: Option<&str>,
+    ) -> Result<Vec<StagedData>, crate::domain::RepoError> {
+        self.uploads.staged_unneeded(node).await
+    }
+
+    /// Staged data, read whole.
+    pub async fn open_staged(&self, staged: &StagedData) -> Result<ByteStream, DataError> {
+        let store = self.stores.staging().store.clone();
+        let location = Location::parse(&staged.location)?;
+        let reader = store.reader(&location, None).await?;
+        Ok(match reader.body {
+            ReaderBody::Stream(stream) => stream,
+            ReaderBody::File(file) => {
+                super::download::file_stream(file, reader.range, location.to_string())
+            }
+        })
+    }
+
+    /// Writes `source` into the staging store for `image` (a download an import stages
+    /// before plugins or several stores read it) and records it as the image's staged data.
+    pub async fn stage_stream<S, E>(
+        &self,
+        image: &Image,
+        source: S,
+        expected: Option<u64>,
+        beat: &Beat,
+    ) -> Result<StagedData, DataError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let store: Arc<dyn Store> = self.stores.staging().store.clone();
+        let limits = self.limits_for(image).await?;
+        if let Some(size) = expected {
+            limits.check(size)?;
+        }
+        let options = WriteOptions {
+            size: expected,
+            max_size: limits.max_size(),
+            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
+        };
+        let budget = match store.write_buffer(&options)? {
+            0 => self.budget.clone(),
+            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
+        };
+        // Whatever an earlier attempt staged is replaced.
+        let writer = match store.writer(image.id.as_str(), &options).await {
+            Err(StoreError::AlreadyExists(location)) => {
+                store.delete(&Location::parse(&location)?).await?;
+                store.writer(image.id.as_str(), &options).await?
+            }
+            other => other?,
+        };
+        let writer = super::writer::OpenWriter::new(writer, store.name());
+        // Inspected now too, so that unsafe data is refused before it is staged whole.
+        let (writer, digests, _, received) = self
+            .pump(image, beat, writer, source, &limits, &budget)
+            .await
+            .map_err(source_failure)?;
+        if let Some(expected) = expected.filter(|e| *e != received) {
+            writer.abort().await?;
+            return Err(DataError::BadRequest(format!(
+                "the source gave {received} bytes where {expected} were expected"
+            )));
+        }
+        let stored = writer.commit().await?;
+        let staged = StagedData {
+            image_id: image.id.to_string(),
+            location: stored.location.uri(),
+            size: i64::try_from(received).map_err(|_| DataError::SizeCapExceeded {
+                cap: i64::MAX as u64,
+            })?,
+            checksum: Some(digests.md5),
+            os_hash_value: Some(digests.value),
+            node: self.staging_node(),
+            created_at: image::now(),
+        };
+        self.uploads.put_staged(&staged).await?;
+        Ok(staged)
+    }
+
+    /// Removes staged data and its record.
+    pub async fn remove_staged(&self, staged: &StagedData) -> Result<(), DataError> {
+        let store = self.stores.staging().store.clone();
+        match store.delete(&Location::parse(&staged.location)?).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.uploads
+            .remove_staged(&staged.image_id, &staged.location)
+            .await?;
+        Ok(())
+    }
+}

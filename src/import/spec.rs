@@ -1,0 +1,68 @@
+//! What an import job does, as its row keeps it (JSON): checked once by `POST /import`, read
+//! by whichever node runs the job.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum ImportMethod {
+    /// Data staged by `PUT /stage`.
+    GlanceDirect,
+    /// Data fetched from a URL (checked again on every redirect).
+    WebDownload { uri: String },
+    /// The image's own data, copied into more stores.
+    CopyImage,
+}
+
+impl ImportMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ImportMethod::GlanceDirect => "glance-direct",
+            ImportMethod::WebDownload { .. } => "web-download",
+            ImportMethod::CopyImage => "copy-image",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSpec {
+    pub method: ImportMethod,
+    /// The target stores, in order; `[None]` with a single store.
+    pub stores: Vec<Option<String>>,
+    pub all_stores_must_succeed: bool,
+}
+
+impl ImportSpec {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Result<ImportSpec, String> {
+        serde_json::from_str(text).map_err(|e| format!("unreadable import job: {e}"))
+    }
+
+    /// The named stores (none with a single store).
+    pub fn store_ids(&self) -> impl Iterator<Item = &str> {
+        self.stores.iter().flatten().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip() {
+        let spec = ImportSpec {
+            method: ImportMethod::WebDownload {
+                uri: "https://example.com/x.qcow2".into(),
+            },
+            stores: vec![Some("fast".into()), Some("cheap".into())],
+            all_stores_must_succeed: false,
+        };
+        let json = spec.to_json();
+        assert!(json.contains("\"name\":\"web-download\""), "{json}");
+        assert_eq!(ImportSpec::from_json(&json), Ok(spec));
+        assert!(ImportSpec::from_json("{}").is_err());
+    }
+}
