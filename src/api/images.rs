@@ -77,7 +77,12 @@ impl Serialize for ImageView<'_> {
         let image = self.image;
         let shown = self.shown;
         let mut map = serializer.serialize_map(Some(image.properties.len() + 24))?;
-        for (key, value) in &image.properties {
+        // Where the data was staged names an API node: Glance never shows it.
+        for (key, value) in image
+            .properties
+            .iter()
+            .filter(|(key, _)| key.as_str() != crate::domain::tasks::props::STAGE_HOST)
+        {
             map.serialize_entry(key, value)?;
         }
         let id = image.id.as_str();

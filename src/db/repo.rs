@@ -178,7 +178,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let sql = format!(
-            "UPDATE images SET {set} WHERE id = $2 AND status = 'saving' AND deleted = $3 AND upload_claim = $4"
+            "UPDATE images SET {set} WHERE id = $2 AND status IN ('saving', 'uploading') AND deleted = $3 AND upload_claim = $4"
         );
         // Conditional on the claim: repeating it after a lost connection changes nothing more.
         let sql = &sql;

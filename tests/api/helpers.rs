@@ -138,7 +138,19 @@ fn shared_runtime_note() {
 impl TestApp {
     /// An app with extra config lines (INI text appended to the database settings).
     pub async fn start(backend: Backend, extra_config: &str) -> TestApp {
+        let app = Self::start_idle(backend, extra_config).await;
+        app.run_jobs();
+        app
+    }
+
+    /// `start`, with no import runner (`run_jobs` starts it).
+    pub async fn start_idle(backend: Backend, extra_config: &str) -> TestApp {
         Self::start_prepared(backend, extra_config, |_| Box::pin(async {})).await
+    }
+
+    /// Runs import jobs as a serving node does.
+    pub fn run_jobs(&self) {
+        tokio::spawn(self.services.imports.clone().run_jobs());
     }
 
     /// `start`, with `prepare` run on the new, empty database before `glint db sync` (to
@@ -217,8 +229,6 @@ impl TestApp {
         prepare(&database).await;
         database.sync().await.expect("migrations apply");
         let services = glint::services(&config, &database).expect("services start");
-        // Imports run as the serving node runs them.
-        tokio::spawn(services.imports.clone().run_jobs());
         let router = glint::app(&config, &services);
         std::fs::create_dir_all(dir.path().join("images")).expect("store directory");
         let images_dir =

@@ -391,3 +391,197 @@ all_databases!(fn legacy_import_tasks_create_and_fill_an_image(app, LAB) {
     assert_eq!(imported["status"], "active");
     assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
 });
+
+fn crafted(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/formats")
+            .join(name),
+    )
+    .expect("crafted image")
+}
+
+all_databases!(fn unsafe_data_is_refused_at_stage_and_at_import(app, LAB) {
+    let data = crafted("qcow2-backing-file.qcow2");
+    // Declared qcow2: the stage itself refuses it at the header.
+    let image = app.create_image(json!({"disk_format": "qcow2", "container_format": "bare"})).await;
+    let id = image["id"].as_str().unwrap_or_default().to_owned();
+    let refused = stage(&app, &id, data.clone()).await;
+    refused.assert_status(415);
+    assert_eq!(refused.error_detail(), "Image failed safety checks");
+    assert_eq!(self::image(&app, &id).await["status"], "queued");
+    assert!(files_in(&app.data_dir().join("staging")).is_empty());
+    // Fetched from a remote: the task fails with the same words, nothing stays anywhere.
+    let remote = Remote::start(data).await;
+    import(&app, &id, json!({"method": {"name": "web-download", "uri": remote.url("/image")}})).await.assert_status(202);
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "failure");
+    assert_eq!(task["message"], "Image failed safety checks");
+    assert_eq!(self::image(&app, &id).await["status"], "queued");
+    assert!(app.stored_files().is_empty());
+});
+
+all_databases!(fn a_failed_glance_direct_import_stays_importing_as_in_glance(app, TWO_STORES) {
+    // The data turns out unsafe only once the formats are known: staged as raw, the image is
+    // then changed to qcow2 while uploading, and the import refuses it.
+    let id = app.create_image(json!({"disk_format": "raw", "container_format": "bare"})).await["id"]
+        .as_str().unwrap_or_default().to_owned();
+    stage(&app, &id, crafted("qcow2-backing-file.qcow2")).await.assert_status(415);
+    let data = sample(10_000, 3);
+    stage(&app, &id, data).await.assert_status(204);
+    app.execute(&format!("UPDATE images SET disk_format = 'qcow2' WHERE id = '{id}'")).await;
+    import(&app, &id, json!({"method": {"name": "glance-direct"}, "stores": ["fast", "cheap"]})).await.assert_status(202);
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "failure");
+    assert_eq!(task["message"], "Image disk_format qcow2 does not match stream data raw");
+    let after = self::image(&app, &id).await;
+    // Glance leaves it importing, its data staged, the store that failed listed.
+    assert_eq!(after["status"], "importing");
+    assert_eq!(after["os_glance_failed_import"], "fast");
+    assert_eq!(after["os_glance_importing_to_stores"], "");
+    assert!(after.get("os_glance_import_task").is_none());
+    assert_eq!(files_in(&app.data_dir().join("staging")).len(), 1);
+    assert!(files_in(&app.data_dir().join("fast")).is_empty());
+});
+
+/// The tests below start their node without its runner, to stand in for nodes that died.
+async fn stalled_app(backend: crate::helpers::Backend, config: &str) -> TestApp {
+    TestApp::start_idle(backend, config).await
+}
+
+async fn a_job_whose_node_died_is_taken_over(backend: crate::helpers::Backend) {
+    let app = stalled_app(backend, "").await;
+    let id = app.create_raw_image().await;
+    let data = sample(100_000, 8);
+    stage(&app, &id, data.clone()).await.assert_status(204);
+    import(&app, &id, json!({"method": {"name": "glance-direct"}}))
+        .await
+        .assert_status(202);
+    // Another import of the same image is refused while this one holds the lock.
+    let image = self::image(&app, &id).await;
+    assert_eq!(image["status"], "importing");
+    let task_id = image["os_glance_import_task"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let pending = app.get(&format!("/v2/tasks/{task_id}")).await.json();
+    assert_eq!(pending["status"], "pending");
+    // The data is staged on this node's disk: only this node (restarted) may run the job.
+    let tasks = app.database.task_repo();
+    let then = glint::domain::image::now() - chrono::Duration::minutes(10);
+    assert!(tasks
+        .claim_job("other-node", "other-node/1", then, then)
+        .await
+        .expect("claims")
+        .is_none());
+    // The node claims the job and dies: its claim's last heartbeat is ten minutes old.
+    let claimed = tasks
+        .claim_job(
+            &app.config.node_id,
+            "dead-node/1",
+            then,
+            then - chrono::Duration::seconds(1),
+        )
+        .await
+        .expect("claims")
+        .expect("a job");
+    assert_eq!(claimed.task.id, task_id);
+    assert_eq!(
+        app.get(&format!("/v2/tasks/{task_id}")).await.json()["status"],
+        "processing"
+    );
+    app.run_jobs();
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
+    // The dead node's claim is worth nothing now.
+    assert!(!tasks
+        .touch_job(&task_id, "dead-node/1", None, glint::domain::image::now())
+        .await
+        .expect("touch"));
+}
+
+async fn a_job_interrupted_again_and_again_is_failed(backend: crate::helpers::Backend) {
+    let app = stalled_app(backend, TWO_STORES).await;
+    let id = app.create_raw_image().await;
+    app.upload(&id, sample(5000, 1)).await.assert_status(204);
+    import(
+        &app,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": ["fast"]}),
+    )
+    .await
+    .assert_status(202);
+    let locked = import(
+        &app,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": ["fast"]}),
+    )
+    .await;
+    locked.assert_status(409);
+    assert_eq!(locked.error_message(), "Image has active task");
+    let tasks = app.database.task_repo();
+    for attempt in 0..3 {
+        let then = glint::domain::image::now() - chrono::Duration::minutes(10 - attempt);
+        tasks
+            .claim_job("dead-node", &format!("dead-node/{attempt}"), then, then)
+            .await
+            .expect("claims")
+            .expect("a job");
+    }
+    app.run_jobs();
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "failure");
+    assert_eq!(
+        task["message"],
+        "The import was interrupted 3 times (its node stopped); it is not tried again."
+    );
+    let image = self::image(&app, &id).await;
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["stores"], "cheap");
+    assert!(image.get("os_glance_import_task").is_none());
+    // The lock is free again: the copy can be asked for once more, and works.
+    import(
+        &app,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": ["fast"]}),
+    )
+    .await
+    .assert_status(202);
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(self::image(&app, &id).await["stores"], "cheap,fast");
+}
+
+mod takeover {
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_job_whose_node_died_is_taken_over(Backend::Sqlite).await;
+        super::a_job_interrupted_again_and_again_is_failed(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_job_whose_node_died_is_taken_over(Backend::Postgres).await;
+        super::a_job_interrupted_again_and_again_is_failed(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        super::a_job_whose_node_died_is_taken_over(Backend::MySql).await;
+        super::a_job_interrupted_again_and_again_is_failed(Backend::MySql).await;
+    }
+}
+
+all_databases!(fn staged_data_of_deleted_images_is_swept(app) {
+    let id = app.create_raw_image().await;
+    stage(&app, &id, sample(4000, 6)).await.assert_status(204);
+    assert_eq!(files_in(&app.data_dir().join("staging")).len(), 1);
+    assert!(app.get(&format!("/v2/images/{id}")).await.json().get("os_glance_stage_host").is_none());
+    app.delete(&format!("/v2/images/{id}")).await.assert_status(204);
+    assert_eq!(app.services.imports.sweep().await.expect("sweeps"), 1);
+    assert!(files_in(&app.data_dir().join("staging")).is_empty());
+    assert_eq!(app.services.imports.sweep().await.expect("sweeps"), 0);
+});
