@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use glint_store::{Location, Store, StoreError};
 use glint_store_file::FileStore;
+use glint_store_http::HttpStore;
 #[cfg(feature = "rbd")]
 use glint_store_rbd::RbdStore;
 use glint_store_s3::S3Store;
@@ -51,6 +52,7 @@ impl StoreEntry {
                 "chunk_size": 65536,
                 "thin_provisioning": file.thin_provisioning,
             }),
+            DriverConfig::Http(_) => json!({}),
             DriverConfig::S3(s3) => json!({
                 "s3_store_large_object_size": s3.large_object_size >> 20,
                 "s3_store_large_object_chunk_size": s3.large_object_chunk_size >> 20,
@@ -217,6 +219,7 @@ impl StoreRegistry {
 fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
     let store: Arc<dyn Store> = match &config.driver {
         DriverConfig::File(file) => Arc::new(FileStore::new(file.clone())?),
+        DriverConfig::Http(http) => Arc::new(HttpStore::new(http.clone())?),
         DriverConfig::S3(s3) => Arc::new(S3Store::new(s3.clone())?),
         DriverConfig::Swift(swift) => Arc::new(SwiftStore::new(swift.clone())?),
         #[cfg(feature = "rbd")]

@@ -52,3 +52,23 @@ pub async fn info(State(state): State<AppState>, Ctx(_ctx): Ctx) -> Json<serde_j
         }
     }))
 }
+
+/// `POST /v2/images/{id}/locations` (API 2.17): 202 and an empty body, as Glance.
+pub async fn add_location(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    state.imports.add_location(&ctx, &id, &body).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `GET /v2/images/{id}/locations` (API 2.17): a bare JSON list.
+pub async fn locations(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.imports.locations(&ctx, &id).await?).into_response())
+}

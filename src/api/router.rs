@@ -32,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/images/{image_id}/stage", put(import::stage))
         .route("/v2/images/{image_id}/import", post(import::import))
         .route("/v2/images/{image_id}/tasks", get(tasks::image_tasks))
+        .route(
+            "/v2/images/{image_id}/locations",
+            get(import::locations).post(import::add_location),
+        )
         .route("/v2/info/import", get(import::info))
         .route("/v2/tasks", get(tasks::list).post(tasks::create))
         .route(

@@ -35,6 +35,10 @@ pub struct ImportConfig {
     pub task_time_to_live: Duration,
     /// `[wsgi] task_pool_threads` (16): import jobs one node runs at once.
     pub workers: usize,
+    /// `[DEFAULT] do_secure_hash` (true): a registered location's data is read and hashed.
+    pub do_secure_hash: bool,
+    /// `[DEFAULT] http_retries` (3): reads of a registered location tried before it fails.
+    pub http_retries: u32,
     /// `[DEFAULT] web_download_timeout` (Glint, 60 s): a remote that sends nothing for this
     /// long (no answer, or a body that stops) fails its web-download.
     pub remote_timeout: Duration,
@@ -102,6 +106,8 @@ impl ImportConfig {
             plugins,
             task_time_to_live: Duration::from_secs(hours as u64 * 3600),
             workers: parse_int(ini, "wsgi", "task_pool_threads", 16, 1, 1024)? as usize,
+            do_secure_hash: super::parse_bool(ini, "DEFAULT", "do_secure_hash", true)?,
+            http_retries: parse_int(ini, "DEFAULT", "http_retries", 3, 0, 100)? as u32,
             remote_timeout: Duration::from_secs(parse_int(
                 ini,
                 "DEFAULT",

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use glint_store_file::{DataDir, FileConfig};
+use glint_store_http::HttpConfig;
 #[cfg(feature = "rbd")]
 use glint_store_rbd::RbdConfig;
 use glint_store_s3::{S3Config, Secret, UrlFormat};
@@ -44,6 +45,7 @@ pub struct BackendConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverConfig {
     File(FileConfig),
+    Http(HttpConfig),
     S3(S3Config),
     Swift(SwiftConfig),
     #[cfg(feature = "rbd")]
@@ -55,6 +57,7 @@ impl DriverConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             DriverConfig::File(_) => "file",
+            DriverConfig::Http(_) => "http",
             DriverConfig::S3(_) => "s3",
             DriverConfig::Swift(_) => "swift",
             #[cfg(feature = "rbd")]
@@ -64,7 +67,7 @@ impl DriverConfig {
 }
 
 /// Store types Glance knows that Glint does not drive yet, for a clear start-up error.
-const NOT_YET: [&str; 3] = ["http", "cinder", "vmware"];
+const NOT_YET: [&str; 2] = ["cinder", "vmware"];
 
 impl StoresConfig {
     pub fn from_ini(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
@@ -95,9 +98,9 @@ impl StoresConfig {
 type Backends = (bool, String, Vec<BackendConfig>);
 
 fn single_store(ini: &Ini, data_dir: &Path) -> Result<Backends, ConfigError> {
-    // `stores` lists what may be read; Glint reads from every store it drives, so only the
-    // default (where data is written) matters.
-    let _ = ini.get("glance_store", "stores");
+    // `stores` lists what may be read. Glint reads from every store it drives; only the http
+    // store is read solely when listed (Glance's rule for registering http locations).
+    let listed = super::parse_list(ini, "glance_store", "stores").unwrap_or_default();
     let kind = ini
         .get("glance_store", "default_store")
         .map(str::trim)
@@ -106,16 +109,27 @@ fn single_store(ini: &Ini, data_dir: &Path) -> Result<Backends, ConfigError> {
         .to_ascii_lowercase();
     let driver = driver(ini, "glance_store", &kind, &kind, data_dir.join("images"))
         .map_err(|e| rename_option(e, "default_store"))?;
-    Ok((
-        false,
-        kind.clone(),
-        vec![BackendConfig {
-            id: kind,
+    let mut backends = vec![BackendConfig {
+        id: kind.clone(),
+        description: None,
+        weight: 0,
+        driver,
+    }];
+    let http_listed = listed.iter().any(|s| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "http" | "https" | "glance.store.http.store"
+        )
+    });
+    if http_listed && !matches!(kind.as_str(), "http" | "https") {
+        backends.push(BackendConfig {
+            id: "http".to_owned(),
             description: None,
             weight: 0,
-            driver,
-        }],
-    ))
+            driver: DriverConfig::Http(http_config(ini, "glance_store", "http")?),
+        });
+    }
+    Ok((false, kind, backends))
 }
 
 fn multi_store(ini: &Ini, list: &str, data_dir: &Path) -> Result<Backends, ConfigError> {
@@ -251,6 +265,7 @@ fn driver(
             default_dir,
         )?)),
         "s3" => Ok(DriverConfig::S3(s3_config(ini, section, id)?)),
+        "http" | "https" => Ok(DriverConfig::Http(http_config(ini, section, id)?)),
         "swift" => Ok(DriverConfig::Swift(super::swift::swift_config(
             ini, section, id,
         )?)),
@@ -293,6 +308,29 @@ fn rename_option(error: ConfigError, option: &'static str) -> ConfigError {
         ),
         other => other,
     }
+}
+
+/// The http store's options: `https_insecure` (Glint's default: false, certificates are
+/// verified; Glance's is true), `https_ca_certificates_file`, and Glint's `http_timeout`
+/// (60 s), the longest the server may keep a read waiting.
+fn http_config(ini: &Ini, section: &str, id: &str) -> Result<HttpConfig, ConfigError> {
+    Ok(HttpConfig {
+        name: id.to_owned(),
+        insecure: parse_bool(ini, section, "https_insecure", false)?,
+        ca_file: ini
+            .get(section, "https_ca_certificates_file")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        timeout: std::time::Duration::from_secs(parse_int(
+            ini,
+            section,
+            "http_timeout",
+            60,
+            1,
+            86_400,
+        )? as u64),
+    })
 }
 
 /// The filesystem store's options: `filesystem_store_datadir` (or repeated

@@ -375,17 +375,17 @@ impl Expected {
 }
 
 /// A stored copy read whole, in chunks of ~1 MiB drawn on the memory budget.
-struct Chunks {
+pub(super) struct Chunks {
     body: glint_store::ByteStream,
     location: String,
     budget: super::budget::ByteBudget,
     /// Bytes read so far.
-    total: u64,
+    pub(super) total: u64,
     done: bool,
 }
 
 impl Chunks {
-    async fn open(
+    pub(super) async fn open(
         store: &Arc<dyn Store>,
         location: &Location,
         budget: &super::budget::ByteBudget,
@@ -407,7 +407,7 @@ impl Chunks {
     }
 
     /// The next chunk; `None` at the end of the data.
-    async fn next(&mut self) -> Result<Option<Chunk>, DataError> {
+    pub(super) async fn next(&mut self) -> Result<Option<Chunk>, DataError> {
         let mut frames: Vec<Bytes> = Vec::new();
         let mut gathered = 0usize;
         let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;

@@ -138,6 +138,67 @@ impl DataService {
         (!self.stores.staging_shared()).then(|| self.node_id.to_string())
     }
 
+    /// `[DEFAULT] hashing_algorithm`.
+    pub fn hashing_algorithm(&self) -> &str {
+        &self.config.hashing_algorithm
+    }
+
+    /// The image's active locations.
+    pub async fn locations_of(
+        &self,
+        image_id: &crate::domain::ImageId,
+    ) -> Result<Vec<crate::domain::StoredLocation>, crate::domain::RepoError> {
+        self.uploads.locations(image_id).await
+    }
+
+    /// The configured store serving `location` (its id with several stores) and the size of
+    /// the data there, which must be more than nothing.
+    pub async fn location_size(
+        &self,
+        location: &Location,
+    ) -> Result<(Option<String>, u64), DataError> {
+        let entry = self.stores.for_location(location, None).ok_or_else(|| {
+            DataError::BadRequest(format!("no configured store serves {location}"))
+        })?;
+        let size = entry.store.size(location).await?;
+        if size == 0 {
+            return Err(DataError::BadRequest(format!("{location} holds no data")));
+        }
+        Ok((self.stores.multi().then(|| entry.id.clone()), size))
+    }
+
+    /// Reads the data at `location` whole through the digests (`algorithm` the multihash)
+    /// and the image's inspection, storing nothing: what a registered location holds.
+    pub async fn hash_location(
+        &self,
+        image: &Image,
+        location: &Location,
+        algorithm: &str,
+        beat: &Beat,
+    ) -> Result<(u64, super::digest::Digests, super::inspect::Inspection), DataError> {
+        let entry = self.stores.for_location(location, None).ok_or_else(|| {
+            DataError::BadRequest(format!("no configured store serves {location}"))
+        })?;
+        let digester = super::digest::Digester::start(algorithm)?;
+        let mut inspector = super::inspect::for_image(
+            image.disk_format.as_deref(),
+            image.container_format.as_deref(),
+            &self.config.inspection,
+        );
+        let mut chunks = super::copy::Chunks::open(&entry.store, location, &self.budget).await?;
+        while let Some(chunk) = chunks.next().await? {
+            inspector.inspect(&chunk)?;
+            digester.feed(&chunk).await?;
+            if !beat(chunks.total).await? {
+                return Err(DataError::Conflict(
+                    "the import lost its claim while reading the location".to_owned(),
+                ));
+            }
+        }
+        let inspection = inspector.finish(chunks.total)?;
+        Ok((chunks.total, digester.finish().await?, inspection))
+    }
+
     /// The image's staged data, if any is recorded.
     pub async fn staged(
         &self,

@@ -358,13 +358,12 @@ where
             tx.abandon().await;
             return Ok(false);
         };
-        let data = &copy.data;
         // A repeat after a lost answer finds its location there already.
         let present = sqlx::query::<DB>(&DB::sql(
             "SELECT 1 FROM image_locations WHERE image_id = $1 AND value = $2 AND deleted = $3",
         ))
         .bind(image_id.to_string())
-        .bind(data.location.clone())
+        .bind(copy.location.clone())
         .bind(false)
         .fetch_optional(&mut *tx)
         .await
@@ -375,8 +374,8 @@ where
                  updated_at, deleted) VALUES ($1, $2, $3, 'active', $4, $5, $6)",
             ))
             .bind(image_id.to_string())
-            .bind(data.location.clone())
-            .bind(data.metadata.clone())
+            .bind(copy.location.clone())
+            .bind(copy.metadata.clone())
             .bind(now)
             .bind(now)
             .bind(false)
@@ -384,21 +383,23 @@ where
             .await
             .map_err(map_err)?;
         }
-        let status = if copy.activate && status == "importing" {
+        let status = if copy.activate && matches!(status.as_str(), "importing" | "queued") {
             "active".to_owned()
         } else {
             status
         };
         sqlx::query::<DB>(&DB::sql(
-            "UPDATE images SET status = $1, size = $2, virtual_size = $3, checksum = $4, \
-             os_hash_algo = $5, os_hash_value = $6, updated_at = $7 WHERE id = $8",
+            "UPDATE images SET status = $1, size = COALESCE($2, size), \
+             virtual_size = COALESCE($3, virtual_size), checksum = COALESCE($4, checksum), \
+             os_hash_algo = COALESCE($5, os_hash_algo), os_hash_value = COALESCE($6, os_hash_value), \
+             updated_at = $7 WHERE id = $8",
         ))
         .bind(status)
-        .bind(data.size)
-        .bind(data.virtual_size)
-        .bind(data.checksum.clone())
-        .bind(data.os_hash_algo.clone())
-        .bind(data.os_hash_value.clone())
+        .bind(copy.size)
+        .bind(copy.virtual_size)
+        .bind(copy.checksum.clone())
+        .bind(copy.os_hash_algo.clone())
+        .bind(copy.os_hash_value.clone())
         .bind(now)
         .bind(image_id.to_string())
         .execute(&mut *tx)

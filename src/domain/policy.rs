@@ -25,6 +25,10 @@ pub enum Action {
     StoresInfoDetail,
     /// The copy-image import method.
     CopyImage,
+    /// `POST /v2/images/{id}/locations`.
+    AddImageLocation,
+    /// `GET /v2/images/{id}/locations`.
+    FetchImageLocation,
     /// The tasks API.
     TasksApiAccess,
     GetMembers,
@@ -52,6 +56,8 @@ impl Action {
             Action::DeleteImageLocation => "delete_image_location",
             Action::StoresInfoDetail => "stores_info_detail",
             Action::CopyImage => "copy_image",
+            Action::AddImageLocation => "add_image_location",
+            Action::FetchImageLocation => "fetch_image_location",
             Action::TasksApiAccess => "tasks_api_access",
             Action::GetMembers => "get_members",
             Action::GetMember => "get_member",

@@ -182,14 +182,39 @@ pub struct StagedData {
     pub created_at: DateTime<Utc>,
 }
 
-/// A store an import wrote: recorded on the image while its job holds the lock.
-#[derive(Debug, Clone)]
+/// Data an import wrote (or a location it registered), recorded on the image while its job
+/// holds the lock. Attributes left `None` keep their value.
+#[derive(Debug, Clone, Default)]
 pub struct ImportedCopy {
-    pub data: UploadedData,
+    pub location: String,
+    /// The location's metadata, as stored (`{"store": id}` with several stores).
+    pub metadata: String,
+    pub size: Option<i64>,
+    pub virtual_size: Option<i64>,
+    pub checksum: Option<String>,
+    pub os_hash_algo: Option<String>,
+    pub os_hash_value: Option<String>,
     /// The store's id, taken off `os_glance_importing_to_stores`.
     pub store: Option<String>,
     /// Whether the image becomes `active` with this copy.
     pub activate: bool,
+}
+
+impl ImportedCopy {
+    /// A copy the data path wrote, whose digests it computed.
+    pub fn written(data: &UploadedData, store: Option<String>, activate: bool) -> ImportedCopy {
+        ImportedCopy {
+            location: data.location.clone(),
+            metadata: data.metadata.clone(),
+            size: Some(data.size),
+            virtual_size: data.virtual_size,
+            checksum: Some(data.checksum.clone()),
+            os_hash_algo: Some(data.os_hash_algo.clone()),
+            os_hash_value: Some(data.os_hash_value.clone()),
+            store,
+            activate,
+        }
+    }
 }
 
 /// How an import job ends: the task's final state, and what happens to the image.

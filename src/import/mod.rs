@@ -14,6 +14,7 @@
 
 pub mod fetch;
 pub mod filter;
+mod locations;
 mod runner;
 mod spec;
 mod start;
@@ -29,7 +30,7 @@ use crate::datapath::DataService;
 use crate::domain::tasks::TaskRepo;
 use crate::domain::ImageService;
 
-pub use spec::{ImportMethod, ImportSpec};
+pub use spec::{ImportMethod, ImportSpec, ValidationData};
 pub use start::ImportRequest;
 
 /// A job whose claim has not been renewed for this long belongs to a node that stopped; any

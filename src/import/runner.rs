@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::fetch;
-use super::spec::{ImportMethod, ImportSpec};
+use super::spec::{ImportMethod, ImportSpec, ValidationData};
 use super::{ImportService, STALE_JOB};
 use crate::datapath::{Beat, CopyRequest, DataError};
 use crate::domain::image::{self, Image};
@@ -21,6 +21,7 @@ use crate::domain::tasks::{
     merge_store_list, props, ClaimedJob, ImportEnd, ImportedCopy, StagedData, TaskStatus,
 };
 use crate::domain::RequestContext;
+use glint_store::{Location, StoreError};
 
 /// How often a running job renews its claim (well within `STALE_JOB`).
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -283,6 +284,10 @@ impl JobRun<'_> {
             }
             ImportMethod::WebDownload { uri } => self.web_download(uri).await,
             ImportMethod::CopyImage => self.copy_image().await,
+            ImportMethod::LocationImport {
+                url,
+                validation_data,
+            } => self.location_import(url, validation_data.as_ref()).await,
         }
     }
 
@@ -407,6 +412,23 @@ impl JobRun<'_> {
                 return Ok(());
             }
         };
+        match self
+            .record_copy(&ImportedCopy::written(&copy.data, store.clone(), activate))
+            .await
+        {
+            Ok(()) => {
+                self.done.extend(store);
+                Ok(())
+            }
+            Err(stop) => {
+                self.service.data.discard(&copy).await;
+                Err(stop)
+            }
+        }
+    }
+
+    /// Records a copy (or a registered location) under the job's lock.
+    async fn record_copy(&mut self, copy: &ImportedCopy) -> Result<(), Stop> {
         let recorded = self
             .service
             .tasks
@@ -414,29 +436,87 @@ impl JobRun<'_> {
                 &self.job.task.id,
                 self.claim,
                 &self.image.id,
-                &ImportedCopy {
-                    data: copy.data.clone(),
-                    store: store.clone(),
-                    activate,
-                },
+                copy,
                 image::now(),
             )
             .await;
         match recorded {
             Ok(true) => {
-                self.recorded.push(copy.data.location.clone());
-                self.done.extend(store);
+                self.recorded.push(copy.location.clone());
                 Ok(())
             }
-            Ok(false) => {
-                self.service.data.discard(&copy).await;
-                Err(Stop::Lost)
+            Ok(false) => Err(Stop::Lost),
+            Err(e) => Err(Stop::Failed(e.to_string())),
+        }
+    }
+
+    /// A registered location: its size asked of its store, its data read through the digests
+    /// and the inspection (`do_secure_hash`, retried `http_retries` times when the store is
+    /// unavailable), checked against `validation_data`, and only then recorded, the image
+    /// active. Data that does not match is neither recorded nor touched.
+    async fn location_import(
+        &mut self,
+        url: &str,
+        validation: Option<&ValidationData>,
+    ) -> Result<(), Stop> {
+        let invalid = |why: String| Stop::Failed(format!("Invalid location: {why}"));
+        let location = Location::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let data = &self.service.data;
+        let (store, size) = data
+            .location_size(&location)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut copy = ImportedCopy {
+            location: url.to_owned(),
+            metadata: match &store {
+                Some(id) => json!({ "store": id }).to_string(),
+                None => "{}".to_owned(),
+            },
+            size: i64::try_from(size).ok(),
+            activate: true,
+            ..ImportedCopy::default()
+        };
+        if !self.service.config.do_secure_hash {
+            copy.os_hash_algo = validation.map(|v| v.os_hash_algo.clone());
+            copy.os_hash_value = validation.map(|v| v.os_hash_value.clone());
+            return self.record_copy(&copy).await;
+        }
+        let algorithm = validation.map_or(data.hashing_algorithm(), |v| v.os_hash_algo.as_str());
+        let mut retries = self.service.config.http_retries;
+        let (bytes, digests, inspection) = loop {
+            match data
+                .hash_location(&self.image, &location, algorithm, &self.beat())
+                .await
+            {
+                Ok(read) => break read,
+                Err(_) if self.progress.lost.load(Ordering::Relaxed) => return Err(Stop::Lost),
+                Err(
+                    e @ (DataError::Internal(_) | DataError::Store(StoreError::Unavailable { .. })),
+                ) if retries > 0 => {
+                    retries -= 1;
+                    tracing::warn!(%location, error = %e, retries_left = retries, "reading the location failed; retrying");
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => {
-                self.service.data.discard(&copy).await;
-                Err(Stop::Failed(e.to_string()))
+        };
+        if bytes != size {
+            return Err(Stop::Failed(format!(
+                "{location} gave {bytes} bytes where its store announced {size}"
+            )));
+        }
+        if let Some(expected) = validation {
+            if !expected.os_hash_value.eq_ignore_ascii_case(&digests.value) {
+                return Err(Stop::Failed(format!(
+                    "os_hash_value: ({}) not matched with actual os_hash_value: ({})",
+                    expected.os_hash_value, digests.value
+                )));
             }
         }
+        copy.virtual_size = inspection.virtual_size.and_then(|v| i64::try_from(v).ok());
+        copy.checksum = Some(digests.md5);
+        copy.os_hash_algo = Some(digests.algorithm);
+        copy.os_hash_value = Some(digests.value);
+        self.record_copy(&copy).await
     }
 
     async fn copy_image(&mut self) -> Result<(), Stop> {
@@ -474,6 +554,9 @@ impl JobRun<'_> {
 
     /// The store lists once the job ends: none left importing, the failed ones listed.
     fn store_lists(&self) -> Vec<(String, String)> {
+        if matches!(self.spec.method, ImportMethod::LocationImport { .. }) {
+            return Vec::new();
+        }
         let all: Vec<&str> = self.spec.store_ids().collect();
         let failed: Vec<&str> = self.failed.iter().map(String::as_str).collect();
         let done: Vec<&str> = self.done.iter().map(String::as_str).collect();
@@ -528,7 +611,7 @@ impl JobRun<'_> {
         let keep_importing = matches!(self.spec.method, ImportMethod::GlanceDirect)
             && self.spec.all_stores_must_succeed;
         let revert_to = match self.spec.method {
-            ImportMethod::CopyImage => None,
+            ImportMethod::CopyImage | ImportMethod::LocationImport { .. } => None,
             _ if keep_importing => None,
             _ => Some("queued"),
         };

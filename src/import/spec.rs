@@ -12,6 +12,19 @@ pub enum ImportMethod {
     WebDownload { uri: String },
     /// The image's own data, copied into more stores.
     CopyImage,
+    /// A location registered by `POST /v2/images/{id}/locations`: its data read, hashed and
+    /// inspected (`do_secure_hash`), checked against `validation_data`, then recorded.
+    LocationImport {
+        url: String,
+        validation_data: Option<ValidationData>,
+    },
+}
+
+/// The digest a location's registrant vouches for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationData {
+    pub os_hash_algo: String,
+    pub os_hash_value: String,
 }
 
 impl ImportMethod {
@@ -20,6 +33,7 @@ impl ImportMethod {
             ImportMethod::GlanceDirect => "glance-direct",
             ImportMethod::WebDownload { .. } => "web-download",
             ImportMethod::CopyImage => "copy-image",
+            ImportMethod::LocationImport { .. } => "location-import",
         }
     }
 }

@@ -301,6 +301,12 @@ impl ImportService {
             &[],
             &named,
         );
+        let mut set = vec![(props::IMPORT_TASK.to_owned(), task_id.clone())];
+        // A registered location is no import into stores: no store lists.
+        if !matches!(spec.method, ImportMethod::LocationImport { .. }) {
+            set.push((props::IMPORTING_TO.to_owned(), importing));
+            set.push((props::FAILED_IMPORT.to_owned(), failed));
+        }
         // Data staged on one node's disk can only be imported there.
         let node = match spec.method {
             ImportMethod::GlanceDirect => self
@@ -315,6 +321,7 @@ impl ImportService {
             ImportMethod::GlanceDirect => ("uploading", Some("importing")),
             ImportMethod::WebDownload { .. } => ("queued", Some("importing")),
             ImportMethod::CopyImage => ("active", None),
+            ImportMethod::LocationImport { .. } => ("queued", None),
         };
         let start = ImportStart {
             task: task.clone(),
@@ -322,11 +329,7 @@ impl ImportService {
             node,
             from_status,
             to_status,
-            set: vec![
-                (props::IMPORT_TASK.to_owned(), task_id.clone()),
-                (props::IMPORTING_TO.to_owned(), importing),
-                (props::FAILED_IMPORT.to_owned(), failed),
-            ],
+            set,
             remove: vec![props::STAGE_HOST.to_owned()],
             stale_before: now - ChronoDuration::minutes(LOCK_EXPIRY_MINUTES),
         };

@@ -19,6 +19,7 @@ mod images_list;
 mod images_update;
 mod imports;
 mod keystone_auth;
+mod locations_api;
 mod locations_shown;
 mod maintenance;
 mod members;

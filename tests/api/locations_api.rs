@@ -1,0 +1,178 @@
+//! The 2.17 locations API and the http store: a web server's image registered with and
+//! without validation data, read, hashed and inspected before the image is active, then
+//! served through the http store (ranges too); Glance's refusals for status, role, store and
+//! hash; and the URL filter a user's location must pass.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::all_databases;
+use crate::helpers::TestApp;
+
+const HTTP_STORE: &str = "[glance_store]\nstores = file, http\n\
+    [import_filtering_opts]\nallowed_hosts = 127.0.0.1\nallowed_ports =\n";
+
+fn sample(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 241) as u8).collect()
+}
+
+fn sha512(data: &[u8]) -> String {
+    openssl::sha::sha512(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A web server on loopback serving `data` at `/disk.raw` (with `Range`).
+async fn web_server(data: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let data = data.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let head_only = head.starts_with("HEAD");
+                let range = head.lines().find_map(|l| {
+                    let line = l.to_ascii_lowercase();
+                    let (a, b) = line.strip_prefix("range: bytes=")?.split_once('-')?;
+                    Some((
+                        a.trim().parse::<usize>().ok()?,
+                        b.trim().parse::<usize>().ok()?,
+                    ))
+                });
+                let (status, extra, body) = if !head.contains(" /disk.raw ") {
+                    ("404 Not Found", String::new(), Vec::new())
+                } else if let Some((a, b)) = range {
+                    (
+                        "206 Partial Content",
+                        format!("Content-Range: bytes {a}-{b}/{}\r\n", data.len()),
+                        data[a..=b].to_vec(),
+                    )
+                } else {
+                    ("200 OK", String::new(), data.clone())
+                };
+                let mut out = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                if !head_only {
+                    out.extend_from_slice(&body);
+                }
+                let _ = socket.write_all(&out).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    format!("http://{address}/disk.raw")
+}
+
+/// The image's task for location `url`, once it has ended.
+async fn task_for(app: &TestApp, id: &str, url: &str) -> Value {
+    for _ in 0..300 {
+        let tasks = app.get(&format!("/v2/images/{id}/tasks")).await.json();
+        let task = tasks["tasks"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["input"]["loc_url"] == url));
+        if let Some(task) = task {
+            if matches!(task["status"].as_str(), Some("success" | "failure")) {
+                return task.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the location import of {id} did not end");
+}
+
+all_databases!(fn a_registered_web_image_is_verified_and_served(app, HTTP_STORE) {
+    let data = sample(400_000);
+    let url = web_server(data.clone()).await;
+    let id = app.create_raw_image().await;
+    let added = app
+        .post(&format!("/v2/images/{id}/locations"), &json!({
+            "url": url, "validation_data": {"os_hash_algo": "sha512", "os_hash_value": sha512(&data)}}))
+        .await;
+    added.assert_status(202);
+    assert!(added.body.is_empty());
+    let task = task_for(&app, &id, &url).await;
+    assert_eq!(task["type"], "location_import");
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(task["input"]["loc_url"], url.as_str());
+    let image: Value = app.get(&format!("/v2/images/{id}")).await.json();
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["size"], data.len());
+    assert_eq!(image["os_hash_value"], sha512(&data));
+    assert!(image["checksum"].is_string());
+    assert!(image.get("os_glance_import_task").is_none());
+    // Served through the http store, whole and in part.
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
+    let part = app.request(axum::http::Method::GET, &format!("/v2/images/{id}/file"), &[("range", "bytes=100-199")], axum::body::Body::empty()).await;
+    part.assert_status(206);
+    assert!(part.body == data[100..200]);
+    let listed = app.get(&format!("/v2/images/{id}/locations")).await;
+    listed.assert_status(200);
+    assert_eq!(listed.json(), json!([{"url": url, "metadata": {}}]));
+    // Only a queued image takes a location.
+    let again = app.post(&format!("/v2/images/{id}/locations"), &json!({"url": url})).await;
+    again.assert_status(409);
+    assert_eq!(again.error_message(), "It's not allowed to add locations if image status is active.");
+});
+
+all_databases!(fn a_location_whose_data_does_not_match_is_not_recorded(app, HTTP_STORE) {
+    let data = sample(10_000);
+    let url = web_server(data).await;
+    let id = app.create_raw_image().await;
+    let wrong = "0".repeat(128);
+    app.post(&format!("/v2/images/{id}/locations"), &json!({
+        "url": url, "validation_data": {"os_hash_algo": "sha512", "os_hash_value": wrong}}))
+        .await
+        .assert_status(202);
+    let task = task_for(&app, &id, &url).await;
+    assert_eq!(task["status"], "failure");
+    assert!(task["message"].as_str().unwrap_or_default().starts_with(&format!("os_hash_value: ({wrong}) not matched")), "{task}");
+    let image: Value = app.get(&format!("/v2/images/{id}")).await.json();
+    assert_eq!(image["status"], "queued");
+    assert_eq!(image["size"], Value::Null);
+    assert_eq!(app.get(&format!("/v2/images/{id}/locations")).await.json(), json!([]));
+    // A location that is not there fails the same way, the image untouched.
+    let missing = url.replace("/disk.raw", "/other.raw");
+    app.post(&format!("/v2/images/{id}/locations"), &json!({"url": missing})).await.assert_status(202);
+    let task = task_for(&app, &id, &missing).await;
+    assert_eq!(task["status"], "failure");
+    assert!(task["message"].as_str().unwrap_or_default().starts_with("Invalid location"), "{task}");
+});
+
+all_databases!(fn users_register_only_web_locations_the_filter_passes(app, HTTP_STORE) {
+    let id = app.create_raw_image().await;
+    for (body, status, message) in [
+        (json!({}), 400, "Provided object does not match schema 'location': 'url' is a required property"),
+        (json!({"url": "file:///etc/passwd"}), 403, "http store must be enabled to use location API by normal user."),
+        (json!({"url": "http://169.254.169.254/latest/meta-data/"}), 400, "URI for location does not pass filtering: http://169.254.169.254/latest/meta-data/"),
+        (json!({"url": "http://127.0.0.1/x", "validation_data": {"os_hash_algo": "sha512"}}), 400, "Provided object does not match schema 'location': 'os_hash_value' is a dependency of 'os_hash_algo'"),
+    ] {
+        let response = app.post(&format!("/v2/images/{id}/locations"), &body).await;
+        response.assert_status(status);
+        assert_eq!(response.error_message(), message, "{body}");
+    }
+    assert_eq!(app.get(&format!("/v2/images/{id}/tasks")).await.json(), json!({"tasks": []}));
+});
+
+all_databases!(fn without_an_http_store_users_register_nothing(app) {
+    let id = app.create_raw_image().await;
+    let response = app.post(&format!("/v2/images/{id}/locations"), &json!({"url": "http://example.com/x.raw"})).await;
+    response.assert_status(403);
+    assert_eq!(response.error_message(), "http store must be enabled to use location API by normal user.");
+});
