@@ -96,6 +96,7 @@ pub fn services_over(
         database.task_repo(),
         &config.import,
         &config.node_id,
+        config.limits.image_location_quota,
     );
     let auth = auth::Authenticator::new(&config.auth)?;
     Ok(Services {

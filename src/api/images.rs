@@ -269,7 +269,18 @@ pub async fn update(
         .with_header(HeaderName::from_static("accept-patch"), ACCEPT_PATCH)
     })?;
     let changes = parse_patch(&body, dialect).map_err(ApiError::from)?;
-    let image = state.images.update(&ctx, &id, dialect, &changes).await?;
+    // Locations are rows of their own, checked with their stores: changed after the rest.
+    let (locations, attributes): (Vec<_>, Vec<_>) = changes
+        .into_iter()
+        .partition(|c| c.path.first().map(String::as_str) == Some("locations"));
+    let mut image = state.images.update(&ctx, &id, dialect, &attributes).await?;
+    if !locations.is_empty() {
+        state
+            .imports
+            .patch_locations(&ctx, &id, &locations, state.shown.locations)
+            .await?;
+        image = state.images.get(&ctx, &id).await?;
+    }
     state.data.share_data(&ctx, &image).await?;
     Ok(Json(state.view(&image)).into_response())
 }

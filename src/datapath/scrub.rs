@@ -129,6 +129,20 @@ impl DataService {
             ))
             .into());
         };
+        self.remove_location(ctx, &image, location).await
+    }
+
+    /// Retires one of the image's locations and removes its data (the scrubber finishes what
+    /// the store refuses now); never the last one: 403.
+    pub async fn remove_location(
+        &self,
+        ctx: &RequestContext,
+        image: &crate::domain::Image,
+        location: &StoredLocation,
+    ) -> Result<(), DataError> {
+        let image_id = image.id.as_str();
+        let store_id = location.store_id();
+        let store_id = store_id.as_deref();
         // Checked again where concurrent removals of other copies cannot race it.
         if !self
             .uploads
@@ -143,7 +157,7 @@ impl DataService {
         let uri = Location::parse(&location.url)?;
         let store = self
             .stores
-            .for_location(&uri, Some(store_id))
+            .for_location(&uri, store_id)
             .map(|e| e.for_request(ctx))
             .transpose()?;
         match store {
@@ -166,7 +180,7 @@ impl DataService {
                 }
                 // Retired already: the scrubber finishes the removal.
                 Err(e) => {
-                    tracing::warn!(image.id = %image.id, store.name = store_id, error = %e,
+                    tracing::warn!(image.id = %image.id, store.name = ?store_id, error = %e,
                         "cannot remove image data from the store yet; the scrubber will retry");
                     Ok(())
                 }

@@ -11,6 +11,7 @@ mod errors;
 mod image_writes;
 mod import_jobs;
 mod list_sql;
+mod locations;
 mod members;
 mod pool;
 mod purge;

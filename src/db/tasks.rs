@@ -12,8 +12,8 @@ use super::rows::to_db_time;
 use super::sql_builder::SqlBuilder;
 use crate::domain::image::ImageId;
 use crate::domain::tasks::{
-    ClaimedJob, ImportBegun, ImportEnd, ImportStart, ImportedCopy, Task, TaskQuery, TaskRepo,
-    TaskStatus,
+    ClaimedJob, ImportBegun, ImportEnd, ImportStart, ImportedCopy, LocationWrite, LocationsWritten,
+    Task, TaskQuery, TaskRepo, TaskStatus,
 };
 use crate::domain::RepoError;
 
@@ -177,6 +177,20 @@ where
     ) -> Result<Option<ClaimedJob>, RepoError> {
         let (now, stale) = (to_db_time(now), to_db_time(stale_before));
         retry_on_lost(&self.write, || self.claim_job_once(node, claim, now, stale)).await
+    }
+
+    async fn write_locations(
+        &self,
+        image_id: &ImageId,
+        status: &str,
+        write: &LocationWrite,
+        now: DateTime<Utc>,
+    ) -> Result<LocationsWritten, RepoError> {
+        let now = to_db_time(now);
+        retry_on_lost(&self.write, || {
+            self.write_locations_once(image_id, status, write, now)
+        })
+        .await
     }
 
     async fn release_jobs_claimed_by(&self, prefix: &str) -> Result<u64, RepoError> {

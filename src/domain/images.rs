@@ -13,7 +13,7 @@ use super::image_rules::{
     invalid_object, is_reserved, is_schema_property, read_only, set_attribute, OUTPUT_ONLY,
 };
 use super::listing::{ListQuery, PageLimits, Viewer};
-use super::patch::{Change, Op, PatchDialect};
+use super::patch::{Change, PatchDialect};
 use super::policy::{Action, Policy, Target};
 use super::repository::{CountLimits, Counted, Created, ImageRepo, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, READ_ONLY};
@@ -421,14 +421,8 @@ impl ImageService {
             check_storable_json(attribute, value)?;
         }
         if attribute == "locations" {
-            let verb = match change.op {
-                Op::Add => "add",
-                Op::Remove => "remove",
-                Op::Replace => "update",
-            };
-            return Err(DomainError::forbidden(format!(
-                "It's not allowed to {verb} locations if locations are invisible."
-            )));
+            // Handled with the stores (`import::patch_locations`), never as an attribute.
+            return Err(super::patch::locations_invisible(change.op));
         }
         if READ_ONLY.contains(&attribute) {
             return Err(read_only(attribute));

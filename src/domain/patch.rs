@@ -58,6 +58,18 @@ pub struct Change {
     pub value: Option<Value>,
 }
 
+/// The 403 a change of `/locations` gets when locations are not shown.
+pub fn locations_invisible(op: Op) -> DomainError {
+    let verb = match op {
+        Op::Add => "add",
+        Op::Remove => "remove",
+        Op::Replace => "update",
+    };
+    DomainError::forbidden(format!(
+        "It's not allowed to {verb} locations if locations are invisible."
+    ))
+}
+
 fn bad(message: impl Into<String>) -> DomainError {
     DomainError::bad_request(message.into())
 }

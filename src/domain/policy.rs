@@ -27,6 +27,8 @@ pub enum Action {
     CopyImage,
     /// `POST /v2/images/{id}/locations`.
     AddImageLocation,
+    /// Adding or replacing locations by JSON-patch.
+    SetImageLocation,
     /// `GET /v2/images/{id}/locations`.
     FetchImageLocation,
     /// The tasks API.
@@ -57,6 +59,7 @@ impl Action {
             Action::StoresInfoDetail => "stores_info_detail",
             Action::CopyImage => "copy_image",
             Action::AddImageLocation => "add_image_location",
+            Action::SetImageLocation => "set_image_location",
             Action::FetchImageLocation => "fetch_image_location",
             Action::TasksApiAccess => "tasks_api_access",
             Action::GetMembers => "get_members",

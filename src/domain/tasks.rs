@@ -217,6 +217,34 @@ impl ImportedCopy {
     }
 }
 
+/// A change of an image's locations by JSON-patch: locations added (URL, metadata JSON), or
+/// the same locations' metadata rewritten; the image becomes `active` if it was `queued`.
+#[derive(Debug, Clone, Default)]
+pub struct LocationWrite {
+    pub add: Vec<(String, String)>,
+    pub metadata_only: Vec<(String, String)>,
+    /// The image's size, when it had none.
+    pub size: Option<i64>,
+    /// New `checksum`, `os_hash_algo`, `os_hash_value` from `validation_data`.
+    pub hashes: Option<[Option<String>; 3]>,
+    /// `image_location_quota`, counted under the image's lock.
+    pub max_locations: Option<usize>,
+}
+
+/// How a location write went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationsWritten {
+    Written,
+    Gone,
+    StatusChanged,
+    /// A location with this URL and the same metadata exists.
+    Duplicate(String),
+    OverQuota {
+        count: usize,
+        quota: usize,
+    },
+}
+
 /// How an import job ends: the task's final state, and what happens to the image.
 #[derive(Debug, Clone)]
 pub struct ImportEnd {
@@ -273,6 +301,16 @@ pub trait TaskRepo: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<Option<ClaimedJob>, RepoError>;
+
+    /// Changes the image's locations as a JSON-patch of `/locations` asks, while its status is
+    /// still `status`.
+    async fn write_locations(
+        &self,
+        image_id: &ImageId,
+        status: &str,
+        write: &LocationWrite,
+        now: DateTime<Utc>,
+    ) -> Result<LocationsWritten, RepoError>;
 
     /// Lets go of the claims whose token starts with `prefix` (a restarted node's own).
     async fn release_jobs_claimed_by(&self, prefix: &str) -> Result<u64, RepoError>;

@@ -173,7 +173,8 @@ impl ImportService {
                 .map(|l| {
                     let metadata: Value =
                         serde_json::from_str(&l.metadata).unwrap_or_else(|_| json!({}));
-                    json!({"url": l.url, "metadata": metadata})
+                    // Credentials in a stored URI are never shown, as in the image view.
+                    json!({"url": glint_store::strip_userinfo(&l.url), "metadata": metadata})
                 })
                 .collect(),
         ))

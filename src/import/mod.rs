@@ -15,6 +15,7 @@
 pub mod fetch;
 pub mod filter;
 mod locations;
+mod patch_locations;
 mod runner;
 mod spec;
 mod start;
@@ -45,6 +46,8 @@ pub struct ImportService {
     config: Arc<ImportConfig>,
     filter: filter::UrlFilter,
     node_id: Arc<str>,
+    /// `image_location_quota`.
+    location_quota: Option<usize>,
     /// Wakes this node's runner when a job is queued here.
     wake: Arc<Notify>,
 }
@@ -56,6 +59,7 @@ impl ImportService {
         tasks: Arc<dyn TaskRepo>,
         config: &ImportConfig,
         node_id: &str,
+        location_quota: Option<usize>,
     ) -> ImportService {
         ImportService {
             images,
@@ -64,6 +68,7 @@ impl ImportService {
             filter: filter::UrlFilter::new(&config.filtering),
             config: Arc::new(config.clone()),
             node_id: node_id.into(),
+            location_quota,
             wake: Arc::new(Notify::new()),
         }
     }

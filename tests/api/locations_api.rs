@@ -176,3 +176,90 @@ all_databases!(fn without_an_http_store_users_register_nothing(app) {
     response.assert_status(403);
     assert_eq!(response.error_message(), "http store must be enabled to use location API by normal user.");
 });
+
+const SHOWN: &str = "[DEFAULT]\nshow_multiple_locations = true\nimage_location_quota = 2\n\
+    [glance_store]\nstores = file, http\n\
+    [import_filtering_opts]\nallowed_hosts = 127.0.0.1\nallowed_ports =\n";
+
+async fn patch(app: &TestApp, id: &str, body: Value) -> crate::helpers::TestResponse {
+    app.patch(
+        &format!("/v2/images/{id}"),
+        "application/openstack-images-v2.1-json-patch",
+        &body,
+    )
+    .await
+}
+
+all_databases!(fn json_patch_adds_replaces_and_removes_locations(app, SHOWN) {
+    let data = sample(70_000);
+    let url = web_server(data.clone()).await;
+    let id = app.create_raw_image().await;
+    let md5: String = openssl::hash::hash(openssl::hash::MessageDigest::md5(), &data)
+        .expect("md5").iter().map(|b| format!("{b:02x}")).collect();
+    let added = patch(&app, &id, json!([{"op": "add", "path": "/locations/-", "value": {
+        "url": url, "metadata": {"note": "web"},
+        "validation_data": {"checksum": md5, "os_hash_algo": "sha512", "os_hash_value": sha512(&data)}}}])).await;
+    added.assert_status(200);
+    let image = added.json();
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["size"], data.len());
+    assert_eq!(image["checksum"], md5.as_str());
+    assert_eq!(image["locations"], json!([{"url": url, "metadata": {"note": "web"}}]));
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
+    for (body, status, message) in [
+        (json!([{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {"note": "web"}}}]), 400, format!("The location {url} already exists")),
+        (json!([{"op": "add", "path": "/locations/x", "value": {"url": url, "metadata": {}}}]), 400, "Invalid position for adding a location.".to_owned()),
+        (json!([{"op": "add", "path": "/locations/-", "value": {"url": "file:///etc/passwd", "metadata": {}}}]), 400, "Invalid location".to_owned()),
+        (json!([{"op": "add", "path": "/locations/-", "value": {"url": "http://169.254.169.254/latest/meta-data/", "metadata": {}}}]), 400, "Invalid location".to_owned()),
+        (json!([{"op": "add", "path": "/locations", "value": {"url": url, "metadata": {}}}]), 400, "Invalid JSON pointer for this resource: '/locations'".to_owned()),
+        (json!([{"op": "remove", "path": "/locations/0"}]), 403, "Cannot remove last location in the image.".to_owned()),
+        (json!([{"op": "replace", "path": "/locations", "value": []}]), 403, "Cannot set locations to empty list.".to_owned()),
+        (json!([{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {"n": 2},
+            "validation_data": {"os_hash_algo": "sha512", "os_hash_value": "0".repeat(128)}}}]), 409, "os_hash_value is already set with a different value".to_owned()),
+    ] {
+        let response = patch(&app, &id, body.clone()).await;
+        response.assert_status(status);
+        assert_eq!(response.error_message(), message, "{body}");
+    }
+    // The same URL with other metadata is another location; the quota (2) stops a third.
+    patch(&app, &id, json!([{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {"n": 2}}}])).await.assert_status(200);
+    let over = patch(&app, &id, json!([{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {"n": 3}}}])).await;
+    over.assert_status(413);
+    assert_eq!(over.error_message(), "The limit has been exceeded on the number of allowed image locations. Attempted: 3, Maximum: 2");
+    // Replace may only reorder or re-describe the same locations.
+    let other = url.replace("disk.raw", "other.raw");
+    let refused = patch(&app, &id, json!([{"op": "replace", "path": "/locations", "value": [{"url": other, "metadata": {}}]}])).await;
+    refused.assert_status(400);
+    assert!(refused.error_message().starts_with("Original locations is not empty: "));
+    let replaced = patch(&app, &id, json!([{"op": "replace", "path": "/locations", "value": [
+        {"url": url, "metadata": {"note": "first"}}, {"url": url, "metadata": {"note": "second"}}]}])).await;
+    replaced.assert_status(200);
+    let removed = patch(&app, &id, json!([{"op": "remove", "path": "/locations/1"}])).await;
+    removed.assert_status(200);
+    assert_eq!(removed.json()["locations"].as_array().map(Vec::len), Some(1));
+    // The web server's data is untouched by the removal: the image still reads.
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
+});
+
+all_databases!(fn a_queued_image_takes_its_first_location_by_replace(app, SHOWN) {
+    let data = sample(5_000);
+    let url = web_server(data.clone()).await;
+    let id = app.create_raw_image().await;
+    let replaced = patch(&app, &id, json!([{"op": "replace", "path": "/locations", "value": [{"url": url, "metadata": {}}]}])).await;
+    replaced.assert_status(200);
+    assert_eq!(replaced.json()["status"], "active");
+    assert_eq!(replaced.json()["size"], data.len());
+    let bare = app.create_image(json!({"disk_format": "raw"})).await;
+    let refused = patch(&app, bare["id"].as_str().unwrap_or_default(), json!([{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}}}])).await;
+    refused.assert_status(400);
+    assert_eq!(refused.error_message(), "Properties disk_format, container_format must be set prior to saving data.");
+});
+
+all_databases!(fn invisible_locations_cannot_be_patched(app) {
+    let id = app.create_raw_image().await;
+    for (op, path, verb) in [("add", "/locations/-", "add"), ("remove", "/locations/0", "remove"), ("replace", "/locations", "update")] {
+        let response = patch(&app, &id, json!([{"op": op, "path": path, "value": [{"url": "http://example.com/x", "metadata": {}}]}])).await;
+        response.assert_status(403);
+        assert_eq!(response.error_message(), format!("It's not allowed to {verb} locations if locations are invisible."));
+    }
+});
