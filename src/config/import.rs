@@ -1,5 +1,5 @@
 //! Options of interoperable import: `[DEFAULT] enabled_import_methods`,
-//! `[import_filtering_opts]`, `[image_import_opts]`, `[task]`,
+//! `[import_filtering_opts]`, `[image_import_opts]` and its plugins' sections, `[task]`,
 //! `[wsgi] task_pool_threads`. Where staged data lives is a store (`StoresConfig::staging`).
 
 use std::time::Duration;
@@ -16,12 +16,7 @@ pub const IMPORT_METHODS: [&str; 4] = [
 ];
 
 /// The import plugins Glint runs (Glance's names).
-pub const IMPORT_PLUGINS: [&str; 4] = [
-    "no_op",
-    "image_conversion",
-    "image_decompression",
-    "inject_image_metadata",
-];
+pub const IMPORT_PLUGINS: [&str; 3] = ["no_op", "image_conversion", "inject_image_metadata"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportConfig {
@@ -35,6 +30,17 @@ pub struct ImportConfig {
     pub task_time_to_live: Duration,
     /// `[wsgi] task_pool_threads` (16): import jobs one node runs at once.
     pub workers: usize,
+    /// `[inject_metadata_properties] inject`: properties the `inject_image_metadata` plugin
+    /// adds to imported images.
+    pub inject: Vec<(String, String)>,
+    /// `[inject_metadata_properties] ignore_user_roles` (admin): callers with one of these
+    /// roles get no injected properties.
+    pub inject_ignore_roles: Vec<String>,
+    /// `[image_conversion] output_format` (raw): what `image_conversion` converts to.
+    pub conversion_format: String,
+    /// `[task] work_dir` (default `<data dir>/work`): where `image_conversion` converts, when
+    /// staged data is not a local file already.
+    pub work_dir: std::path::PathBuf,
     /// `[DEFAULT] do_secure_hash` (true): a registered location's data is read and hashed.
     pub do_secure_hash: bool,
     /// `[DEFAULT] http_retries` (3): reads of a registered location tried before it fails.
@@ -69,7 +75,7 @@ impl Default for UrlFilterConfig {
 }
 
 impl ImportConfig {
-    pub fn from_ini(ini: &Ini) -> Result<ImportConfig, ConfigError> {
+    pub fn from_ini(ini: &Ini, data_dir: &std::path::Path) -> Result<ImportConfig, ConfigError> {
         let methods = match bracketed_list(ini, "DEFAULT", "enabled_import_methods") {
             Some(methods) => methods,
             None => IMPORT_METHODS[..3]
@@ -93,19 +99,66 @@ impl ImportConfig {
             .iter()
             .find(|p| !IMPORT_PLUGINS.contains(&p.as_str()))
         {
+            let why = if unknown == "image_decompression" {
+                "the image_decompression plugin is not available in this version of Glint"
+                    .to_owned()
+            } else {
+                format!("unknown import plugin {unknown:?}")
+            };
             return Err(ConfigError::invalid(
                 "image_import_opts",
                 "image_import_plugins",
-                format!("unknown import plugin {unknown:?}"),
+                why,
             ));
         }
         let hours = parse_int(ini, "task", "task_time_to_live", 48, 0, 24 * 365 * 100)?;
+        let mut inject = Vec::new();
+        for item in bracketed_list(ini, "inject_metadata_properties", "inject").unwrap_or_default() {
+            let Some((key, value)) = item.split_once(':') else {
+                return Err(ConfigError::invalid(
+                    "inject_metadata_properties",
+                    "inject",
+                    format!("{item:?} is not of the form key:value"),
+                ));
+            };
+            inject.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+        let conversion_format = ini
+            .get("image_conversion", "output_format")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or("raw")
+            .to_ascii_lowercase();
+        if !matches!(conversion_format.as_str(), "raw" | "qcow2" | "vmdk") {
+            return Err(ConfigError::invalid(
+                "image_conversion",
+                "output_format",
+                format!("{conversion_format:?} is not one of raw, qcow2, vmdk"),
+            ));
+        }
         Ok(ImportConfig {
             methods,
             filtering: UrlFilterConfig::from_ini(ini)?,
             plugins,
             task_time_to_live: Duration::from_secs(hours as u64 * 3600),
             workers: parse_int(ini, "wsgi", "task_pool_threads", 16, 1, 1024)? as usize,
+            inject,
+            inject_ignore_roles: bracketed_list(
+                ini,
+                "inject_metadata_properties",
+                "ignore_user_roles",
+            )
+            .unwrap_or_else(|| vec!["admin".to_owned()])
+            .into_iter()
+            .map(|r| r.to_ascii_lowercase())
+            .collect(),
+            conversion_format,
+            work_dir: ini
+                .get("task", "work_dir")
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("work")),
             do_secure_hash: super::parse_bool(ini, "DEFAULT", "do_secure_hash", true)?,
             http_retries: parse_int(ini, "DEFAULT", "http_retries", 3, 0, 100)? as u32,
             remote_timeout: Duration::from_secs(parse_int(
@@ -184,7 +237,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ImportConfig, ConfigError> {
-        ImportConfig::from_ini(&Ini::parse(text).expect("ini"))
+        ImportConfig::from_ini(&Ini::parse(text).expect("ini"), std::path::Path::new("/data"))
     }
 
     #[test]
@@ -198,6 +251,27 @@ mod tests {
         assert!(config.plugins.is_empty());
         assert_eq!(config.task_time_to_live, Duration::from_secs(48 * 3600));
         assert_eq!(config.workers, 16);
+        assert_eq!(config.conversion_format, "raw");
+        assert_eq!(config.inject_ignore_roles, ["admin"]);
+        assert_eq!(config.work_dir, std::path::Path::new("/data/work"));
+    }
+
+    #[test]
+    fn injected_properties_are_key_value_pairs() {
+        let config = parse(
+            "[inject_metadata_properties]\ninject = hw_rng_model:virtio, cloud:glint\nignore_user_roles = Admin, service\n",
+        )
+        .expect("config");
+        assert_eq!(
+            config.inject,
+            [
+                ("hw_rng_model".to_owned(), "virtio".to_owned()),
+                ("cloud".to_owned(), "glint".to_owned())
+            ]
+        );
+        assert_eq!(config.inject_ignore_roles, ["admin", "service"]);
+        assert!(parse("[inject_metadata_properties]\ninject = lonely\n").is_err());
+        assert!(parse("[image_conversion]\noutput_format = vdi\n").is_err());
     }
 
     #[test]

@@ -31,8 +31,10 @@ pub use server::ServerConfig;
 pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 12] = [
+const KNOWN_SECTIONS: [&str; 14] = [
     "DEFAULT",
+    "inject_metadata_properties",
+    "image_conversion",
     "import_filtering_opts",
     "image_import_opts",
     "task",
@@ -162,7 +164,7 @@ impl Config {
             unified_limits: keystone::UnifiedLimitsConfig::from_ini(ini)?,
             stores: StoresConfig::from_ini(ini, data_dir)?,
             datapath: DataPathConfig::from_ini(ini)?,
-            import: ImportConfig::from_ini(ini)?,
+            import: ImportConfig::from_ini(ini, data_dir)?,
             formats: formats_from_ini(ini),
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,

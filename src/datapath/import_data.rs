@@ -138,6 +138,11 @@ impl DataService {
         (!self.stores.staging_shared()).then(|| self.node_id.to_string())
     }
 
+    /// `[image_format]`: how data is inspected.
+    pub fn inspection(&self) -> &crate::config::InspectionConfig {
+        &self.config.inspection
+    }
+
     /// `[DEFAULT] hashing_algorithm`.
     pub fn hashing_algorithm(&self) -> &str {
         &self.config.hashing_algorithm
@@ -289,6 +294,56 @@ impl DataService {
         };
         self.uploads.put_staged(&staged).await?;
         Ok(staged)
+    }
+
+    /// The path of staged data on this node's disk, when the staging store is a directory.
+    pub fn staged_path(&self, staged: &StagedData) -> Option<std::path::PathBuf> {
+        match Location::parse(&staged.location) {
+            Ok(Location::File(file)) if !self.stores.staging_shared() => {
+                Some(std::path::PathBuf::from(file.path()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Copies staged data into the local file `path` (for tools that need a file).
+    pub async fn fetch_staged(
+        &self,
+        staged: &StagedData,
+        path: &std::path::Path,
+    ) -> Result<(), DataError> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut body = self.open_staged(staged).await?;
+        let io = |e: std::io::Error| DataError::Internal(format!("{}: {e}", path.display()));
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| DataError::Internal(format!("reading staged data: {e}")))?;
+            file.write_all(&piece).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)
+    }
+
+    /// Stages the local file `path` as the image's data, replacing what was staged (a
+    /// converted image).
+    pub async fn stage_file(
+        &self,
+        image: &Image,
+        path: &std::path::Path,
+        beat: &Beat,
+    ) -> Result<StagedData, DataError> {
+        let io = |e: std::io::Error| DataError::Internal(format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let body = super::download::file_stream(
+            file,
+            glint_store::ByteRange {
+                start: 0,
+                end: size,
+            },
+            path.display().to_string(),
+        );
+        self.stage_stream(image, body, Some(size), beat).await
     }
 
     /// Removes staged data and its record.

@@ -392,7 +392,8 @@ where
             "UPDATE images SET status = $1, size = COALESCE($2, size), \
              virtual_size = COALESCE($3, virtual_size), checksum = COALESCE($4, checksum), \
              os_hash_algo = COALESCE($5, os_hash_algo), os_hash_value = COALESCE($6, os_hash_value), \
-             updated_at = $7 WHERE id = $8",
+             disk_format = COALESCE($7, disk_format), \
+             container_format = COALESCE($8, container_format), updated_at = $9 WHERE id = $10",
         ))
         .bind(status)
         .bind(copy.size)
@@ -400,6 +401,8 @@ where
         .bind(copy.checksum.clone())
         .bind(copy.os_hash_algo.clone())
         .bind(copy.os_hash_value.clone())
+        .bind(copy.disk_format.clone())
+        .bind(copy.container_format.clone())
         .bind(now)
         .bind(image_id.to_string())
         .execute(&mut *tx)

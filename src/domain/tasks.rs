@@ -198,6 +198,9 @@ pub struct ImportedCopy {
     pub store: Option<String>,
     /// Whether the image becomes `active` with this copy.
     pub activate: bool,
+    /// The formats of converted data (`image_conversion`).
+    pub disk_format: Option<String>,
+    pub container_format: Option<String>,
 }
 
 impl ImportedCopy {
@@ -213,6 +216,8 @@ impl ImportedCopy {
             os_hash_value: Some(data.os_hash_value.clone()),
             store,
             activate,
+            disk_format: None,
+            container_format: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! A job is a row, not a thread: a node that dies mid-import leaves a claim whose heartbeat
 //! stops, and another node (or the same one after its restart) takes the job over.
 
+mod conversion;
 pub mod fetch;
 pub mod filter;
 mod locations;
@@ -80,6 +81,11 @@ impl ImportService {
 
     pub fn enabled(&self, method: &str) -> bool {
         self.config.enabled(method)
+    }
+
+    /// Whether `[image_import_opts] image_import_plugins` lists `plugin`.
+    fn plugin_enabled(&self, plugin: &str) -> bool {
+        self.config.plugins.iter().any(|p| p == plugin)
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::fetch;
+use super::{conversion, fetch};
 use super::spec::{ImportMethod, ImportSpec, ValidationData};
 use super::{ImportService, STALE_JOB};
 use crate::datapath::{Beat, CopyRequest, DataError};
@@ -233,6 +233,7 @@ impl ImportService {
             failed: Vec::new(),
             recorded: Vec::new(),
             staged: None,
+            converted: None,
         };
         let stopped = if job.attempts > MAX_ATTEMPTS {
             Err(Stop::Failed(format!(
@@ -266,6 +267,8 @@ struct JobRun<'a> {
     recorded: Vec<String>,
     /// The data the stores are written from, when it is staged.
     staged: Option<StagedData>,
+    /// The disk format the data was converted into (`image_conversion`).
+    converted: Option<String>,
 }
 
 impl JobRun<'_> {
@@ -280,6 +283,7 @@ impl JobRun<'_> {
                     .map_err(|e| Stop::Failed(e.to_string()))?
                     .ok_or_else(|| Stop::Failed("No data is staged for the image.".to_owned()))?;
                 self.staged = Some(staged);
+                self.convert().await?;
                 self.write_stores_from_staging().await
             }
             ImportMethod::WebDownload { uri } => self.web_download(uri).await,
@@ -323,7 +327,8 @@ impl JobRun<'_> {
         .map_err(|e| Stop::Failed(e.to_string()))?;
         tracing::info!(url = %download.url, size = ?download.content_length, "downloading");
         let pending = self.pending_stores();
-        if let [store] = pending.as_slice() {
+        let converting = self.service.plugin_enabled("image_conversion");
+        if let ([store], false) = (pending.as_slice(), converting) {
             // One store: the download streams straight into it, staged nowhere.
             let imported = self
                 .service
@@ -349,7 +354,51 @@ impl JobRun<'_> {
             )
             .await?;
         self.staged = Some(staged);
+        self.convert().await?;
         self.write_stores_from_staging().await
+    }
+
+    /// `image_conversion`: the staged data, checked by `qemu-img info` as its declared format,
+    /// converted into `[image_conversion] output_format` in `[task] work_dir` (or in place
+    /// when staging is this node's directory), and staged again in place of the original.
+    async fn convert(&mut self) -> Result<(), Stop> {
+        if !self.service.plugin_enabled("image_conversion") {
+            return Ok(());
+        }
+        let failed = |e: conversion::ConversionError| Stop::Failed(e.to_string());
+        let to = self.service.config.conversion_format.clone();
+        let Some(from) = conversion::source_format(&self.image, &to).map_err(failed)? else {
+            return Ok(());
+        };
+        let from = from.to_owned();
+        let Some(staged) = self.staged.clone() else {
+            return Err(Stop::Failed("No data is staged for the image.".to_owned()));
+        };
+        let data = &self.service.data;
+        let dir = &self.service.config.work_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Stop::Failed(format!("cannot use work_dir {}: {e}", dir.display())))?;
+        let local = data.staged_path(&staged);
+        let files = conversion::WorkFiles::new(dir, self.image.id.as_str(), local.clone());
+        if local.is_none() {
+            data.fetch_staged(&staged, &files.input).await?;
+        }
+        let vmdk_types = &data.inspection().vmdk_allowed_types;
+        conversion::check_with_qemu_img(&files.input, &from, vmdk_types)
+            .await
+            .map_err(failed)?;
+        conversion::convert(&files.input, &from, &files.output, &to)
+            .await
+            .map_err(failed)?;
+        tracing::info!(from = %from, to = %to, "image converted");
+        self.image.disk_format = Some(to.clone());
+        self.image.container_format = Some("bare".to_owned());
+        let restaged = data
+            .stage_file(&self.image, &files.output, &self.beat())
+            .await?;
+        self.staged = Some(restaged);
+        self.converted = Some(to);
+        Ok(())
     }
 
     async fn write_stores_from_staging(&mut self) -> Result<(), Stop> {
@@ -412,9 +461,12 @@ impl JobRun<'_> {
                 return Ok(());
             }
         };
-        match self
-            .record_copy(&ImportedCopy::written(&copy.data, store.clone(), activate))
-            .await
+        let mut recorded = ImportedCopy::written(&copy.data, store.clone(), activate);
+        if let Some(format) = &self.converted {
+            recorded.disk_format = Some(format.clone());
+            recorded.container_format = Some("bare".to_owned());
+        }
+        match self.record_copy(&recorded).await
         {
             Ok(()) => {
                 self.done.extend(store);

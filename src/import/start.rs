@@ -317,6 +317,27 @@ impl ImportService {
                 .and_then(|s| s.node),
             _ => None,
         };
+        // inject_image_metadata: the operator's properties, unless the caller has a role the
+        // plugin ignores (copy-image and registered locations run no plugins).
+        let plugins_run = !matches!(
+            spec.method,
+            ImportMethod::CopyImage | ImportMethod::LocationImport { .. }
+        );
+        if plugins_run
+            && self.plugin_enabled("inject_image_metadata")
+            && !ctx
+                .roles
+                .iter()
+                .any(|r| self.config.inject_ignore_roles.contains(r))
+        {
+            set.extend(
+                self.config
+                    .inject
+                    .iter()
+                    .filter(|(key, _)| !key.starts_with(crate::domain::schema::RESERVED_PREFIX))
+                    .cloned(),
+            );
+        }
         let (from_status, to_status) = match spec.method {
             ImportMethod::GlanceDirect => ("uploading", Some("importing")),
             ImportMethod::WebDownload { .. } => ("queued", Some("importing")),

@@ -585,3 +585,64 @@ all_databases!(fn staged_data_of_deleted_images_is_swept(app) {
     assert!(files_in(&app.data_dir().join("staging")).is_empty());
     assert_eq!(app.services.imports.sweep().await.expect("sweeps"), 0);
 });
+
+const PLUGINS: &str = "[image_import_opts]\nimage_import_plugins = [image_conversion, inject_image_metadata]\n\
+    [inject_metadata_properties]\ninject = cloud:glint, os_glance_x:refused\nignore_user_roles = service\n\
+    [image_format]\ndisk_formats = raw,qcow2,vmdk,iso\n";
+
+/// A qcow2 image of `virtual_mib` MiB whose first MiB holds a pattern.
+fn qcow2_with_data(dir: &std::path::Path, virtual_mib: u64) -> (Vec<u8>, Vec<u8>) {
+    let raw = dir.join("disk.raw");
+    let mut content = vec![0u8; (virtual_mib << 20) as usize];
+    for (i, byte) in content.iter_mut().take(1 << 20).enumerate() {
+        *byte = (i % 253) as u8 + 1;
+    }
+    std::fs::write(&raw, &content).expect("raw written");
+    let qcow2 = dir.join("disk.qcow2");
+    let status = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow2)
+        .status()
+        .expect("qemu-img runs");
+    assert!(status.success());
+    (std::fs::read(&qcow2).expect("qcow2 read"), content)
+}
+
+all_databases!(fn image_conversion_turns_a_staged_qcow2_into_raw(app, PLUGINS) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (qcow2, raw) = qcow2_with_data(dir.path(), 8);
+    let id = app.create_image(json!({"disk_format": "qcow2", "container_format": "bare"})).await["id"]
+        .as_str().unwrap_or_default().to_owned();
+    stage(&app, &id, qcow2).await.assert_status(204);
+    import(&app, &id, json!({"method": {"name": "glance-direct"}})).await.assert_status(202);
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    let imported = image(&app, &id).await;
+    assert_eq!(imported["disk_format"], "raw");
+    assert_eq!(imported["container_format"], "bare");
+    assert_eq!(imported["size"], raw.len());
+    assert_eq!(imported["virtual_size"], raw.len());
+    // inject_image_metadata: the operator's property, never an os_glance one.
+    assert_eq!(imported["cloud"], "glint");
+    assert!(imported.get("os_glance_x").is_none());
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == raw);
+    assert!(files_in(&app.data_dir().join("staging")).is_empty());
+    assert!(files_in(&app.data_dir().join("work")).is_empty());
+});
+
+all_databases!(fn data_already_in_the_output_format_is_left_as_it_is(app, PLUGINS) {
+    let id = app.create_raw_image().await;
+    let data = sample(300_000, 2);
+    stage(&app, &id, data.clone()).await.assert_status(204);
+    import(&app, &id, json!({"method": {"name": "glance-direct"}})).await.assert_status(202);
+    let task = finished_task(&app, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image(&app, &id).await["disk_format"], "raw");
+    assert!(app.get(&format!("/v2/images/{id}/file")).await.body == data);
+    // An iso declared for raw bytes is refused at the stage, before any conversion.
+    let iso = app.create_image(json!({"disk_format": "iso", "container_format": "bare"})).await["id"]
+        .as_str().unwrap_or_default().to_owned();
+    stage(&app, &iso, sample(1 << 20, 1)).await.assert_status(415);
+    assert_eq!(image(&app, &iso).await["status"], "queued");
+});

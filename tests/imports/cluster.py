@@ -4,6 +4,7 @@ staging store and as an image store, Ceph RBD and a directory as the others:
   * data staged through node A is imported through node B (any node reaches the staging
     bucket, so no request is proxied and none can land on the wrong node);
   * copy-image through node A into RBD and the directory, each copy read back;
+  * a qcow2 staged through A, converted to raw (`image_conversion`) and written to RBD by B;
   * a web-download cut by kill -9 of the node running it finishes after that node restarts
     (its claim released at start, the job run again from the start, nothing left half-done);
   * the staging bucket holds nothing once the imports are over.
@@ -223,6 +224,8 @@ type = s3
 [import_filtering_opts]
 allowed_hosts = 127.0.0.1
 allowed_ports =
+[image_import_opts]
+image_import_plugins = [image_conversion]
 """
     a, b = Node(work, "node-a", config), Node(work, "node-b", config)
     subprocess.run([BIN, "--config", a.conf, "db", "sync"], env=a.env, check=True,
@@ -257,6 +260,31 @@ allowed_ports =
               "copy-image leaves the image in S3, RBD and the directory", f"{task} {shown}")
         for store in ("ceph", "local", "objects"):
             check(download(b.port, image, store) == sha(data), f"the {store} copy reads back whole")
+
+        # A qcow2 staged (in the bucket) through A, converted to raw and written to RBD by B.
+        raw = bytes(range(256)) * (4096 * 4) + bytes(12 << 20)
+        raw_path, qcow2_path = os.path.join(work, "disk.raw"), os.path.join(work, "disk.qcow2")
+        with open(raw_path, "wb") as f:
+            f.write(raw)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw_path, qcow2_path],
+                       check=True)
+        with open(qcow2_path, "rb") as f:
+            qcow2 = f.read()
+        status, body = call(a.port, "POST", "/v2/images",
+                            {"name": "qcow2", "disk_format": "qcow2", "container_format": "bare"})
+        image3 = body["id"]
+        status, _ = request(a.port, "PUT", f"/v2/images/{image3}/stage", qcow2,
+                            {"Content-Type": "application/octet-stream"})
+        check(status == 204, "a qcow2 staged through node A")
+        status, body = call(b.port, "POST", f"/v2/images/{image3}/import",
+                            {"method": {"name": "glance-direct"}, "stores": ["ceph"]})
+        task = wait_task(b.port, image3)
+        _, shown = call(b.port, "GET", f"/v2/images/{image3}")
+        check(task.get("status") == "success" and shown.get("disk_format") == "raw"
+              and shown.get("stores") == "ceph" and shown.get("size") == len(raw)
+              and shown.get("virtual_size") == len(raw),
+              "image_conversion: the qcow2 is raw in RBD", f"{task} {shown}")
+        check(download(b.port, image3) == sha(raw), "the converted image reads back as the raw disk")
 
         # A web-download cut by kill -9 of its node; the node restarts and finishes it.
         big = os.urandom(64 << 20)
