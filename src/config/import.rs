@@ -113,7 +113,8 @@ impl ImportConfig {
         }
         let hours = parse_int(ini, "task", "task_time_to_live", 48, 0, 24 * 365 * 100)?;
         let mut inject = Vec::new();
-        for item in bracketed_list(ini, "inject_metadata_properties", "inject").unwrap_or_default() {
+        for item in bracketed_list(ini, "inject_metadata_properties", "inject").unwrap_or_default()
+        {
             let Some((key, value)) = item.split_once(':') else {
                 return Err(ConfigError::invalid(
                     "inject_metadata_properties",
@@ -237,7 +238,10 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ImportConfig, ConfigError> {
-        ImportConfig::from_ini(&Ini::parse(text).expect("ini"), std::path::Path::new("/data"))
+        ImportConfig::from_ini(
+            &Ini::parse(text).expect("ini"),
+            std::path::Path::new("/data"),
+        )
     }
 
     #[test]

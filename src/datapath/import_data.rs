@@ -34,6 +34,37 @@ fn source_failure(error: DataError) -> DataError {
 }
 
 impl DataService {
+    /// The limits a write of `expected` bytes of `image` into `store` is held to, the
+    /// writer's options, and its share of the memory budget (reserved when it buffers).
+    async fn prepare_write(
+        &self,
+        image: &Image,
+        store: &Arc<dyn Store>,
+        expected: Option<u64>,
+    ) -> Result<
+        (
+            super::limits::Limits,
+            WriteOptions,
+            super::budget::ByteBudget,
+        ),
+        DataError,
+    > {
+        let limits = self.limits_for(image).await?;
+        if let Some(size) = expected {
+            limits.check(size)?;
+        }
+        let options = WriteOptions {
+            size: expected,
+            max_size: limits.max_size(),
+            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
+        };
+        let budget = match store.write_buffer(&options)? {
+            0 => self.budget.clone(),
+            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
+        };
+        Ok((limits, options, budget))
+    }
+
     /// Writes `source` into store `store` (`None`: the default) as the data of `image`.
     /// `expected`: the size the data must have (staged, or announced by a remote).
     pub async fn import_into<S, E>(
@@ -59,19 +90,7 @@ impl DataService {
             }
             .into());
         }
-        let limits = self.limits_for(image).await?;
-        if let Some(size) = expected {
-            limits.check(size)?;
-        }
-        let options = WriteOptions {
-            size: expected,
-            max_size: limits.max_size(),
-            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
-        };
-        let budget = match target.write_buffer(&options)? {
-            0 => self.budget.clone(),
-            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
-        };
+        let (limits, options, budget) = self.prepare_write(image, &target, expected).await?;
         let writer = self.open_writer(image, &target, &options).await?;
         let (writer, digests, inspection, received) = self
             .pump(image, beat, writer, source, &limits, &budget)
@@ -247,19 +266,7 @@ impl DataService {
         E: std::fmt::Display,
     {
         let store: Arc<dyn Store> = self.stores.staging().store.clone();
-        let limits = self.limits_for(image).await?;
-        if let Some(size) = expected {
-            limits.check(size)?;
-        }
-        let options = WriteOptions {
-            size: expected,
-            max_size: limits.max_size(),
-            memory: self.budget.total().saturating_sub(PIPELINE_BYTES),
-        };
-        let budget = match store.write_buffer(&options)? {
-            0 => self.budget.clone(),
-            buffer => self.budget.reserve(PIPELINE_BYTES + buffer).await?,
-        };
+        let (limits, options, budget) = self.prepare_write(image, &store, expected).await?;
         // Whatever an earlier attempt staged is replaced.
         let writer = match store.writer(image.id.as_str(), &options).await {
             Err(StoreError::AlreadyExists(location)) => {
@@ -318,7 +325,8 @@ impl DataService {
         let io = |e: std::io::Error| DataError::Internal(format!("{}: {e}", path.display()));
         let mut file = tokio::fs::File::create(path).await.map_err(io)?;
         while let Some(piece) = body.next().await {
-            let piece = piece.map_err(|e| DataError::Internal(format!("reading staged data: {e}")))?;
+            let piece =
+                piece.map_err(|e| DataError::Internal(format!("reading staged data: {e}")))?;
             file.write_all(&piece).await.map_err(io)?;
         }
         file.flush().await.map_err(io)

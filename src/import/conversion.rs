@@ -63,7 +63,11 @@ pub async fn check_with_qemu_img(
 }
 
 /// Glance's checks of `qemu-img info`'s answer.
-fn judge_info(info: &Value, format: &str, vmdk_allowed_types: &[String]) -> Result<(), ConversionError> {
+fn judge_info(
+    info: &Value,
+    format: &str,
+    vmdk_allowed_types: &[String],
+) -> Result<(), ConversionError> {
     let read = info["format"].as_str().unwrap_or("");
     if read != format {
         return Err(ConversionError::FormatMismatch {
@@ -91,7 +95,12 @@ fn judge_info(info: &Value, format: &str, vmdk_allowed_types: &[String]) -> Resu
 }
 
 /// Converts `input` (read as `from`) into `output` in format `to`.
-pub async fn convert(input: &Path, from: &str, output: &Path, to: &str) -> Result<(), ConversionError> {
+pub async fn convert(
+    input: &Path,
+    from: &str,
+    output: &Path,
+    to: &str,
+) -> Result<(), ConversionError> {
     let result = tokio::process::Command::new("qemu-img")
         .args(["convert", "-f", from, "-O", to])
         .arg(input)
@@ -162,16 +171,28 @@ mod tests {
             Err(ConversionError::FormatMismatch { .. })
         ));
         assert!(matches!(
-            judge_info(&json!({"format": "qcow2", "backing-filename": "/etc/passwd"}), "qcow2", &allowed),
+            judge_info(
+                &json!({"format": "qcow2", "backing-filename": "/etc/passwd"}),
+                "qcow2",
+                &allowed
+            ),
             Err(ConversionError::BackingFile)
         ));
         assert!(matches!(
-            judge_info(&json!({"format": "qcow2", "format-specific": {"data": {"data-file": "/dev/sda"}}}), "qcow2", &allowed),
+            judge_info(
+                &json!({"format": "qcow2", "format-specific": {"data": {"data-file": "/dev/sda"}}}),
+                "qcow2",
+                &allowed
+            ),
             Err(ConversionError::DataFile)
         ));
         assert!(judge_info(&json!({"format": "vmdk", "format-specific": {"data": {"create-type": "streamOptimized"}}}), "vmdk", &allowed).is_ok());
         assert!(matches!(
-            judge_info(&json!({"format": "vmdk", "format-specific": {"data": {"create-type": "monolithicFlat"}}}), "vmdk", &allowed),
+            judge_info(
+                &json!({"format": "vmdk", "format-specific": {"data": {"create-type": "monolithicFlat"}}}),
+                "vmdk",
+                &allowed
+            ),
             Err(ConversionError::VmdkType)
         ));
     }

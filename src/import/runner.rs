@@ -12,8 +12,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::{conversion, fetch};
 use super::spec::{ImportMethod, ImportSpec, ValidationData};
+use super::{conversion, fetch};
 use super::{ImportService, STALE_JOB};
 use crate::datapath::{Beat, CopyRequest, DataError};
 use crate::domain::image::{self, Image};
@@ -466,8 +466,7 @@ impl JobRun<'_> {
             recorded.disk_format = Some(format.clone());
             recorded.container_format = Some("bare".to_owned());
         }
-        match self.record_copy(&recorded).await
-        {
+        match self.record_copy(&recorded).await {
             Ok(()) => {
                 self.done.extend(store);
                 Ok(())

@@ -588,3 +588,18 @@ impl Relay {
         self.serve(listener);
     }
 }
+
+/// The head of one HTTP/1.1 request read from `socket` (up to the blank line), for the small
+/// web servers the import tests run; `None` when the client closed first.
+pub(crate) async fn read_request_head(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::all_databases;
 use crate::helpers::{files_in, TestApp, TestResponse};
@@ -79,15 +79,9 @@ impl Remote {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let data = data.clone();
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    let head = String::from_utf8_lossy(&head).to_string();
+                    let Some(head) = crate::helpers::read_request_head(&mut socket).await else {
+                        return;
+                    };
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     let header = |status: &str, extra: &str, length: usize| {
                         format!("HTTP/1.1 {status}\r\nContent-Length: {length}\r\nConnection: close\r\n{extra}\r\n")

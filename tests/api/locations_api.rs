@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::all_databases;
 use crate::helpers::TestApp;
@@ -35,15 +35,9 @@ async fn web_server(data: Vec<u8>) -> String {
         while let Ok((mut socket, _)) = listener.accept().await {
             let data = data.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
+                let Some(head) = crate::helpers::read_request_head(&mut socket).await else {
+                    return;
+                };
                 let head_only = head.starts_with("HEAD");
                 let range = head.lines().find_map(|l| {
                     let line = l.to_ascii_lowercase();
