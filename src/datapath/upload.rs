@@ -594,8 +594,21 @@ impl DataService {
             .map_err(|e| DataError::Internal(format!("store writer task failed: {e}")))?;
         match (streamed, written) {
             (Ok(()), Ok(writer)) if finished => {
-                let inspection = inspector.finish(received)?;
-                Ok((writer, digester.finish().await?, inspection, received))
+                // Refused only now (a format decided by its end): the writer is aborted before
+                // the refusal is answered, so that nothing of the data is left when it is.
+                let judged = match inspector.finish(received) {
+                    Ok(inspection) => digester.finish().await.map(|d| (d, inspection)),
+                    Err(e) => Err(e),
+                };
+                match judged {
+                    Ok((digests, inspection)) => Ok((writer, digests, inspection, received)),
+                    Err(e) => {
+                        if let Err(abort) = writer.abort().await {
+                            tracing::warn!(error = %abort, "aborting a refused upload failed");
+                        }
+                        Err(e)
+                    }
+                }
             }
             // A store failure explains a stalled pipeline better than the pipeline's own error.
             (_, Err(WriterStop::Failed(e))) => Err(e.into()),
