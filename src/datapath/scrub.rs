@@ -370,7 +370,12 @@ impl DataService {
             );
         }
         let age = stale_after.max(PARTIAL_FILE_AGE);
-        for store in self.stores.all() {
+        // The staging store too: a stage or an import cut by a crash leaves its writes there.
+        for store in self
+            .stores
+            .all()
+            .chain(std::iter::once(&self.stores.staging().store))
+        {
             match store.sweep_abandoned(age).await {
                 Ok(0) => {}
                 Ok(removed) => {
