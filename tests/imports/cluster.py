@@ -301,7 +301,6 @@ image_import_plugins = [image_conversion]
         a.kill()
         check(web.sent < len(big), "node A killed half-way through the download",
               f"sent {web.sent} of {len(big)}")
-        _, _ = None, None
         a.start()
         task = wait_task(a.port, image2)
         check(task.get("status") == "success", "after the restart the import finishes", f"{task}")
