@@ -41,6 +41,9 @@ pub struct ImportConfig {
     /// `[task] work_dir` (default `<data dir>/work`): where `image_conversion` converts, when
     /// staged data is not a local file already.
     pub work_dir: std::path::PathBuf,
+    /// `[glance_download_properties] extra_properties`: the prefixes of the properties
+    /// glance-download copies from the remote image.
+    pub download_properties: Vec<String>,
     /// `[DEFAULT] do_secure_hash` (true): a registered location's data is read and hashed.
     pub do_secure_hash: bool,
     /// `[DEFAULT] http_retries` (3): reads of a registered location tried before it fails.
@@ -160,6 +163,16 @@ impl ImportConfig {
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("work")),
+            download_properties: bracketed_list(
+                ini,
+                "glance_download_properties",
+                "extra_properties",
+            )
+            .unwrap_or_else(|| {
+                ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"]
+                    .map(str::to_owned)
+                    .to_vec()
+            }),
             do_secure_hash: super::parse_bool(ini, "DEFAULT", "do_secure_hash", true)?,
             http_retries: parse_int(ini, "DEFAULT", "http_retries", 3, 0, 100)? as u32,
             remote_timeout: Duration::from_secs(parse_int(

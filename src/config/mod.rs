@@ -31,8 +31,9 @@ pub use server::ServerConfig;
 pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 14] = [
+const KNOWN_SECTIONS: [&str; 15] = [
     "DEFAULT",
+    "glance_download_properties",
     "inject_metadata_properties",
     "image_conversion",
     "import_filtering_opts",

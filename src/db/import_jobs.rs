@@ -408,6 +408,13 @@ where
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        Self::upsert_properties(
+            &mut tx,
+            image_id,
+            copy.properties.iter().map(|(k, v)| (k, v)),
+            now,
+        )
+        .await?;
         if let Some(store) = &copy.store {
             let importing = Self::property(&mut tx, image_id, props::IMPORTING_TO).await?;
             let left = merge_store_list(importing.as_deref(), &[], &[store]);

@@ -198,9 +198,12 @@ pub struct ImportedCopy {
     pub store: Option<String>,
     /// Whether the image becomes `active` with this copy.
     pub activate: bool,
-    /// The formats of converted data (`image_conversion`).
+    /// The formats of converted data (`image_conversion`), or of a remote image
+    /// (glance-download).
     pub disk_format: Option<String>,
     pub container_format: Option<String>,
+    /// Properties set with the copy (a remote image's, glance-download).
+    pub properties: Vec<(String, String)>,
 }
 
 impl ImportedCopy {
@@ -218,6 +221,7 @@ impl ImportedCopy {
             activate,
             disk_format: None,
             container_format: None,
+            properties: Vec::new(),
         }
     }
 }

@@ -129,13 +129,21 @@ fn join(base: &Uri, location: &str) -> String {
 }
 
 /// Starts the download of `url`: the filter is applied to it and to every redirect, and
-/// the response must be 200. `idle` bounds every wait for the remote.
-pub async fn open(filter: &UrlFilter, url: &str, idle: Duration) -> Result<Download, FetchError> {
+/// the response must be 200. `idle` bounds every wait for the remote; `token` is sent as
+/// `X-Auth-Token` (glance-download).
+pub async fn open(
+    filter: &UrlFilter,
+    url: &str,
+    idle: Duration,
+    token: Option<&str>,
+) -> Result<Download, FetchError> {
     let mut checked: CheckedUrl = filter.check(url).map_err(|e| FetchError::Refused {
         url: url.to_owned(),
         why: e.to_string(),
     })?;
     let mut current = url.to_owned();
+    // The token goes to the host it was given for, never to one a redirect names.
+    let token_host = checked.uri.authority().map(|a| a.as_str().to_owned());
     for _ in 0..=MAX_REDIRECTS {
         let client = client(checked.host_allowed).map_err(|why| FetchError::Failed {
             url: current.clone(),
@@ -148,11 +156,15 @@ pub async fn open(filter: &UrlFilter, url: &str, idle: Duration) -> Result<Downl
                 url: current.clone(),
                 why: "not a URL".to_owned(),
             })?;
-        let request = Request::get(target.clone())
-            .header(
-                header::USER_AGENT,
-                concat!("glint/", env!("CARGO_PKG_VERSION")),
-            )
+        let mut request = Request::get(target.clone()).header(
+            header::USER_AGENT,
+            concat!("glint/", env!("CARGO_PKG_VERSION")),
+        );
+        let same_host = checked.uri.authority().map(|a| a.as_str()) == token_host.as_deref();
+        if let (Some(token), true) = (token, same_host) {
+            request = request.header("x-auth-token", token);
+        }
+        let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchError::Failed {
                 url: current.clone(),
@@ -245,6 +257,32 @@ pub async fn open(filter: &UrlFilter, url: &str, idle: Duration) -> Result<Downl
         });
     }
     Err(FetchError::TooManyRedirects(url.to_owned()))
+}
+
+/// A small JSON document (at most `MAX_JSON` bytes) fetched as `open` fetches.
+pub async fn json(
+    filter: &UrlFilter,
+    url: &str,
+    idle: Duration,
+    token: Option<&str>,
+) -> Result<serde_json::Value, FetchError> {
+    use futures_util::StreamExt;
+    const MAX_JSON: usize = 1 << 20;
+    let mut download = open(filter, url, idle, token).await?;
+    let mut body = Vec::new();
+    while let Some(piece) = download.body.next().await {
+        body.extend_from_slice(&piece?);
+        if body.len() > MAX_JSON {
+            return Err(FetchError::Failed {
+                url: url.to_owned(),
+                why: format!("the answer is larger than {MAX_JSON} bytes"),
+            });
+        }
+    }
+    serde_json::from_slice(&body).map_err(|e| FetchError::Failed {
+        url: url.to_owned(),
+        why: format!("not JSON: {e}"),
+    })
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ pub struct ImportService {
     location_quota: Option<usize>,
     /// Wakes this node's runner when a job is queued here.
     wake: Arc<Notify>,
+    /// glance-download's callers' tokens, by image, until their job starts.
+    tokens: Arc<std::sync::Mutex<std::collections::HashMap<String, glint_store::Secret>>>,
 }
 
 impl ImportService {
@@ -71,6 +73,7 @@ impl ImportService {
             node_id: node_id.into(),
             location_quota,
             wake: Arc::new(Notify::new()),
+            tokens: Arc::default(),
         }
     }
 
@@ -81,6 +84,21 @@ impl ImportService {
 
     pub fn enabled(&self, method: &str) -> bool {
         self.config.enabled(method)
+    }
+
+    /// Keeps (or, with `None`, forgets) the token a glance-download of `image_id` reads with.
+    fn keep_token(&self, image_id: &str, token: Option<glint_store::Secret>) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            match token {
+                Some(token) => tokens.insert(image_id.to_owned(), token),
+                None => tokens.remove(image_id),
+            };
+        }
+    }
+
+    /// The token a glance-download of `image_id` reads with, taken.
+    fn take_token(&self, image_id: &str) -> Option<glint_store::Secret> {
+        self.tokens.lock().ok()?.remove(image_id)
     }
 
     /// Whether `[image_import_opts] image_import_plugins` lists `plugin`.

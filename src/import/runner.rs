@@ -234,6 +234,7 @@ impl ImportService {
             recorded: Vec::new(),
             staged: None,
             converted: None,
+            remote: None,
         };
         let stopped = if job.attempts > MAX_ATTEMPTS {
             Err(Stop::Failed(format!(
@@ -269,6 +270,15 @@ struct JobRun<'a> {
     staged: Option<StagedData>,
     /// The disk format the data was converted into (`image_conversion`).
     converted: Option<String>,
+    /// A remote image's metadata (glance-download), recorded with the first copy.
+    remote: Option<RemoteMetadata>,
+}
+
+/// What glance-download takes from the remote image besides its data.
+struct RemoteMetadata {
+    disk_format: Option<String>,
+    container_format: Option<String>,
+    properties: Vec<(String, String)>,
 }
 
 impl JobRun<'_> {
@@ -286,7 +296,20 @@ impl JobRun<'_> {
                 self.convert().await?;
                 self.write_stores_from_staging().await
             }
-            ImportMethod::WebDownload { uri } => self.web_download(uri).await,
+            ImportMethod::WebDownload { uri } => {
+                let download = fetch::open(
+                    &self.service.filter,
+                    uri,
+                    self.service.config.remote_timeout,
+                    None,
+                )
+                .await
+                .map_err(|e| Stop::Failed(e.to_string()))?;
+                self.download_into_stores(download).await
+            }
+            ImportMethod::GlanceDownload { image_url, url, .. } => {
+                self.glance_download(image_url, url).await
+            }
             ImportMethod::CopyImage => self.copy_image().await,
             ImportMethod::LocationImport {
                 url,
@@ -317,14 +340,82 @@ impl JobRun<'_> {
         pending
     }
 
-    async fn web_download(&mut self, uri: &str) -> Result<(), Stop> {
-        let download = fetch::open(
-            &self.service.filter,
-            uri,
-            self.service.config.remote_timeout,
-        )
-        .await
-        .map_err(|e| Stop::Failed(e.to_string()))?;
+    /// glance-download: the remote image's metadata (it must be active; its formats and the
+    /// properties `[glance_download_properties]` names come along), then its data, read with
+    /// the caller's token as web-download reads a URL.
+    async fn glance_download(&mut self, image_url: &str, url: &str) -> Result<(), Stop> {
+        let token = self
+            .service
+            .take_token(self.image.id.as_str())
+            .ok_or_else(|| {
+                Stop::Failed(
+                    "The caller's token is no longer held (its node restarted): import the image again."
+                        .to_owned(),
+                )
+            })?;
+        let failed = |e: fetch::FetchError| Stop::Failed(e.to_string());
+        let timeout = self.service.config.remote_timeout;
+        let filter = &self.service.filter;
+        let remote = fetch::json(filter, image_url, timeout, Some(&token.0))
+            .await
+            .map_err(failed)?;
+        let status = remote["status"].as_str().unwrap_or("");
+        if status != "active" {
+            return Err(Stop::Failed(format!(
+                "Source image status should be active instead of {status}"
+            )));
+        }
+        let size = remote["size"].as_u64().ok_or_else(|| {
+            Stop::Failed(format!(
+                "Size attribute of remote image {} could not be determined.",
+                remote["id"].as_str().unwrap_or("")
+            ))
+        })?;
+        let text = |key: &str| remote[key].as_str().map(str::to_owned);
+        self.remote = Some(RemoteMetadata {
+            disk_format: text("disk_format"),
+            container_format: text("container_format"),
+            properties: remote
+                .as_object()
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .filter(|(key, _)| {
+                            !key.starts_with(crate::domain::schema::RESERVED_PREFIX)
+                                && self
+                                    .service
+                                    .config
+                                    .download_properties
+                                    .iter()
+                                    .any(|prefix| key.starts_with(prefix.as_str()))
+                        })
+                        .filter_map(|(key, value)| {
+                            value.as_str().map(|v| (key.clone(), v.to_owned()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+        if let Some(remote) = &self.remote {
+            self.image.disk_format = remote.disk_format.clone();
+            self.image.container_format = remote.container_format.clone();
+        }
+        let download = fetch::open(filter, url, timeout, Some(&token.0))
+            .await
+            .map_err(failed)?;
+        if download.content_length.is_some_and(|l| l != size) {
+            return Err(Stop::Failed(format!(
+                "Task {} failed because downloaded data size {} is different from expected {size}",
+                self.job.task.id,
+                download.content_length.unwrap_or_default()
+            )));
+        }
+        self.download_into_stores(download).await
+    }
+
+    /// A download (web-download, glance-download) into the job's stores: straight into one
+    /// store, or staged first when there are several or a conversion.
+    async fn download_into_stores(&mut self, download: fetch::Download) -> Result<(), Stop> {
         tracing::info!(url = %download.url, size = ?download.content_length, "downloading");
         let pending = self.pending_stores();
         let converting = self.service.plugin_enabled("image_conversion");
@@ -462,6 +553,11 @@ impl JobRun<'_> {
             }
         };
         let mut recorded = ImportedCopy::written(&copy.data, store.clone(), activate);
+        if let Some(remote) = &self.remote {
+            recorded.disk_format = remote.disk_format.clone();
+            recorded.container_format = remote.container_format.clone();
+            recorded.properties = remote.properties.clone();
+        }
         if let Some(format) = &self.converted {
             recorded.disk_format = Some(format.clone());
             recorded.container_format = Some("bare".to_owned());

@@ -12,6 +12,13 @@ pub enum ImportMethod {
     WebDownload { uri: String },
     /// The image's own data, copied into more stores.
     CopyImage,
+    /// Another region's image service's image (`glance_image_id`), read with the caller's
+    /// token from `url` (its file), its metadata from `image_url`.
+    GlanceDownload {
+        region: String,
+        image_url: String,
+        url: String,
+    },
     /// A location registered by `POST /v2/images/{id}/locations`: its data read, hashed and
     /// inspected (`do_secure_hash`), checked against `validation_data`, then recorded.
     LocationImport {
@@ -33,6 +40,7 @@ impl ImportMethod {
             ImportMethod::GlanceDirect => "glance-direct",
             ImportMethod::WebDownload { .. } => "web-download",
             ImportMethod::CopyImage => "copy-image",
+            ImportMethod::GlanceDownload { .. } => "glance-download",
             ImportMethod::LocationImport { .. } => "location-import",
         }
     }

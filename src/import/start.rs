@@ -89,11 +89,12 @@ impl ImportService {
             .await?;
         let image = self.images.get_visible(ctx, id).await?;
         check_status(&image, name)?;
+        let mut body = body.clone();
         if name == "glance-download" {
-            return Err(DomainError::bad_request(
-                "The glance-download import method is not available in this version of Glint.",
-            ));
+            check_remote_image(&mut body)?;
         }
+        let body = &body;
+        let method = &body["method"];
         let action = if name == "copy-image" {
             Action::CopyImage
         } else {
@@ -131,6 +132,7 @@ impl ImportService {
         let method = match name {
             "glance-direct" => ImportMethod::GlanceDirect,
             "copy-image" => ImportMethod::CopyImage,
+            "glance-download" => self.remote_image(ctx, method)?,
             _ => {
                 let uri = uri.unwrap_or("");
                 if let Err(why) = self.filter.check(uri) {
@@ -161,9 +163,68 @@ impl ImportService {
             "import_req": body,
             "backend": backend,
         });
-        self.begin(ctx, &image, spec, "api_image_import", input)
-            .await
-            .map(|_| ())
+        // glance-download reads with the caller's token, kept in this node's memory only (its
+        // job is this node's), never written anywhere; the job takes it when it starts.
+        if let (ImportMethod::GlanceDownload { .. }, Some(token)) = (&spec.method, &ctx.auth_token)
+        {
+            self.keep_token(image.id.as_str(), Some(token.clone()));
+        }
+        let begun = self
+            .begin(ctx, &image, spec, "api_image_import", input)
+            .await;
+        if begun.is_err() && name == "glance-download" {
+            self.keep_token(image.id.as_str(), None);
+        }
+        begun.map(|_| ())
+    }
+
+    /// glance-download's remote image: the image service of `glance_region` in the caller's
+    /// catalog (`glance_service_interface`), its image and file URLs, the latter through the
+    /// URL filter as Glance applies it.
+    fn remote_image(
+        &self,
+        ctx: &RequestContext,
+        method: &Value,
+    ) -> Result<ImportMethod, DomainError> {
+        let text = |key: &str| method.get(key).and_then(Value::as_str).unwrap_or("");
+        let (region, image_id, interface) = (
+            text("glance_region"),
+            text("glance_image_id"),
+            text("glance_service_interface"),
+        );
+        let endpoint = ctx
+            .service_catalog
+            .iter()
+            .find(|e| {
+                e.service_type == "image"
+                    && e.interface == interface
+                    && e.region
+                        .as_deref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case(region))
+            })
+            .map(|e| e.url.trim_end_matches('/').to_owned())
+            .ok_or_else(|| {
+                DomainError::bad_request(format!(
+                    "{interface} glance endpoint not found for region {region}"
+                ))
+            })?;
+        let image_url = format!("{endpoint}/v2/images/{image_id}");
+        let url = format!("{image_url}/file");
+        if self.filter.check(&url).is_err() {
+            return Err(DomainError::bad_request(format!(
+                "Processed URI for glance-download does not pass filtering: {url}"
+            )));
+        }
+        if ctx.auth_token.is_none() {
+            return Err(DomainError::bad_request(
+                "glance-download reads the remote image with the caller's token: the request has none.",
+            ));
+        }
+        Ok(ImportMethod::GlanceDownload {
+            region: region.to_owned(),
+            image_url,
+            url,
+        })
     }
 
     /// The stores an import writes: `stores`, or `X-Image-Meta-Store`, or all writable ones,
@@ -315,6 +376,8 @@ impl ImportService {
                 .await
                 .map_err(DomainError::from)?
                 .and_then(|s| s.node),
+            // The caller's token lives in this node's memory only.
+            ImportMethod::GlanceDownload { .. } => Some(self.node_id.to_string()),
             _ => None,
         };
         // inject_image_metadata: the operator's properties, unless the caller has a role the
@@ -340,7 +403,9 @@ impl ImportService {
         }
         let (from_status, to_status) = match spec.method {
             ImportMethod::GlanceDirect => ("uploading", Some("importing")),
-            ImportMethod::WebDownload { .. } => ("queued", Some("importing")),
+            ImportMethod::WebDownload { .. } | ImportMethod::GlanceDownload { .. } => {
+                ("queued", Some("importing"))
+            }
             ImportMethod::CopyImage => ("active", None),
             ImportMethod::LocationImport { .. } => ("queued", None),
         };
@@ -372,6 +437,34 @@ impl ImportService {
             ImportBegun::Gone => Err(DomainError::image_not_found(image.id.as_str())),
         }
     }
+}
+
+/// glance-download's own fields (400s), and its default interface written into the body.
+fn check_remote_image(body: &mut Value) -> Result<(), DomainError> {
+    let method = &mut body["method"];
+    let text =
+        |method: &Value, key: &str| method.get(key).and_then(Value::as_str).map(str::to_owned);
+    if text(method, "glance_region").is_none() {
+        return Err(DomainError::bad_request(
+            "'glance_region' needs to be set for glance-download import method",
+        ));
+    }
+    let Some(image_id) = text(method, "glance_image_id") else {
+        return Err(DomainError::bad_request(
+            "'glance_image_id' needs to be set for glance-download import method",
+        ));
+    };
+    if uuid::Uuid::parse_str(&image_id).is_err() {
+        return Err(DomainError::bad_request(format!(
+            "Remote image id does not look like a UUID: {image_id}"
+        )));
+    }
+    if text(method, "glance_service_interface").is_none() {
+        if let Some(method) = method.as_object_mut() {
+            method.insert("glance_service_interface".into(), json!("public"));
+        }
+    }
+    Ok(())
 }
 
 /// Glance's status and format checks, in its order (all 409).
