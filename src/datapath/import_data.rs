@@ -9,7 +9,8 @@ use glint_store::{ByteStream, Location, ReaderBody, Store, StoreError, Stored, W
 use std::sync::Arc;
 
 use super::error::DataError;
-use super::upload::{Beat, PIPELINE_BYTES};
+use super::pump::Beat;
+use super::upload::PIPELINE_BYTES;
 use super::DataService;
 use crate::domain::image::{self, Image};
 use crate::domain::tasks::StagedData;

@@ -13,44 +13,41 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{FutureExt, Stream};
 use std::sync::Arc;
 
-use glint_store::{Chunk, Location, Store, StoreError, Stored, WriteOptions};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use glint_store::{Location, Store, StoreError, Stored, WriteOptions};
 
 use super::access;
 use super::budget::ByteBudget;
 use super::claim::ClaimGuard;
-use super::digest::{Digester, Digests};
+use super::digest::Digests;
 use super::error::DataError;
-use super::inspect::{self, Inspection, Inspector};
+use super::inspect::Inspection;
 use super::limits::Limits;
+use super::pump::Beat;
 use super::writer::OpenWriter;
 use super::DataService;
 use crate::domain::image::{self, Image};
 use crate::domain::policy::Action;
 use crate::domain::repository::Claimed;
-use crate::domain::tasks::{props, StagedData};
 use crate::domain::{
     data_rules, DomainError, RequestContext, SaveOutcome, UploadTarget, UploadedData,
 };
 use crate::quota::Resource;
 
 /// Frames are gathered into chunks of about this size before they are shared out.
-const BATCH_BYTES: usize = 1 << 20;
+pub(super) const BATCH_BYTES: usize = 1 << 20;
 /// Chunks the writer may fall behind by.
-const WRITER_DEPTH: usize = 4;
+pub(super) const WRITER_DEPTH: usize = 4;
 /// What an upload's own pipeline (the batch being gathered, the chunks queued for the hashers
 /// and the writer) needs to flow, reserved next to a buffering writer's share.
 pub(super) const PIPELINE_BYTES: u64 = 4 * BATCH_BYTES as u64;
 /// How often a running upload tells the database it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(30);
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(30);
 /// A client that sends nothing for this long has gone; its upload fails.
 pub(super) const BODY_IDLE: Duration = Duration::from_secs(300);
 
@@ -84,92 +81,6 @@ fn outcome_unknown(e: &DataError) -> bool {
                 | crate::domain::RepoError::TimedOut(_)
         ))
     )
-}
-
-/// Frames gathered into the next chunk, with the budget permits that cover them.
-#[derive(Default)]
-struct Batch {
-    frames: Vec<Bytes>,
-    len: usize,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Batch {
-    fn push(&mut self, frame: Bytes, permit: OwnedSemaphorePermit) {
-        match self.permit.as_mut() {
-            Some(held) => held.merge(permit),
-            None => self.permit = Some(permit),
-        }
-        self.len += frame.len();
-        self.frames.push(frame);
-    }
-
-    /// The gathered frames as a chunk holding their permits; `None` when empty.
-    fn take(&mut self) -> Option<Chunk> {
-        let batch = std::mem::take(self);
-        (!batch.frames.is_empty()).then(|| {
-            let guard: Option<Box<dyn std::any::Any + Send + Sync>> =
-                batch.permit.map(|p| Box::new(p) as _);
-            Chunk::with_guard(batch.frames, guard)
-        })
-    }
-}
-
-enum WriterMessage {
-    Data(Chunk),
-    Finish,
-}
-
-/// Why the writer task stopped without finishing.
-enum WriterStop {
-    Failed(StoreError),
-    /// The pipeline went away without `Finish`: the upload failed elsewhere or was cancelled.
-    Cancelled,
-}
-
-/// Feeds the store. Aborts the writer itself unless told to finish, so that no path —
-/// including cancellation — leaves partial data behind.
-async fn write_loop(
-    mut writer: OpenWriter,
-    mut messages: mpsc::Receiver<WriterMessage>,
-) -> Result<OpenWriter, WriterStop> {
-    while let Some(message) = messages.recv().await {
-        match message {
-            WriterMessage::Data(chunk) => {
-                if let Err(e) = writer.write(chunk).await {
-                    if let Err(abort) = writer.abort().await {
-                        tracing::warn!(error = %abort, "aborting a failed store write failed");
-                    }
-                    return Err(WriterStop::Failed(e));
-                }
-            }
-            WriterMessage::Finish => return Ok(writer),
-        }
-    }
-    if let Err(e) = writer.abort().await {
-        tracing::warn!(error = %e, "aborting an abandoned upload failed");
-    }
-    Err(WriterStop::Cancelled)
-}
-
-/// A running transfer's heartbeat, given the bytes received so far: false once the transfer
-/// has lost its claim (its image deleted, its job taken over).
-pub type Beat =
-    Arc<dyn Fn(u64) -> BoxFuture<'static, Result<bool, crate::domain::RepoError>> + Send + Sync>;
-
-/// The outcome of a heartbeat running beside the body; pending when none runs.
-async fn finish_touch(
-    touching: &mut Option<tokio::task::JoinHandle<Result<bool, crate::domain::RepoError>>>,
-) -> Result<bool, DataError> {
-    let Some(task) = touching.as_mut() else {
-        return std::future::pending().await;
-    };
-    let outcome = task.await;
-    *touching = None;
-    match outcome {
-        Ok(touched) => Ok(touched?),
-        Err(e) => Err(DataError::Internal(format!("upload heartbeat failed: {e}"))),
-    }
 }
 
 impl DataService {
@@ -206,21 +117,7 @@ impl DataService {
         self.receive(ctx, id, request, UploadTarget::Store).await
     }
 
-    /// `PUT /v2/images/{id}/stage`: the image's data, into the staging store for an import.
-    pub async fn stage<S, E>(
-        &self,
-        ctx: &RequestContext,
-        id: &str,
-        request: UploadRequest<S>,
-    ) -> Result<(), DataError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
-        E: std::fmt::Display,
-    {
-        self.receive(ctx, id, request, UploadTarget::Staging).await
-    }
-
-    async fn receive<S, E>(
+    pub(super) async fn receive<S, E>(
         &self,
         ctx: &RequestContext,
         id: &str,
@@ -495,148 +392,6 @@ impl DataService {
         Ok(OpenWriter::new(writer, store.name()))
     }
 
-    /// Streams the body through the digests into the writer. On success the writer is handed
-    /// back for commit; on failure it has been aborted.
-    pub(super) async fn pump<S, E>(
-        &self,
-        image: &Image,
-        beat: &Beat,
-        writer: OpenWriter,
-        mut body: S,
-        limits: &Limits,
-        budget: &ByteBudget,
-    ) -> Result<(OpenWriter, Digests, Inspection, u64), DataError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
-        E: std::fmt::Display,
-    {
-        let digester = Digester::start(&self.config.hashing_algorithm)?;
-        let mut inspector = inspect::for_image(
-            image.disk_format.as_deref(),
-            image.container_format.as_deref(),
-            &self.config.inspection,
-        );
-        let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
-        let write_task =
-            tokio::spawn(write_loop(writer, from_pump).instrument(tracing::Span::current()));
-        let mut received = 0u64;
-        // The heartbeat runs on a timer, not per frame, so a slow client keeps its claim; a
-        // client that sends nothing for `BODY_IDLE` loses it.
-        let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
-        let mut touching: Option<tokio::task::JoinHandle<Result<bool, crate::domain::RepoError>>> =
-            None;
-        let mut idle_deadline = Instant::now() + BODY_IDLE;
-        let streamed: Result<(), DataError> = async {
-            // Every frame is counted against the byte budget as it arrives, so no upload holds
-            // memory the budget does not know about.
-            let mut batch = Batch::default();
-            loop {
-                let frame = tokio::select! {
-                    next = body.next() => match next {
-                        Some(Ok(frame)) => frame,
-                        Some(Err(e)) => return Err(DataError::ClientGone(e.to_string())),
-                        None => break,
-                    },
-                    // The database write runs beside the body, so its time never counts as
-                    // the client's (the serving loop holds clients to a minimum rate).
-                    _ = heartbeat.tick(), if touching.is_none() => {
-                        touching = Some(tokio::spawn(beat(received)));
-                        continue;
-                    }
-                    touched = finish_touch(&mut touching), if touching.is_some() => {
-                        if !touched? {
-                            return Err(DataError::DeletedDuringUpload(image.id.to_string()));
-                        }
-                        continue;
-                    }
-                    _ = tokio::time::sleep_until(idle_deadline) => {
-                        return Err(DataError::ClientGone(format!(
-                            "no image data received for {} seconds",
-                            BODY_IDLE.as_secs()
-                        )));
-                    }
-                };
-                idle_deadline = Instant::now() + BODY_IDLE;
-                received += frame.len() as u64;
-                limits.check(received)?;
-                let permit = match budget.try_acquire(frame.len()) {
-                    Some(permit) => permit,
-                    None => {
-                        // The budget is spent: pass on what this upload holds before waiting,
-                        // so uploads never wait on each other's half-filled batches.
-                        if let Some(chunk) = batch.take() {
-                            self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
-                                .await?;
-                        }
-                        budget.acquire(frame.len()).await?
-                    }
-                };
-                batch.push(frame, permit);
-                if batch.len >= BATCH_BYTES {
-                    if let Some(chunk) = batch.take() {
-                        self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
-                            .await?;
-                    }
-                }
-            }
-            if let Some(chunk) = batch.take() {
-                self.send_chunk(chunk, &digester, inspector.as_mut(), &to_writer)
-                    .await?;
-            }
-            Ok(())
-        }
-        .await;
-
-        let finished = streamed.is_ok() && to_writer.send(WriterMessage::Finish).await.is_ok();
-        drop(to_writer);
-        let written = write_task
-            .await
-            .map_err(|e| DataError::Internal(format!("store writer task failed: {e}")))?;
-        match (streamed, written) {
-            (Ok(()), Ok(writer)) if finished => {
-                // Refused only now (a format decided by its end): the writer is aborted before
-                // the refusal is answered, so that nothing of the data is left when it is.
-                let judged = match inspector.finish(received) {
-                    Ok(inspection) => digester.finish().await.map(|d| (d, inspection)),
-                    Err(e) => Err(e),
-                };
-                match judged {
-                    Ok((digests, inspection)) => Ok((writer, digests, inspection, received)),
-                    Err(e) => {
-                        if let Err(abort) = writer.abort().await {
-                            tracing::warn!(error = %abort, "aborting a refused upload failed");
-                        }
-                        Err(e)
-                    }
-                }
-            }
-            // A store failure explains a stalled pipeline better than the pipeline's own error.
-            (_, Err(WriterStop::Failed(e))) => Err(e.into()),
-            (Err(e), _) => Err(e),
-            (Ok(()), _) => Err(DataError::Internal(
-                "the store writer stopped early".to_owned(),
-            )),
-        }
-    }
-
-    /// Hands a chunk to the inspector, both hash workers and the writer. The chunk holds its
-    /// budget permit until every consumer is done with it.
-    async fn send_chunk(
-        &self,
-        chunk: Chunk,
-        digester: &Digester,
-        inspector: &mut dyn Inspector,
-        to_writer: &mpsc::Sender<WriterMessage>,
-    ) -> Result<(), DataError> {
-        inspector.inspect(&chunk)?;
-        digester.feed(&chunk).await?;
-        // A closed channel means the writer failed; `pump` reports its error.
-        to_writer
-            .send(WriterMessage::Data(chunk))
-            .await
-            .map_err(|_| DataError::Internal("the store writer stopped".to_owned()))
-    }
-
     #[allow(
         clippy::too_many_arguments,
         reason = "one upload's results, recorded together"
@@ -688,57 +443,6 @@ impl DataService {
             SaveOutcome::StatusChanged | SaveOutcome::OverQuota { .. } => Err(DataError::Conflict(
                 format!("Image {} changed status during the upload.", image.id),
             )),
-        }
-    }
-}
-
-impl DataService {
-    /// Records staged data: the image keeps `uploading`, now with the staged size (as Glance:
-    /// no checksum yet; the import computes the image's digests as it writes each store), and
-    /// `os_glance_stage_host` names this node where it has a URL.
-    async fn record_stage(
-        &self,
-        image: &Image,
-        claim: &str,
-        stored: &Stored,
-        digests: &Digests,
-        size: i64,
-    ) -> Result<(), DataError> {
-        let staged = StagedData {
-            image_id: image.id.to_string(),
-            location: stored.location.uri(),
-            size,
-            checksum: Some(digests.md5.clone()),
-            os_hash_value: Some(digests.value.clone()),
-            node: (!self.stores.staging_shared()).then(|| self.node_id.to_string()),
-            created_at: image::now(),
-        };
-        let set: Vec<(String, String)> = self
-            .config
-            .stage_host
-            .iter()
-            .map(|host| (props::STAGE_HOST.to_owned(), host.clone()))
-            .collect();
-        if self
-            .uploads
-            .record_staged(claim, &staged, &set, image::now())
-            .await?
-        {
-            Ok(())
-        } else {
-            let still_there = self
-                .images
-                .get_for(&Self::operator(), image.id.as_str(), Action::GetImage)
-                .await
-                .is_ok();
-            Err(if still_there {
-                DataError::Conflict(format!(
-                    "Image {} changed status during the upload.",
-                    image.id
-                ))
-            } else {
-                DataError::DeletedDuringUpload(image.id.to_string())
-            })
         }
     }
 }

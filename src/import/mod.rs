@@ -18,6 +18,7 @@ pub mod filter;
 mod locations;
 mod patch_locations;
 mod runner;
+mod sources;
 mod spec;
 mod start;
 pub mod tasks;

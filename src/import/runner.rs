@@ -12,8 +12,9 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::spec::{ImportMethod, ImportSpec, ValidationData};
-use super::{conversion, fetch};
+use super::fetch;
+use super::sources::RemoteMetadata;
+use super::spec::{ImportMethod, ImportSpec};
 use super::{ImportService, STALE_JOB};
 use crate::datapath::{Beat, CopyRequest, DataError};
 use crate::domain::image::{self, Image};
@@ -21,7 +22,6 @@ use crate::domain::tasks::{
     merge_store_list, props, ClaimedJob, ImportEnd, ImportedCopy, StagedData, TaskStatus,
 };
 use crate::domain::RequestContext;
-use glint_store::{Location, StoreError};
 
 /// How often a running job renews its claim (well within `STALE_JOB`).
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -31,7 +31,7 @@ const POLL: Duration = Duration::from_secs(5);
 const MAX_ATTEMPTS: i32 = 3;
 
 /// How a job ended, and what is left to do once its end is recorded.
-struct Outcome {
+pub(super) struct Outcome {
     end: ImportEnd,
     /// Staged data no longer needed.
     remove_staged: Option<StagedData>,
@@ -41,7 +41,7 @@ struct Outcome {
 
 /// Why a job stopped before its end: it failed (with the task's message), or lost its claim
 /// (another node runs it now, or its lock was broken) and must record nothing more.
-enum Stop {
+pub(super) enum Stop {
     Failed(String),
     Lost,
 }
@@ -54,9 +54,9 @@ impl From<DataError> for Stop {
 
 /// A running job's shared state: bytes of the current copy, and whether the claim is lost.
 #[derive(Default)]
-struct Progress {
-    bytes: AtomicU64,
-    lost: AtomicBool,
+pub(super) struct Progress {
+    pub(super) bytes: AtomicU64,
+    pub(super) lost: AtomicBool,
 }
 
 impl Progress {
@@ -253,32 +253,25 @@ impl ImportService {
 }
 
 /// One job's run: what it has done so far decides how it ends.
-struct JobRun<'a> {
-    service: &'a ImportService,
-    job: &'a ClaimedJob,
-    claim: &'a str,
-    spec: &'a ImportSpec,
-    image: Image,
-    progress: Arc<Progress>,
+pub(super) struct JobRun<'a> {
+    pub(super) service: &'a ImportService,
+    pub(super) job: &'a ClaimedJob,
+    pub(super) claim: &'a str,
+    pub(super) spec: &'a ImportSpec,
+    pub(super) image: Image,
+    pub(super) progress: Arc<Progress>,
     /// Stores written (or found written by an earlier attempt).
-    done: Vec<String>,
+    pub(super) done: Vec<String>,
     /// Stores that failed (all stores need not succeed).
-    failed: Vec<String>,
+    pub(super) failed: Vec<String>,
     /// Locations this run recorded.
-    recorded: Vec<String>,
+    pub(super) recorded: Vec<String>,
     /// The data the stores are written from, when it is staged.
-    staged: Option<StagedData>,
+    pub(super) staged: Option<StagedData>,
     /// The disk format the data was converted into (`image_conversion`).
-    converted: Option<String>,
+    pub(super) converted: Option<String>,
     /// A remote image's metadata (glance-download), recorded with the first copy.
-    remote: Option<RemoteMetadata>,
-}
-
-/// What glance-download takes from the remote image besides its data.
-struct RemoteMetadata {
-    disk_format: Option<String>,
-    container_format: Option<String>,
-    properties: Vec<(String, String)>,
+    pub(super) remote: Option<RemoteMetadata>,
 }
 
 impl JobRun<'_> {
@@ -319,7 +312,7 @@ impl JobRun<'_> {
     }
 
     /// The heartbeat the data path calls as bytes flow: progress, and the claim's state.
-    fn beat(&self) -> Beat {
+    pub(super) fn beat(&self) -> Beat {
         let progress = self.progress.clone();
         Arc::new(move |received| {
             progress.bytes.store(received, Ordering::Relaxed);
@@ -329,7 +322,7 @@ impl JobRun<'_> {
     }
 
     /// Stores still to write: a store an earlier attempt of the job wrote is done.
-    fn pending_stores(&mut self) -> Vec<Option<String>> {
+    pub(super) fn pending_stores(&mut self) -> Vec<Option<String>> {
         let mut pending = Vec::new();
         for store in &self.spec.stores {
             match store {
@@ -340,159 +333,7 @@ impl JobRun<'_> {
         pending
     }
 
-    /// glance-download: the remote image's metadata (it must be active; its formats and the
-    /// properties `[glance_download_properties]` names come along), then its data, read with
-    /// the caller's token as web-download reads a URL.
-    async fn glance_download(&mut self, image_url: &str, url: &str) -> Result<(), Stop> {
-        let token = self
-            .service
-            .take_token(self.image.id.as_str())
-            .ok_or_else(|| {
-                Stop::Failed(
-                    "The caller's token is no longer held (its node restarted): import the image again."
-                        .to_owned(),
-                )
-            })?;
-        let failed = |e: fetch::FetchError| Stop::Failed(e.to_string());
-        let timeout = self.service.config.remote_timeout;
-        let filter = &self.service.filter;
-        let remote = fetch::json(filter, image_url, timeout, Some(&token.0))
-            .await
-            .map_err(failed)?;
-        let status = remote["status"].as_str().unwrap_or("");
-        if status != "active" {
-            return Err(Stop::Failed(format!(
-                "Source image status should be active instead of {status}"
-            )));
-        }
-        let size = remote["size"].as_u64().ok_or_else(|| {
-            Stop::Failed(format!(
-                "Size attribute of remote image {} could not be determined.",
-                remote["id"].as_str().unwrap_or("")
-            ))
-        })?;
-        let text = |key: &str| remote[key].as_str().map(str::to_owned);
-        self.remote = Some(RemoteMetadata {
-            disk_format: text("disk_format"),
-            container_format: text("container_format"),
-            properties: remote
-                .as_object()
-                .map(|fields| {
-                    fields
-                        .iter()
-                        .filter(|(key, _)| {
-                            !key.starts_with(crate::domain::schema::RESERVED_PREFIX)
-                                && self
-                                    .service
-                                    .config
-                                    .download_properties
-                                    .iter()
-                                    .any(|prefix| key.starts_with(prefix.as_str()))
-                        })
-                        .filter_map(|(key, value)| {
-                            value.as_str().map(|v| (key.clone(), v.to_owned()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
-        if let Some(remote) = &self.remote {
-            self.image.disk_format = remote.disk_format.clone();
-            self.image.container_format = remote.container_format.clone();
-        }
-        let download = fetch::open(filter, url, timeout, Some(&token.0))
-            .await
-            .map_err(failed)?;
-        if download.content_length.is_some_and(|l| l != size) {
-            return Err(Stop::Failed(format!(
-                "Task {} failed because downloaded data size {} is different from expected {size}",
-                self.job.task.id,
-                download.content_length.unwrap_or_default()
-            )));
-        }
-        self.download_into_stores(download).await
-    }
-
-    /// A download (web-download, glance-download) into the job's stores: straight into one
-    /// store, or staged first when there are several or a conversion.
-    async fn download_into_stores(&mut self, download: fetch::Download) -> Result<(), Stop> {
-        tracing::info!(url = %download.url, size = ?download.content_length, "downloading");
-        let pending = self.pending_stores();
-        let converting = self.service.plugin_enabled("image_conversion");
-        if let ([store], false) = (pending.as_slice(), converting) {
-            // One store: the download streams straight into it, staged nowhere.
-            let imported = self
-                .service
-                .data
-                .import_into(
-                    &self.image,
-                    store.as_deref(),
-                    download.body,
-                    download.content_length,
-                    &self.beat(),
-                )
-                .await;
-            return self.record(store.clone(), imported, true).await;
-        }
-        let staged = self
-            .service
-            .data
-            .stage_stream(
-                &self.image,
-                download.body,
-                download.content_length,
-                &self.beat(),
-            )
-            .await?;
-        self.staged = Some(staged);
-        self.convert().await?;
-        self.write_stores_from_staging().await
-    }
-
-    /// `image_conversion`: the staged data, checked by `qemu-img info` as its declared format,
-    /// converted into `[image_conversion] output_format` in `[task] work_dir` (or in place
-    /// when staging is this node's directory), and staged again in place of the original.
-    async fn convert(&mut self) -> Result<(), Stop> {
-        if !self.service.plugin_enabled("image_conversion") {
-            return Ok(());
-        }
-        let failed = |e: conversion::ConversionError| Stop::Failed(e.to_string());
-        let to = self.service.config.conversion_format.clone();
-        let Some(from) = conversion::source_format(&self.image, &to).map_err(failed)? else {
-            return Ok(());
-        };
-        let from = from.to_owned();
-        let Some(staged) = self.staged.clone() else {
-            return Err(Stop::Failed("No data is staged for the image.".to_owned()));
-        };
-        let data = &self.service.data;
-        let dir = &self.service.config.work_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Stop::Failed(format!("cannot use work_dir {}: {e}", dir.display())))?;
-        let local = data.staged_path(&staged);
-        let files = conversion::WorkFiles::new(dir, self.image.id.as_str(), local.clone());
-        if local.is_none() {
-            data.fetch_staged(&staged, &files.input).await?;
-        }
-        let vmdk_types = &data.inspection().vmdk_allowed_types;
-        conversion::check_with_qemu_img(&files.input, &from, vmdk_types)
-            .await
-            .map_err(failed)?;
-        conversion::convert(&files.input, &from, &files.output, &to)
-            .await
-            .map_err(failed)?;
-        tracing::info!(from = %from, to = %to, "image converted");
-        self.image.disk_format = Some(to.clone());
-        self.image.container_format = Some("bare".to_owned());
-        let restaged = data
-            .stage_file(&self.image, &files.output, &self.beat())
-            .await?;
-        self.staged = Some(restaged);
-        self.converted = Some(to);
-        Ok(())
-    }
-
-    async fn write_stores_from_staging(&mut self) -> Result<(), Stop> {
+    pub(super) async fn write_stores_from_staging(&mut self) -> Result<(), Stop> {
         let Some(staged) = self.staged.clone() else {
             return Err(Stop::Failed("No data is staged for the image.".to_owned()));
         };
@@ -531,7 +372,7 @@ impl JobRun<'_> {
 
     /// Records a copy under the job's lock; a store that failed fails the job when all must
     /// succeed, else is listed in `os_glance_failed_import`.
-    async fn record(
+    pub(super) async fn record(
         &mut self,
         store: Option<String>,
         imported: Result<crate::datapath::ImportedData, DataError>,
@@ -575,7 +416,7 @@ impl JobRun<'_> {
     }
 
     /// Records a copy (or a registered location) under the job's lock.
-    async fn record_copy(&mut self, copy: &ImportedCopy) -> Result<(), Stop> {
+    pub(super) async fn record_copy(&mut self, copy: &ImportedCopy) -> Result<(), Stop> {
         let recorded = self
             .service
             .tasks
@@ -595,75 +436,6 @@ impl JobRun<'_> {
             Ok(false) => Err(Stop::Lost),
             Err(e) => Err(Stop::Failed(e.to_string())),
         }
-    }
-
-    /// A registered location: its size asked of its store, its data read through the digests
-    /// and the inspection (`do_secure_hash`, retried `http_retries` times when the store is
-    /// unavailable), checked against `validation_data`, and only then recorded, the image
-    /// active. Data that does not match is neither recorded nor touched.
-    async fn location_import(
-        &mut self,
-        url: &str,
-        validation: Option<&ValidationData>,
-    ) -> Result<(), Stop> {
-        let invalid = |why: String| Stop::Failed(format!("Invalid location: {why}"));
-        let location = Location::parse(url).map_err(|e| invalid(e.to_string()))?;
-        let data = &self.service.data;
-        let (store, size) = data
-            .location_size(&location)
-            .await
-            .map_err(|e| invalid(e.to_string()))?;
-        let mut copy = ImportedCopy {
-            location: url.to_owned(),
-            metadata: match &store {
-                Some(id) => json!({ "store": id }).to_string(),
-                None => "{}".to_owned(),
-            },
-            size: i64::try_from(size).ok(),
-            activate: true,
-            ..ImportedCopy::default()
-        };
-        if !self.service.config.do_secure_hash {
-            copy.os_hash_algo = validation.map(|v| v.os_hash_algo.clone());
-            copy.os_hash_value = validation.map(|v| v.os_hash_value.clone());
-            return self.record_copy(&copy).await;
-        }
-        let algorithm = validation.map_or(data.hashing_algorithm(), |v| v.os_hash_algo.as_str());
-        let mut retries = self.service.config.http_retries;
-        let (bytes, digests, inspection) = loop {
-            match data
-                .hash_location(&self.image, &location, algorithm, &self.beat())
-                .await
-            {
-                Ok(read) => break read,
-                Err(_) if self.progress.lost.load(Ordering::Relaxed) => return Err(Stop::Lost),
-                Err(
-                    e @ (DataError::Internal(_) | DataError::Store(StoreError::Unavailable { .. })),
-                ) if retries > 0 => {
-                    retries -= 1;
-                    tracing::warn!(%location, error = %e, retries_left = retries, "reading the location failed; retrying");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if bytes != size {
-            return Err(Stop::Failed(format!(
-                "{location} gave {bytes} bytes where its store announced {size}"
-            )));
-        }
-        if let Some(expected) = validation {
-            if !expected.os_hash_value.eq_ignore_ascii_case(&digests.value) {
-                return Err(Stop::Failed(format!(
-                    "os_hash_value: ({}) not matched with actual os_hash_value: ({})",
-                    expected.os_hash_value, digests.value
-                )));
-            }
-        }
-        copy.virtual_size = inspection.virtual_size.and_then(|v| i64::try_from(v).ok());
-        copy.checksum = Some(digests.md5);
-        copy.os_hash_algo = Some(digests.algorithm);
-        copy.os_hash_value = Some(digests.value);
-        self.record_copy(&copy).await
     }
 
     async fn copy_image(&mut self) -> Result<(), Stop> {
