@@ -9,7 +9,9 @@ Every import method a client offers, as users run them:
   * `openstack image import --method copy-image --store` into the second store,
   * `openstack image task list` / `task show`,
   * openstacksdk: create_image(use_import=True), import_image(method=web-download and
-    copy-image), tasks(); and a web-download refused by the URL filter.
+    copy-image), tasks(); and a web-download refused by the URL filter;
+  * python-glanceclient: `glance image-create-via-import --file --stores`,
+    `glance image-import --import-method web-download` and `copy-image --stores`.
 The bytes are checked on disk in each store and by download.
 """
 
@@ -216,6 +218,67 @@ def sdk_imports(tmp):
             "sdk: the refused image stays queued, no task made", f"{body}")
 
 
+def glance(*args):
+    """Runs the `glance` CLI of the client venv (stdin a terminal, as for a user: the CLI
+    reads image data from a stdin that is not one); answers (rc, stdout, stderr)."""
+    import subprocess
+    exe = os.path.join(os.path.dirname(base.OPENSTACK), "glance")
+    master, slave = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    try:
+        p = subprocess.run([exe, "--os-image-url", base.GLINT_URL, "--os-auth-token", "none",
+                            *args], stdin=slave, capture_output=True, text=True, env=env,
+                           timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+    return p.returncode, p.stdout, p.stderr.strip()
+
+
+def glanceclient_imports(tmp):
+    data = os.urandom(350 * 1024 + 1)
+    name = f"{RUN}-glance-direct"
+    rc, out, err = glance("image-create-via-import", "--disk-format", "raw", "--container-format",
+                          "bare", "--name", name, "--file", write(tmp, "gc.raw", data),
+                          "--stores", "cheap")
+    if not R.check(rc == 0, "glance: image-create-via-import --file --stores cheap", f"rc={rc} {err}"):
+        return
+    found = ms.image_named(name)
+    if not R.check(len(found) == 1, "glance: the image is there", f"{found}"):
+        return
+    image_id = found[0]
+    base.CREATED.add(image_id)
+    done = wait_for(image_id, "active")
+    R.check(done.get("stores") == "cheap" and done.get("size") == len(data),
+            "glance: glance-direct through glanceclient lands in cheap", f"{done}")
+    ms.check_on_disk(image_id, "cheap", data, "glance: the bytes are a file in cheap only")
+
+    rc, _, err = glance("image-import", image_id, "--import-method", "copy-image",
+                        "--stores", "fast")
+    R.check(rc == 0, "glance: image-import --import-method copy-image --stores fast", err)
+    deadline = time.time() + 60
+    while time.time() < deadline and "fast" not in (done.get("stores") or ""):
+        time.sleep(0.2)
+        _, done = ms.http_json("GET", f"/v2/images/{image_id}")
+    R.equal(sorted((done.get("stores") or "").split(",")), ["cheap", "fast"],
+            "glance: copy-image through glanceclient adds fast")
+
+    data2 = os.urandom(120 * 1024)
+    write(tmp, "gc-web.raw", data2)
+    img = base.osc_ok("cli: image create (for glance web-download)", "image", "create",
+                      "--disk-format", "raw", "--container-format", "bare", f"{RUN}-glance-web")
+    if img is None:
+        return
+    base.CREATED.add(img["id"])
+    with WebServer(tmp) as web:
+        rc, _, err = glance("image-import", img["id"], "--import-method", "web-download",
+                            "--uri", f"{web.url}/gc-web.raw")
+        R.check(rc == 0, "glance: image-import --import-method web-download --uri", err)
+        done = wait_for(img["id"], "active")
+    R.check(done.get("status") == "active" and done.get("size") == len(data2),
+            "glance: web-download through glanceclient ends active", f"{done}")
+
+
 def main():
     print(f"# import scenario {RUN} against {base.GLINT_URL}")
     if base.preflight():
@@ -224,6 +287,7 @@ def main():
             try:
                 base.section(cli_imports, tmp)
                 base.section(sdk_imports, tmp)
+                base.section(glanceclient_imports, tmp)
             finally:
                 base.cleanup()
     print(f"{R.passed} passed, {R.failed} failed")
