@@ -12,6 +12,7 @@ pub mod limits;
 pub mod paste;
 pub mod policy;
 pub mod server;
+mod staging;
 pub mod stores;
 mod swift;
 

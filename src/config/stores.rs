@@ -80,7 +80,7 @@ impl StoresConfig {
             multi,
             default_backend,
             backends,
-            staging: staging(ini, data_dir, multi)?,
+            staging: super::staging::staging(ini, data_dir, multi)?,
         })
     }
 
@@ -197,60 +197,9 @@ fn multi_store(ini: &Ini, list: &str, data_dir: &Path) -> Result<Backends, Confi
     Ok((true, default_backend, backends))
 }
 
-/// The reserved store id of staged data (Glance's).
-pub const STAGING_STORE: &str = "os_glance_staging_store";
-
-/// Where imports stage data. With one store, the directory of `[DEFAULT] node_staging_uri`
-/// (`file://` only, as Glance; default `<data dir>/staging`). With several, the reserved
-/// `[os_glance_staging_store]` store: a directory (`filesystem_store_datadir`, else that of
-/// `node_staging_uri`), or — Glint's `type` option — an s3, swift or rbd store every node
-/// reaches, so that any node can finish an import another staged.
-fn staging(ini: &Ini, data_dir: &Path, multi: bool) -> Result<BackendConfig, ConfigError> {
-    let staging_dir = match ini
-        .get("DEFAULT", "node_staging_uri")
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    {
-        Some(uri) => PathBuf::from(uri.strip_prefix("file://").ok_or_else(|| {
-            ConfigError::invalid(
-                "DEFAULT",
-                "node_staging_uri",
-                format!("{uri:?} is not a file:// URI"),
-            )
-        })?),
-        None => data_dir.join("staging"),
-    };
-    let driver = if multi {
-        let kind = ini
-            .get(STAGING_STORE, "type")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .unwrap_or("file")
-            .to_ascii_lowercase();
-        driver(ini, STAGING_STORE, STAGING_STORE, &kind, staging_dir)?
-    } else {
-        DriverConfig::File(FileConfig {
-            name: STAGING_STORE.to_owned(),
-            datadirs: vec![DataDir {
-                path: staging_dir,
-                priority: 0,
-            }],
-            file_perm: None,
-            thin_provisioning: false,
-            fsync: true,
-        })
-    };
-    Ok(BackendConfig {
-        id: STAGING_STORE.to_owned(),
-        description: None,
-        weight: 0,
-        driver,
-    })
-}
-
 /// A store's options from `section`. An unknown type is reported against the option that
 /// named it (`rename_option` fixes the option name).
-fn driver(
+pub(super) fn driver(
     ini: &Ini,
     section: &str,
     id: &str,
