@@ -67,6 +67,7 @@ impl KeystoneAuth {
         let now = Utc::now();
         let service_token = header("x-service-token");
         let mut allow_expired = false;
+        let mut service_roles = Vec::new();
         if let Some(token) = service_token {
             let info = match self.validated(token, false).await? {
                 Some(info) if !info.expired(now) => info,
@@ -80,6 +81,7 @@ impl KeystoneAuth {
                 return Err(self.refused("the service token has none of service_token_roles"));
             }
             allow_expired = has_role;
+            service_roles = info.roles.clone();
         }
         let Some(token) = header("x-auth-token").or_else(|| header("x-storage-token")) else {
             return Err(self.refused("no X-Auth-Token"));
@@ -104,6 +106,7 @@ impl KeystoneAuth {
                 user_id: Some(info.user_id.clone()),
                 scope: info.scope.clone(),
                 roles: info.roles.clone(),
+                service_roles,
                 token: Some(token.to_owned()),
                 catalog: info.catalog.clone(),
             },

@@ -102,6 +102,7 @@ fn context(request_id: String, identity: Identity) -> RequestContext {
         user_id,
         scope,
         roles,
+        service_roles,
         token,
         catalog,
     } = identity;
@@ -119,6 +120,7 @@ fn context(request_id: String, identity: Identity) -> RequestContext {
         system_scope,
         domain_id,
         roles,
+        service_roles,
         auth_token: token.map(Secret),
         service_catalog: catalog,
     }
@@ -129,6 +131,8 @@ struct Identity {
     user_id: Option<String>,
     scope: Option<Scope>,
     roles: Vec<String>,
+    /// The roles of the service token that came with it, if any.
+    service_roles: Vec<String>,
     /// The token itself, passed on to stores acting as the caller.
     token: Option<String>,
     catalog: Arc<[CatalogEndpoint]>,

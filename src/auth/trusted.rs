@@ -52,6 +52,8 @@ pub(super) fn context_from_headers(
             user_id: get("x-user-id").map(str::to_owned),
             scope: Some(scope),
             roles: implied_roles(normalized_roles(get("x-roles").unwrap_or("").split(','))),
+            // keystonemiddleware's name for the roles of a valid X-Service-Token.
+            service_roles: normalized_roles(get("x-service-roles").unwrap_or("").split(',')),
             token: get("x-auth-token").map(str::to_owned),
             catalog: catalog.into(),
         },

@@ -27,6 +27,10 @@ pub struct DataPathConfig {
     /// `[DEFAULT] worker_self_reference_url` (else `public_endpoint`): this node's URL,
     /// recorded on staged images as `os_glance_stage_host`.
     pub stage_host: Option<String>,
+    /// Whether staged data that starts as a zip, LHA or gzip file is staged uninspected: set
+    /// when `[image_import_opts] image_import_plugins` lists `image_decompression`, which
+    /// unpacks it before any store sees it (not an option of its own).
+    pub stage_compressed: bool,
 }
 
 impl DataPathConfig {
@@ -71,6 +75,7 @@ impl DataPathConfig {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
+            stage_compressed: false,
         })
     }
 }

@@ -16,7 +16,12 @@ pub const IMPORT_METHODS: [&str; 4] = [
 ];
 
 /// The import plugins Glint runs (Glance's names).
-pub const IMPORT_PLUGINS: [&str; 3] = ["no_op", "image_conversion", "inject_image_metadata"];
+pub const IMPORT_PLUGINS: [&str; 4] = [
+    "no_op",
+    "image_conversion",
+    "image_decompression",
+    "inject_image_metadata",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportConfig {
@@ -24,7 +29,9 @@ pub struct ImportConfig {
     pub methods: Vec<String>,
     /// `[import_filtering_opts]`: which URLs web-download may fetch.
     pub filtering: UrlFilterConfig,
-    /// `[image_import_opts] image_import_plugins` (none), in the order they run.
+    /// `[image_import_opts] image_import_plugins` (none), in the order they run: the data
+    /// plugins (`image_decompression`, `image_conversion`) on the staged data in this order;
+    /// `inject_image_metadata` when the import starts, wherever it is listed.
     pub plugins: Vec<String>,
     /// `[task] task_time_to_live` (48 hours): how long a finished task stays visible.
     pub task_time_to_live: Duration,
@@ -38,8 +45,9 @@ pub struct ImportConfig {
     pub inject_ignore_roles: Vec<String>,
     /// `[image_conversion] output_format` (raw): what `image_conversion` converts to.
     pub conversion_format: String,
-    /// `[task] work_dir` (default `<data dir>/work`): where `image_conversion` converts, when
-    /// staged data is not a local file already.
+    /// `[task] work_dir` (default `<data dir>/work`): where `image_conversion` and
+    /// `image_decompression` write their output, and copy their input when staged data is
+    /// not a local file already.
     pub work_dir: std::path::PathBuf,
     /// `[glance_download_properties] extra_properties`: the prefixes of the properties
     /// glance-download copies from the remote image.
@@ -102,16 +110,10 @@ impl ImportConfig {
             .iter()
             .find(|p| !IMPORT_PLUGINS.contains(&p.as_str()))
         {
-            let why = if unknown == "image_decompression" {
-                "the image_decompression plugin is not available in this version of Glint"
-                    .to_owned()
-            } else {
-                format!("unknown import plugin {unknown:?}")
-            };
             return Err(ConfigError::invalid(
                 "image_import_opts",
                 "image_import_plugins",
-                why,
+                format!("unknown import plugin {unknown:?}"),
             ));
         }
         let hours = parse_int(ini, "task", "task_time_to_live", 48, 0, 24 * 365 * 100)?;
@@ -188,6 +190,11 @@ impl ImportConfig {
 
     pub fn enabled(&self, method: &str) -> bool {
         self.methods.iter().any(|m| m == method)
+    }
+
+    /// Whether `image_import_plugins` lists `plugin`.
+    pub fn plugin_enabled(&self, plugin: &str) -> bool {
+        self.plugins.iter().any(|p| p == plugin)
     }
 }
 
@@ -296,13 +303,16 @@ mod tests {
         let config = parse(
             "[DEFAULT]\nenabled_import_methods = [glance-direct, 'web-download']\n\
              [import_filtering_opts]\nallowed_ports = [80,8080]\ndisallowed_hosts = Example.COM\n\
-             [image_import_opts]\nimage_import_plugins = ['image_conversion']\n",
+             [image_import_opts]\nimage_import_plugins = ['image_decompression', image_conversion]\n",
         )
         .expect("config");
         assert_eq!(config.methods, ["glance-direct", "web-download"]);
         assert_eq!(config.filtering.allowed_ports, [80, 8080]);
         assert_eq!(config.filtering.disallowed_hosts, ["example.com"]);
-        assert_eq!(config.plugins, ["image_conversion"]);
+        // Every plugin Glance ships is known, image_decompression included, in the order given.
+        assert_eq!(config.plugins, ["image_decompression", "image_conversion"]);
+        assert!(config.plugin_enabled("image_decompression"));
+        assert!(!config.plugin_enabled("inject_image_metadata"));
         let config = parse("[DEFAULT]\nenabled_import_methods = []\n").expect("config");
         assert!(config.methods.is_empty());
     }

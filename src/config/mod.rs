@@ -156,6 +156,11 @@ impl Config {
                 "at most 200 characters, without '/'",
             ));
         }
+        let import = ImportConfig::from_ini(ini, data_dir)?;
+        let datapath = DataPathConfig {
+            stage_compressed: import.plugin_enabled("image_decompression"),
+            ..DataPathConfig::from_ini(ini)?
+        };
         let config = Config {
             node_id,
             server,
@@ -165,8 +170,8 @@ impl Config {
             policy: PolicyConfig::from_ini(ini)?,
             unified_limits: keystone::UnifiedLimitsConfig::from_ini(ini)?,
             stores: StoresConfig::from_ini(ini, data_dir)?,
-            datapath: DataPathConfig::from_ini(ini)?,
-            import: ImportConfig::from_ini(ini, data_dir)?,
+            datapath,
+            import,
             formats: formats_from_ini(ini),
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,

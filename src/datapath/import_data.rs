@@ -14,7 +14,7 @@ use super::upload::PIPELINE_BYTES;
 use super::DataService;
 use crate::domain::image::{self, Image};
 use crate::domain::tasks::StagedData;
-use crate::domain::UploadedData;
+use crate::domain::{UploadTarget, UploadedData};
 
 /// A copy an import wrote and committed, not recorded yet.
 #[derive(Debug)]
@@ -94,7 +94,15 @@ impl DataService {
         let (limits, options, budget) = self.prepare_write(image, &target, expected).await?;
         let writer = self.open_writer(image, &target, &options).await?;
         let (writer, digests, inspection, received) = self
-            .pump(image, beat, writer, source, &limits, &budget)
+            .pump(
+                image,
+                UploadTarget::Store,
+                beat,
+                writer,
+                source,
+                &limits,
+                &budget,
+            )
             .await
             .map_err(source_failure)?;
         if let Some(expected) = expected.filter(|e| *e != received) {
@@ -253,6 +261,26 @@ impl DataService {
         })
     }
 
+    /// Up to the first `len` bytes of staged data (fewer when it is shorter), the rest left
+    /// unread.
+    pub async fn staged_head(&self, staged: &StagedData, len: usize) -> Result<Vec<u8>, DataError> {
+        use futures_util::StreamExt;
+        let mut body = self.open_staged(staged).await?;
+        let mut head = Vec::with_capacity(len);
+        while head.len() < len {
+            match body.next().await {
+                Some(piece) => {
+                    let piece = piece
+                        .map_err(|e| DataError::Internal(format!("reading staged data: {e}")))?;
+                    let wanted = len - head.len();
+                    head.extend_from_slice(&piece[..wanted.min(piece.len())]);
+                }
+                None => break,
+            }
+        }
+        Ok(head)
+    }
+
     /// Writes `source` into the staging store for `image` (a download an import stages
     /// before plugins or several stores read it) and records it as the image's staged data.
     pub async fn stage_stream<S, E>(
@@ -277,9 +305,18 @@ impl DataService {
             other => other?,
         };
         let writer = super::writer::OpenWriter::new(writer, store.name());
-        // Inspected now too, so that unsafe data is refused before it is staged whole.
+        // Inspected now too, so that unsafe data is refused before it is staged whole
+        // (compressed data for image_decompression excepted: inspected once unpacked).
         let (writer, digests, _, received) = self
-            .pump(image, beat, writer, source, &limits, &budget)
+            .pump(
+                image,
+                UploadTarget::Staging,
+                beat,
+                writer,
+                source,
+                &limits,
+                &budget,
+            )
             .await
             .map_err(source_failure)?;
         if let Some(expected) = expected.filter(|e| *e != received) {
@@ -333,8 +370,8 @@ impl DataService {
         file.flush().await.map_err(io)
     }
 
-    /// Stages the local file `path` as the image's data, replacing what was staged (a
-    /// converted image).
+    /// Stages the local file `path` as the image's data, replacing what was staged (an import
+    /// plugin's output).
     pub async fn stage_file(
         &self,
         image: &Image,

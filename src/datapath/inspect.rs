@@ -14,6 +14,10 @@ use glint_store::Chunk;
 use super::error::DataError;
 use crate::config::InspectionConfig;
 
+mod compressed;
+
+pub use compressed::Compression;
+
 /// Glance's message for data that fails a safety check.
 const SAFETY: &str = "Image failed safety checks";
 
@@ -47,6 +51,23 @@ pub fn for_image(
             config: config.clone(),
         }),
         _ => Box::new(Uninspected),
+    }
+}
+
+/// The inspector for an image's data on its way into staging: as `for_image`, except that
+/// with `compressed_allowed` (the `image_decompression` plugin is on) data that starts as a
+/// zip, LHA or gzip file passes uninspected, to be inspected once unpacked.
+pub fn for_staging(
+    disk_format: Option<&str>,
+    container_format: Option<&str>,
+    config: &InspectionConfig,
+    compressed_allowed: bool,
+) -> Box<dyn Inspector> {
+    let declared = for_image(disk_format, container_format, config);
+    if compressed_allowed {
+        Box::new(compressed::UnlessCompressed::new(declared))
+    } else {
+        declared
     }
 }
 

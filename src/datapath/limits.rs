@@ -41,6 +41,12 @@ impl Limits {
 }
 
 impl DataService {
+    /// The most `image`'s data may be: `image_size_cap`, or less when the owner's quota
+    /// leaves less (an import plugin's output is held to it before it is staged).
+    pub async fn max_image_bytes(&self, image: &Image) -> Result<u64, DataError> {
+        Ok(self.limits_for(image).await?.max_size())
+    }
+
     pub(super) async fn limits_for(&self, image: &Image) -> Result<Limits, DataError> {
         let quota_remaining = match self.limits.user_storage_quota {
             0 => None,

@@ -22,6 +22,7 @@ use super::upload::{BATCH_BYTES, BODY_IDLE, HEARTBEAT, WRITER_DEPTH};
 use super::writer::OpenWriter;
 use super::DataService;
 use crate::domain::image::Image;
+use crate::domain::UploadTarget;
 
 /// Frames gathered into the next chunk, with the budget permits that cover them.
 #[derive(Default)]
@@ -110,11 +111,37 @@ async fn finish_touch(
 }
 
 impl DataService {
-    /// Streams the body through the digests into the writer. On success the writer is handed
-    /// back for commit; on failure it has been aborted.
+    /// The inspector for `image`'s data on its way to `target`: staged data may be
+    /// compressed (see `inspect::for_staging`).
+    fn inspector(&self, image: &Image, target: UploadTarget) -> Box<dyn Inspector> {
+        let (disk_format, container_format) = (
+            image.disk_format.as_deref(),
+            image.container_format.as_deref(),
+        );
+        match target {
+            UploadTarget::Store => {
+                inspect::for_image(disk_format, container_format, &self.config.inspection)
+            }
+            UploadTarget::Staging => inspect::for_staging(
+                disk_format,
+                container_format,
+                &self.config.inspection,
+                self.config.stage_compressed,
+            ),
+        }
+    }
+
+    /// Streams the body through the digests and the inspection for `target` into the
+    /// writer. On success the writer is handed back for commit; on failure it has been
+    /// aborted.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transfer's settled facts, passed once"
+    )]
     pub(super) async fn pump<S, E>(
         &self,
         image: &Image,
+        target: UploadTarget,
         beat: &Beat,
         writer: OpenWriter,
         mut body: S,
@@ -126,11 +153,7 @@ impl DataService {
         E: std::fmt::Display,
     {
         let digester = Digester::start(&self.config.hashing_algorithm)?;
-        let mut inspector = inspect::for_image(
-            image.disk_format.as_deref(),
-            image.container_format.as_deref(),
-            &self.config.inspection,
-        );
+        let mut inspector = self.inspector(image, target);
         let (to_writer, from_pump) = mpsc::channel(WRITER_DEPTH);
         let write_task =
             tokio::spawn(write_loop(writer, from_pump).instrument(tracing::Span::current()));

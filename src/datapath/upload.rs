@@ -275,6 +275,7 @@ impl DataService {
         let (writer, digests, inspection, received) = self
             .pump(
                 image,
+                target,
                 &self.upload_beat(image, claim),
                 writer,
                 request.body,

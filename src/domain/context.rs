@@ -21,6 +21,9 @@ pub struct RequestContext {
     pub domain_id: Option<String>,
     /// Lower-cased role names.
     pub roles: Vec<String>,
+    /// The roles of a valid `X-Service-Token` (a service acting for the user, as Nova and
+    /// Cinder do); only rules that Glance checks against service roles read them.
+    pub service_roles: Vec<String>,
     /// The result of `context_is_admin`: admins bypass ownership and visibility checks. Only
     /// a project-scoped admin is one (Glance's image rules are project-scoped).
     pub is_admin: bool,
@@ -42,6 +45,7 @@ impl RequestContext {
             system_scope: None,
             domain_id: None,
             roles: vec!["admin".to_owned()],
+            service_roles: Vec::new(),
             is_admin: true,
             auth_token: None,
             service_catalog: Arc::from([]),
@@ -59,6 +63,11 @@ impl RequestContext {
 
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the caller, or the service acting for it, holds `role`.
+    pub fn has_role_or_service_role(&self, role: &str) -> bool {
+        self.has_role(role) || self.service_roles.iter().any(|r| r == role)
     }
 
     /// Whether the caller's project is `owner`.

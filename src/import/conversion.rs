@@ -5,7 +5,7 @@
 //! `qemu-img convert`. The converted image is staged in place of the original and inspected
 //! again as it is written to each store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -128,33 +128,6 @@ pub fn source_format<'a>(image: &'a Image, to: &str) -> Result<Option<&'a str>, 
         return Err(ConversionError::NotConvertible(from.to_owned()));
     }
     Ok(Some(from))
-}
-
-/// Files a conversion makes in `dir` for image `id`, removed when dropped.
-pub struct WorkFiles {
-    pub input: PathBuf,
-    pub output: PathBuf,
-    /// Whether `input` is a copy made here (else it is the staged file itself).
-    owns_input: bool,
-}
-
-impl WorkFiles {
-    pub fn new(dir: &Path, id: &str, staged: Option<PathBuf>) -> WorkFiles {
-        WorkFiles {
-            owns_input: staged.is_none(),
-            input: staged.unwrap_or_else(|| dir.join(format!("{id}.source"))),
-            output: dir.join(format!("{id}.converted")),
-        }
-    }
-}
-
-impl Drop for WorkFiles {
-    fn drop(&mut self) {
-        if self.owns_input {
-            let _ = std::fs::remove_file(&self.input);
-        }
-        let _ = std::fs::remove_file(&self.output);
-    }
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ impl ImportService {
             None => return Err(schema_error("'url' is a required property")),
         };
         let validation = validation_data(body, self.data.hashing_algorithm())?;
-        let image = self.images.get_visible(ctx, id).await?;
+        let image = self.visible_or_status_conflict(ctx, id).await?;
         if image.status != ImageStatus::Queued {
             return Err(DomainError::conflict(format!(
                 "It's not allowed to add locations if image status is {}.",
@@ -115,10 +115,9 @@ impl ImportService {
         }
         self.images
             .authorize_on(ctx, Action::AddImageLocation, &image)?;
-        // Services register any store's locations; anyone else only web servers' (an http
-        // store must be enabled), and only those web-download's filter would fetch: a user's
-        // location is read by Glint, and must not make it read inside the cloud.
-        if !ctx.roles.iter().any(|r| r == "service") {
+        // Services (a service token's roles count, as in Glance) register any store's
+        // locations; anyone else only web servers' (an http store must be enabled).
+        if !ctx.has_role_or_service_role("service") {
             let http_enabled = self
                 .data
                 .stores()
@@ -130,10 +129,15 @@ impl ImportService {
                     "http store must be enabled to use location API by normal user.",
                 ));
             }
+        }
+        // Every http location passes web-download's filter, services' too: Glint reads it,
+        // and must not be made to read inside the cloud.
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if matches!(scheme.as_deref(), Some("http" | "https")) {
             if let Err(why) = self.filter.check(&url) {
                 tracing::info!(image.id = %image.id, %why, "location refused by the URL filter");
                 return Err(DomainError::bad_request(format!(
-                    "URI for location does not pass filtering: {url}"
+                    "URI for add location does not pass filtering: {url}"
                 )));
             }
         }
@@ -146,6 +150,8 @@ impl ImportService {
             method: ImportMethod::LocationImport {
                 url,
                 validation_data: validation,
+                refused: (!ctx.is_admin && !ctx.is_owner(image.owner.as_deref()))
+                    .then(|| "You do not own this image".to_owned()),
             },
             stores: vec![None],
             all_stores_must_succeed: true,
@@ -153,6 +159,26 @@ impl ImportService {
         self.begin(ctx, &image, spec, "location_import", input)
             .await
             .map(|_| ())
+    }
+
+    /// The image as the caller sees it. Glance's database layer shows every image to any
+    /// `admin` role, a system-scoped one too, and checks the status before the policy: such a
+    /// caller hears 409 for an image that is not queued, and the policy's 404 otherwise.
+    async fn visible_or_status_conflict(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<crate::domain::image::Image, DomainError> {
+        let hidden = match self.images.get_visible(ctx, id).await {
+            Ok(image) => return Ok(image),
+            Err(hidden) if ctx.has_role("admin") => hidden,
+            Err(other) => return Err(other),
+        };
+        let operator = RequestContext::unauthenticated_admin(ctx.request_id.clone());
+        match self.images.get_visible(&operator, id).await {
+            Ok(image) if image.status != ImageStatus::Queued => Ok(image),
+            _ => Err(hidden),
+        }
     }
 
     /// `GET /v2/images/{id}/locations`: the active locations, heaviest store first.

@@ -6,17 +6,20 @@
 //!                                                        (os_glance_import_task), task, job,
 //!                                                        image importing ──► 202
 //! any node's runner ── claims the job (SKIP LOCKED), heartbeats it ──► source (staged data,
-//!   a URL, the image's own copy) ──► each store through the data path ──► recorded under the
+//!   a URL, the image's own copy) ──► data plugins on the staged data (decompression,
+//!   conversion; plugins.rs) ──► each store through the data path ──► recorded under the
 //!   lock ──► task success | failure, lock released, staged data removed
 //! ```
 //! A job is a row, not a thread: a node that dies mid-import leaves a claim whose heartbeat
 //! stops, and another node (or the same one after its restart) takes the job over.
 
 mod conversion;
+mod decompression;
 pub mod fetch;
 pub mod filter;
 mod locations;
 mod patch_locations;
+mod plugins;
 mod runner;
 mod sources;
 mod spec;
@@ -104,7 +107,7 @@ impl ImportService {
 
     /// Whether `[image_import_opts] image_import_plugins` lists `plugin`.
     fn plugin_enabled(&self, plugin: &str) -> bool {
-        self.config.plugins.iter().any(|p| p == plugin)
+        self.config.plugin_enabled(plugin)
     }
 }
 

@@ -39,6 +39,35 @@ pub(super) struct Outcome {
     dropped: Vec<String>,
 }
 
+impl Outcome {
+    /// A failure that changes nothing on the image.
+    fn failed(message: String, config: &crate::config::ImportConfig) -> Outcome {
+        let ttl = ChronoDuration::from_std(config.task_time_to_live).unwrap_or_default();
+        Outcome {
+            end: ImportEnd {
+                status: TaskStatus::Failure,
+                message,
+                result: None,
+                expires_at: image::now() + ttl,
+                revert_to: None,
+                set: Vec::new(),
+                remove: Vec::new(),
+                drop_locations: Vec::new(),
+            },
+            remove_staged: None,
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Glance's end of an import whose image was deleted.
+    fn image_deleted(config: &crate::config::ImportConfig) -> Outcome {
+        Outcome::failed(
+            "Image has been deleted, aborting import.".to_owned(),
+            config,
+        )
+    }
+}
+
 /// Why a job stopped before its end: it failed (with the task's message), or lost its claim
 /// (another node runs it now, or its lock was broken) and must record nothing more.
 pub(super) enum Stop {
@@ -146,9 +175,16 @@ impl ImportService {
         };
         let outcome = self.execute(&job, &claim, &progress).await;
         heartbeat.abort();
-        let Some(outcome) = outcome else {
-            tracing::warn!("the import's claim was lost (taken over, or its lock broken): stopped");
-            return;
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            // Its lock went with its image: the job ends now, not at another node's takeover.
+            None if self.image_gone(&job).await => Outcome::image_deleted(&self.config),
+            None => {
+                tracing::warn!(
+                    "the import's claim was lost (taken over, or its lock broken): stopped"
+                );
+                return;
+            }
         };
         let mut end = outcome.end;
         if end.status == TaskStatus::Success && end.message.is_empty() {
@@ -182,6 +218,24 @@ impl ImportService {
         }
     }
 
+    /// The context a job reads its image in: the runner's, on behalf of no user.
+    fn runner(job: &ClaimedJob) -> RequestContext {
+        RequestContext::unauthenticated_admin(
+            job.task
+                .request_id
+                .clone()
+                .unwrap_or_else(|| "glint-import".to_owned()),
+        )
+    }
+
+    /// Whether the job's image was deleted (a database that does not answer says no).
+    async fn image_gone(&self, job: &ClaimedJob) -> bool {
+        matches!(
+            self.images.get_visible(&Self::runner(job), job.image_id.as_str()).await,
+            Err(e) if e.kind() == Some(crate::domain::error::Refusal::NotFound)
+        )
+    }
+
     /// Runs the job to its outcome; `None` when its claim was lost.
     async fn execute(
         &self,
@@ -190,37 +244,17 @@ impl ImportService {
         progress: &Arc<Progress>,
     ) -> Option<Outcome> {
         let ttl = ChronoDuration::from_std(self.config.task_time_to_live).unwrap_or_default();
-        let failure = |message: String| Outcome {
-            end: ImportEnd {
-                status: TaskStatus::Failure,
-                message,
-                result: None,
-                expires_at: image::now() + ttl,
-                revert_to: None,
-                set: Vec::new(),
-                remove: Vec::new(),
-                drop_locations: Vec::new(),
-            },
-            remove_staged: None,
-            dropped: Vec::new(),
-        };
         let spec = match ImportSpec::from_json(&job.spec) {
             Ok(spec) => spec,
-            Err(why) => return Some(failure(why)),
+            Err(why) => return Some(Outcome::failed(why, &self.config)),
         };
-        let ctx = RequestContext::unauthenticated_admin(
-            job.task
-                .request_id
-                .clone()
-                .unwrap_or_else(|| "glint-import".to_owned()),
-        );
-        let image = match self.images.get_visible(&ctx, job.image_id.as_str()).await {
+        let image = match self
+            .images
+            .get_visible(&Self::runner(job), job.image_id.as_str())
+            .await
+        {
             Ok(image) => image,
-            Err(_) => {
-                return Some(failure(
-                    "Image has been deleted, aborting import.".to_owned(),
-                ))
-            }
+            Err(_) => return Some(Outcome::image_deleted(&self.config)),
         };
         let mut run = JobRun {
             service: self,
@@ -286,7 +320,7 @@ impl JobRun<'_> {
                     .map_err(|e| Stop::Failed(e.to_string()))?
                     .ok_or_else(|| Stop::Failed("No data is staged for the image.".to_owned()))?;
                 self.staged = Some(staged);
-                self.convert().await?;
+                self.run_data_plugins().await?;
                 self.write_stores_from_staging().await
             }
             ImportMethod::WebDownload { uri } => {
@@ -305,8 +339,12 @@ impl JobRun<'_> {
             }
             ImportMethod::CopyImage => self.copy_image().await,
             ImportMethod::LocationImport {
+                refused: Some(why), ..
+            } => Err(Stop::Failed(why.clone())),
+            ImportMethod::LocationImport {
                 url,
                 validation_data,
+                refused: None,
             } => self.location_import(url, validation_data.as_ref()).await,
         }
     }

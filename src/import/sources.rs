@@ -1,13 +1,13 @@
 //! Where an import job's data comes from besides staging: downloads (web-download,
-//! glance-download), the `image_conversion` plugin, and registered locations.
+//! glance-download) and registered locations.
 
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
+use super::fetch;
 use super::runner::{JobRun, Stop};
 use super::spec::ValidationData;
-use super::{conversion, fetch};
 use crate::datapath::DataError;
 use crate::domain::tasks::ImportedCopy;
 use glint_store::{Location, StoreError};
@@ -94,15 +94,15 @@ impl JobRun<'_> {
     }
 
     /// A download (web-download, glance-download) into the job's stores: straight into one
-    /// store, or staged first when there are several or a conversion.
+    /// store, or staged first when there are several or a plugin works on the data.
     pub(super) async fn download_into_stores(
         &mut self,
         download: fetch::Download,
     ) -> Result<(), Stop> {
         tracing::info!(url = %download.url, size = ?download.content_length, "downloading");
         let pending = self.pending_stores();
-        let converting = self.service.plugin_enabled("image_conversion");
-        if let ([store], false) = (pending.as_slice(), converting) {
+        let plugins = self.service.data_plugins_enabled();
+        if let ([store], false) = (pending.as_slice(), plugins) {
             // One store: the download streams straight into it, staged nowhere.
             let imported = self
                 .service
@@ -128,51 +128,8 @@ impl JobRun<'_> {
             )
             .await?;
         self.staged = Some(staged);
-        self.convert().await?;
+        self.run_data_plugins().await?;
         self.write_stores_from_staging().await
-    }
-
-    /// `image_conversion`: the staged data, checked by `qemu-img info` as its declared format,
-    /// converted into `[image_conversion] output_format` in `[task] work_dir` (or in place
-    /// when staging is this node's directory), and staged again in place of the original.
-    pub(super) async fn convert(&mut self) -> Result<(), Stop> {
-        if !self.service.plugin_enabled("image_conversion") {
-            return Ok(());
-        }
-        let failed = |e: conversion::ConversionError| Stop::Failed(e.to_string());
-        let to = self.service.config.conversion_format.clone();
-        let Some(from) = conversion::source_format(&self.image, &to).map_err(failed)? else {
-            return Ok(());
-        };
-        let from = from.to_owned();
-        let Some(staged) = self.staged.clone() else {
-            return Err(Stop::Failed("No data is staged for the image.".to_owned()));
-        };
-        let data = &self.service.data;
-        let dir = &self.service.config.work_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Stop::Failed(format!("cannot use work_dir {}: {e}", dir.display())))?;
-        let local = data.staged_path(&staged);
-        let files = conversion::WorkFiles::new(dir, self.image.id.as_str(), local.clone());
-        if local.is_none() {
-            data.fetch_staged(&staged, &files.input).await?;
-        }
-        let vmdk_types = &data.inspection().vmdk_allowed_types;
-        conversion::check_with_qemu_img(&files.input, &from, vmdk_types)
-            .await
-            .map_err(failed)?;
-        conversion::convert(&files.input, &from, &files.output, &to)
-            .await
-            .map_err(failed)?;
-        tracing::info!(from = %from, to = %to, "image converted");
-        self.image.disk_format = Some(to.clone());
-        self.image.container_format = Some("bare".to_owned());
-        let restaged = data
-            .stage_file(&self.image, &files.output, &self.beat())
-            .await?;
-        self.staged = Some(restaged);
-        self.converted = Some(to);
-        Ok(())
     }
 
     /// A registered location: its size asked of its store, its data read through the digests

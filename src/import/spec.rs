@@ -24,6 +24,11 @@ pub enum ImportMethod {
     LocationImport {
         url: String,
         validation_data: Option<ValidationData>,
+        /// Why the job fails without reading anything: Glance runs it as its caller, and a
+        /// caller who may not save the image (a service that neither owns it nor is an
+        /// admin) sees its location refused by the task, not by the request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
     },
 }
 

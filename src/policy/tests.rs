@@ -10,6 +10,7 @@ fn ctx(project: Option<&str>, roles: &[&str]) -> RequestContext {
         system_scope: None,
         domain_id: None,
         roles: roles.iter().map(|r| r.to_string()).collect(),
+        service_roles: Vec::new(),
         is_admin: false,
         auth_token: None,
         service_catalog: std::sync::Arc::from([]),

@@ -13,6 +13,9 @@ use tokio::io::AsyncWriteExt;
 use crate::all_databases;
 use crate::helpers::{files_in, TestApp, TestResponse};
 
+mod decompression;
+mod deleted;
+
 /// Web-download may reach the test's own server on loopback (any port).
 const LAB: &str = "[import_filtering_opts]\nallowed_hosts = 127.0.0.1\nallowed_ports =\n\
     [DEFAULT]\nweb_download_timeout = 2\n";
@@ -114,6 +117,18 @@ impl Remote {
                         .into_bytes(),
                         "/short" => {
                             [header("200 OK", "", data.len() + 100).into_bytes(), data].concat()
+                        }
+                        // A twentieth of the data every 100 ms: a download that takes 2 s.
+                        "/slow" => {
+                            let _ = socket
+                                .write_all(header("200 OK", "", data.len()).as_bytes())
+                                .await;
+                            for piece in data.chunks(data.len() / 20 + 1) {
+                                let _ = socket.write_all(piece).await;
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            let _ = socket.shutdown().await;
+                            return;
                         }
                         "/stall" => {
                             let _ = socket

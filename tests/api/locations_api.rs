@@ -76,8 +76,21 @@ async fn web_server(data: Vec<u8>) -> String {
 
 /// The image's task for location `url`, once it has ended.
 async fn task_for(app: &TestApp, id: &str, url: &str) -> Value {
+    task_seen_by(app, &[("accept", "application/json")], id, url).await
+}
+
+/// `task_for`, asked with `headers`.
+async fn task_seen_by(app: &TestApp, headers: &[(&str, &str)], id: &str, url: &str) -> Value {
     for _ in 0..300 {
-        let tasks = app.get(&format!("/v2/images/{id}/tasks")).await.json();
+        let tasks = app
+            .request(
+                axum::http::Method::GET,
+                &format!("/v2/images/{id}/tasks"),
+                headers,
+                axum::body::Body::empty(),
+            )
+            .await
+            .json();
         let task = tasks["tasks"]
             .as_array()
             .and_then(|tasks| tasks.iter().find(|t| t["input"]["loc_url"] == url));
@@ -154,7 +167,7 @@ all_databases!(fn users_register_only_web_locations_the_filter_passes(app, HTTP_
     for (body, status, message) in [
         (json!({}), 400, "Provided object does not match schema 'location': 'url' is a required property"),
         (json!({"url": "file:///etc/passwd"}), 403, "http store must be enabled to use location API by normal user."),
-        (json!({"url": "http://169.254.169.254/latest/meta-data/"}), 400, "URI for location does not pass filtering: http://169.254.169.254/latest/meta-data/"),
+        (json!({"url": "http://169.254.169.254/latest/meta-data/"}), 400, "URI for add location does not pass filtering: http://169.254.169.254/latest/meta-data/"),
         (json!({"url": "http://127.0.0.1/x", "validation_data": {"os_hash_algo": "sha512"}}), 400, "Provided object does not match schema 'location': 'os_hash_value' is a dependency of 'os_hash_algo'"),
     ] {
         let response = app.post(&format!("/v2/images/{id}/locations"), &body).await;
@@ -256,4 +269,104 @@ all_databases!(fn invisible_locations_cannot_be_patched(app) {
         response.assert_status(403);
         assert_eq!(response.error_message(), format!("It's not allowed to {verb} locations if locations are invisible."));
     }
+});
+
+const TRUSTED_HTTP_STORE: &str = "[paste_deploy]\nflavor = trusted-auth\n\
+    [glance_store]\nstores = file, http\n\
+    [import_filtering_opts]\nallowed_hosts = 127.0.0.1\nallowed_ports =\n";
+
+/// Trusted identity headers for `project` with `roles`, and `service_roles` as
+/// keystonemiddleware passes a service token's.
+fn identity<'a>(
+    project: &'a str,
+    roles: &'a str,
+    service_roles: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("x-identity-status", "Confirmed"),
+        ("x-user-id", "u"),
+        ("x-project-id", project),
+        ("x-roles", roles),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+    ];
+    if !service_roles.is_empty() {
+        headers.push(("x-service-roles", service_roles));
+    }
+    headers
+}
+
+async fn create_as(app: &TestApp, headers: &[(&str, &str)], visibility: &str) -> String {
+    let created = app
+        .request(
+            axum::http::Method::POST,
+            "/v2/images",
+            headers,
+            axum::body::Body::from(
+                json!({"disk_format": "raw", "container_format": "bare", "visibility": visibility})
+                    .to_string(),
+            ),
+        )
+        .await;
+    created.assert_status(201);
+    created.json()["id"].as_str().expect("id").to_owned()
+}
+
+async fn add_location_as(
+    app: &TestApp,
+    headers: &[(&str, &str)],
+    id: &str,
+    url: &str,
+) -> crate::helpers::TestResponse {
+    app.request(
+        axum::http::Method::POST,
+        &format!("/v2/images/{id}/locations"),
+        headers,
+        axum::body::Body::from(json!({"url": url}).to_string()),
+    )
+    .await
+}
+
+all_databases!(fn a_service_token_lets_a_user_register_any_store_and_services_only_their_own(app, TRUSTED_HTTP_STORE) {
+    let alice = identity("p-alpha", "member,reader", "");
+    let alice_via_nova = identity("p-alpha", "member,reader", "service");
+    let nova = identity("p-service", "service", "");
+    let admin = identity("p-admin", "admin,member,reader", "");
+    // A user alone may register only web locations; with a service's token beside hers, any.
+    let id = create_as(&app, &alice, "private").await;
+    let rbd = "rbd://fsid/images/0123/snap";
+    let refused = add_location_as(&app, &alice, &id, rbd).await;
+    refused.assert_status(403);
+    assert_eq!(refused.error_message(), "http store must be enabled to use location API by normal user.");
+    add_location_as(&app, &alice_via_nova, &id, rbd).await.assert_status(202);
+    let task = task_seen_by(&app, &admin, &id, rbd).await;
+    assert_eq!(task["status"], "failure", "{task}");
+    // The URL filter applies to services too.
+    let id = create_as(&app, &alice, "private").await;
+    let metadata = "http://169.254.169.254/latest/meta-data/";
+    let filtered = add_location_as(&app, &alice_via_nova, &id, metadata).await;
+    filtered.assert_status(400);
+    assert_eq!(filtered.error_message(), format!("URI for add location does not pass filtering: {metadata}"));
+    // A service that does not own a public image is let in, and its task refuses it, as the
+    // caller's own context refuses Glance's task: the image stays queued, unread.
+    let data = sample(10_000);
+    let url = web_server(data).await;
+    let public = create_as(&app, &admin, "public").await;
+    add_location_as(&app, &nova, &public, &url).await.assert_status(202);
+    let task = task_seen_by(&app, &admin, &public, &url).await;
+    assert_eq!(task["status"], "failure", "{task}");
+    assert_eq!(task["message"], "You do not own this image");
+    let image = app.request(axum::http::Method::GET, &format!("/v2/images/{public}"), &admin, axum::body::Body::empty()).await.json();
+    assert_eq!(image["status"], "queued");
+    // The image's owner, through Nova, succeeds.
+    let id = create_as(&app, &alice, "private").await;
+    add_location_as(&app, &alice_via_nova, &id, &url).await.assert_status(202);
+    assert_eq!(task_seen_by(&app, &admin, &id, &url).await["status"], "success");
+    // An admin of the system scope hears the status of an image that is not queued (Glance
+    // checks it before the policy), and not found otherwise.
+    let system = [("x-identity-status", "Confirmed"), ("x-user-id", "s"), ("openstack-system-scope", "all"),
+        ("x-roles", "admin,member,reader"), ("content-type", "application/json")];
+    add_location_as(&app, &system, &id, &url).await.assert_status(409);
+    let queued = create_as(&app, &alice, "private").await;
+    add_location_as(&app, &system, &queued, &url).await.assert_status(404);
 });
