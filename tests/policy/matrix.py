@@ -13,12 +13,23 @@ Personas (roles as Keystone expands them): admin (project-scoped admin), alice (
 p-alpha), rita (reader of p-alpha), bob (member of p-beta), sys (system-scoped admin).
 Image kinds: alice's own private, bob's private, bob's shared with p-alpha accepted and
 pending, bob's community, admin's public, alice's own deactivated. Reads run on one set of
-images; each write runs on a fresh image of its kind. Prints the matrix and the mismatches;
-exits 1 when there are any.
+images; each write runs on a fresh image of its kind.
+
+Then the 2.17 locations API, with two more personas: svc (the `service` role in its own
+project, as Nova's and Cinder's accounts have it) and alice-via-nova (alice's identity with a
+service's roles beside it: X-Service-Roles, or with Keystone alice's token and Nova's as
+X-Service-Token). On each kind: POST /locations with an http URL (a web server this script
+runs, and one of the cloud's metadata service that the URL filter refuses) and with an rbd
+URL on a fresh queued image, and on an active one; GET /locations; and,
+where the POST was accepted, the status the image ends in once the location's data is read.
+Prints the matrices and the mismatches; exits 1 when there are any.
 """
 import http.client
+import http.server
 import json
 import sys
+import threading
+import time
 import urllib.parse
 
 PERSONAS = {  # replaced by the signed-in identities when a Keystone is given
@@ -27,7 +38,12 @@ PERSONAS = {  # replaced by the signed-in identities when a Keystone is given
     "rita": {"X-Project-Id": "p-alpha", "X-Roles": "reader"},
     "bob": {"X-Project-Id": "p-beta", "X-Roles": "member,reader"},
     "sys": {"OpenStack-System-Scope": "all", "X-Roles": "admin,member,reader"},
+    "svc": {"X-Project-Id": "p-service", "X-Roles": "service"},
+    "alice-via-nova": {"X-Project-Id": "p-alpha", "X-Roles": "member,reader",
+                       "X-Service-Roles": "service"},
 }
+# The personas of the image matrix; the locations matrix has all of them.
+IMAGE_PERSONAS = ["admin", "alice", "rita", "bob", "sys"]
 # kind: (owner, visibility, member status of p-alpha or None, deactivated)
 KINDS = {
     "own-private": ("alice", "private", None, False),
@@ -51,7 +67,8 @@ def sign_in(keystone, persona):
              "alice": ("alice", "USER_PASSWORD", {"project": {"name": "alpha"}}),
              "rita": ("rita", "USER_PASSWORD", {"project": {"name": "alpha"}}),
              "bob": ("bob", "USER_PASSWORD", {"project": {"name": "beta"}}),
-             "sys": ("admin", "ADMIN_PASSWORD", {"system": {"all": True}})}
+             "sys": ("admin", "ADMIN_PASSWORD", {"system": {"all": True}}),
+             "svc": ("nova", "NOVA_PASSWORD", {"project": {"name": "service"}})}
     name, secret, scope = users[persona]
     if "project" in scope:
         scope["project"]["domain"] = {"id": "default"}
@@ -77,9 +94,13 @@ class Server:
         self.tokens = tokens
         parsed = urllib.parse.urlparse(url)
         self.host, self.port = parsed.hostname, parsed.port
+        self.notes = {}  # cell -> what the server said of it (its tasks' messages)
 
     def call(self, persona, method, path, body=None, content_type="application/json"):
-        if self.tokens:
+        if self.tokens and persona == "alice-via-nova":
+            headers = {"X-Auth-Token": TOKENS["alice"], "X-Service-Token": TOKENS["svc"],
+                       "Accept": "application/json"}
+        elif self.tokens:
             headers = {"X-Auth-Token": TOKENS[persona], "Accept": "application/json"}
         else:
             headers = {"X-Identity-Status": "Confirmed", "X-User-Id": f"user-{persona}",
@@ -158,11 +179,11 @@ def run(server):
     cells = {}
     images = {kind: server.make(kind) for kind in KINDS}
     for kind, image in images.items():
-        for persona in PERSONAS:
+        for persona in IMAGE_PERSONAS:
             for op, read in READS.items():
                 cells[(kind, persona, op)] = read(server, persona, image)
     for kind in KINDS:
-        for persona in PERSONAS:
+        for persona in IMAGE_PERSONAS:
             for op, write in WRITES.items():
                 cells[(kind, persona, op)] = write(server, persona, server.make(kind))
             if not KINDS[kind][3]:
@@ -173,22 +194,84 @@ def run(server):
     return cells
 
 
-def main():
-    global MEMBER
-    keystone = sys.argv[3] if len(sys.argv) > 3 else None
-    if keystone:
-        for persona in PERSONAS:
-            TOKENS[persona], PERSONAS[persona] = sign_in(keystone, persona)
-        MEMBER = PERSONAS["alice"]["X-Project-Id"]
-    glance = Server("glance", sys.argv[1])
-    glint = Server("glint", sys.argv[2], tokens=bool(keystone))
-    reference, ours = run(glance), run(glint)
-    ops = list(READS) + list(WRITES) + ["upload"]
-    mismatches = [(k, reference[k], ours.get(k)) for k in reference if ours.get(k) != reference[k]]
-    print("| image | persona | " + " | ".join(ops) + " |")
-    print("|---|---|" + "---|" * len(ops))
+class DataServer:
+    """A web server on loopback answering every path with DATA: the http locations' remote."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(DATA)))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+
+            def do_GET(self):
+                self.do_HEAD()
+                self.wfile.write(DATA)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+LOCATION_OPS = ["add-http", "http-ends", "add-metadata", "add-rbd", "rbd-ends", "add-active",
+                "list"]
+METADATA = "http://169.254.169.254/latest/meta-data/"  # refused by both servers' URL filter
+
+
+def status_of(server, image):
+    data = server.must(200, "admin", "GET", f"/v2/images/{image}")
+    return json.loads(data)["status"]
+
+
+def run_locations(server, remote):
+    """The locations matrix of one server: every persona on every kind."""
+    cells = {}
+    active = {kind: server.make(kind) for kind in KINDS}
+    pending = {}  # (kind, persona, op) -> image whose location is being read
     for kind in KINDS:
         for persona in PERSONAS:
+            for op, url in (("add-http", f"{remote}/{kind}/{persona}.img"),
+                            ("add-metadata", METADATA),
+                            ("add-rbd", "rbd://fsid/images/" + "0" * 8 + "/snap")):
+                if KINDS[kind][3]:
+                    continue  # a deactivated image is never queued
+                queued = server.make(kind, with_data=False)
+                status, _ = server.call(persona, "POST", f"/v2/images/{queued}/locations",
+                                        {"url": url})
+                cells[(kind, persona, op)] = status
+                if status == 202:
+                    pending[(kind, persona, op.replace("add-", "") + "-ends")] = queued
+            cells[(kind, persona, "add-active")] = server.call(
+                persona, "POST", f"/v2/images/{active[kind]}/locations",
+                {"url": f"{remote}/{kind}/active.img"})[0]
+            cells[(kind, persona, "list")] = server.call(
+                persona, "GET", f"/v2/images/{active[kind]}/locations")[0]
+    # Where an accepted location leaves its image once its task has ended.
+    for key, image in pending.items():
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            tasks = json.loads(server.must(200, "admin", "GET", f"/v2/images/{image}/tasks"))
+            ended = [t["status"] in ("success", "failure") for t in tasks["tasks"]]
+            if ended and all(ended):
+                break
+            time.sleep(0.3)
+        cells[key] = status_of(server, image)
+        server.notes[key] = "; ".join(t.get("message") or t["status"] for t in tasks["tasks"])
+    return cells
+
+
+def compare(title, kinds, personas, ops, reference, ours, servers=()):
+    """Prints one matrix, the differing cells marked; returns the mismatches."""
+    mismatches = [(k, reference[k], ours.get(k)) for k in reference if ours.get(k) != reference[k]]
+    print(f"\n## {title}\n")
+    print("| image | persona | " + " | ".join(ops) + " |")
+    print("|---|---|" + "---|" * len(ops))
+    for kind in kinds:
+        for persona in personas:
             row = []
             for op in ops:
                 key = (kind, persona, op)
@@ -202,6 +285,30 @@ def main():
     print(f"\n{len(reference)} cells, {len(mismatches)} differ (Glint≠Glance 33)")
     for (kind, persona, op), theirs, mine in mismatches:
         print(f"# {kind} / {persona} / {op}: Glance {theirs}, Glint {mine}")
+        for server in servers:
+            if (kind, persona, op) in server.notes:
+                print(f"#   {server.name}: {server.notes[(kind, persona, op)]}")
+    return mismatches
+
+
+def main():
+    global MEMBER
+    keystone = sys.argv[3] if len(sys.argv) > 3 else None
+    if keystone:
+        for persona in PERSONAS:
+            if persona != "alice-via-nova":
+                TOKENS[persona], PERSONAS[persona] = sign_in(keystone, persona)
+        PERSONAS["alice-via-nova"] = {**PERSONAS["alice"],
+                                      "X-Service-Roles": PERSONAS["svc"]["X-Roles"]}
+        MEMBER = PERSONAS["alice"]["X-Project-Id"]
+    glance = Server("glance", sys.argv[1])
+    glint = Server("glint", sys.argv[2], tokens=bool(keystone))
+    mismatches = compare("images", KINDS, IMAGE_PERSONAS, list(READS) + list(WRITES) + ["upload"],
+                         run(glance), run(glint))
+    remote = DataServer().url
+    mismatches += compare("locations API (2.17)", KINDS, PERSONAS, LOCATION_OPS,
+                          run_locations(glance, remote), run_locations(glint, remote),
+                          (glance, glint))
     sys.exit(1 if mismatches else 0)
 
 
