@@ -281,7 +281,7 @@ impl ImportService {
         match stopped {
             Err(Stop::Lost) => None,
             Ok(()) => Some(run.success(ttl)),
-            Err(Stop::Failed(message)) => Some(run.failure(message, ttl)),
+            Err(Stop::Failed(message)) => Some(run.failure(message)),
         }
     }
 }
@@ -541,7 +541,7 @@ impl JobRun<'_> {
     fn success(self, ttl: ChronoDuration) -> Outcome {
         if self.done.is_empty() && self.recorded.is_empty() {
             let message = "None of the uploads finished!".to_owned();
-            return self.failure(message, ttl);
+            return self.failure(message);
         }
         Outcome {
             end: ImportEnd {
@@ -564,7 +564,7 @@ impl JobRun<'_> {
     /// stays `importing` with its data still staged, the copies it made removed; one whose
     /// stores need not all succeed goes back to `queued` when none did; copy-image leaves the
     /// image active.
-    fn failure(self, message: String, ttl: ChronoDuration) -> Outcome {
+    fn failure(self, message: String) -> Outcome {
         let keep_importing = matches!(self.spec.method, ImportMethod::GlanceDirect)
             && self.spec.all_stores_must_succeed;
         let revert_to = match self.spec.method {
@@ -593,19 +593,12 @@ impl JobRun<'_> {
         } else {
             failed_run.staged.clone()
         };
-        Outcome {
-            end: ImportEnd {
-                status: TaskStatus::Failure,
-                message,
-                result: None,
-                expires_at: image::now() + ttl,
-                revert_to,
-                set: failed_run.store_lists(),
-                remove: Vec::new(),
-                drop_locations: dropped.clone(),
-            },
-            remove_staged,
-            dropped,
-        }
+        let mut outcome = Outcome::failed(message, &failed_run.service.config);
+        outcome.end.revert_to = revert_to;
+        outcome.end.set = failed_run.store_lists();
+        outcome.end.drop_locations = dropped.clone();
+        outcome.remove_staged = remove_staged;
+        outcome.dropped = dropped;
+        outcome
     }
 }
