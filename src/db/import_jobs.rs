@@ -101,7 +101,7 @@ where
 
     /// Whether the lock held by `task_id` still holds: its job runs (or waits to), or —
     /// a lock Glance took — its task is unfinished and has moved since `stale_before`.
-    async fn lock_holds(
+    pub(super) async fn lock_holds(
         conn: &mut DB::Connection,
         task_id: &str,
         stale_before: NaiveDateTime,

@@ -168,6 +168,15 @@ where
         retry_on_lost(&self.write, || self.begin_import_once(image_id, start)).await
     }
 
+    async fn lock_held(
+        &self,
+        task_id: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut connection = self.read.acquire().await.map_err(map_err)?;
+        Self::lock_holds(&mut connection, task_id, to_db_time(stale_before)).await
+    }
+
     async fn claim_job(
         &self,
         node: &str,

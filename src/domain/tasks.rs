@@ -301,6 +301,15 @@ pub trait TaskRepo: Send + Sync + std::fmt::Debug + 'static {
         start: &ImportStart,
     ) -> Result<ImportBegun, RepoError>;
 
+    /// Whether the import lock `task_id` holds still holds (its job runs or waits, or a task
+    /// Glance started has moved since `stale_before`): what `begin_import` will find, read
+    /// early to refuse as Glance does before the stores are looked at.
+    async fn lock_held(
+        &self,
+        task_id: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
     /// Claims the oldest job this node may run that is unclaimed or whose claim's heartbeat
     /// is older than `stale_before`, moving its task to `processing`.
     async fn claim_job(

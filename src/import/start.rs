@@ -101,6 +101,7 @@ impl ImportService {
             Action::ModifyImage
         };
         self.images.authorize_on(ctx, action, &image)?;
+        self.check_lock(&image).await?;
 
         let mut stores = self.target_stores(body, request.store_header.as_deref(), all_stores)?;
         if name == "copy-image" {
@@ -317,6 +318,20 @@ impl ImportService {
             ],
         };
         self.images.enforce_unified_limits(ctx, deltas).await
+    }
+
+    /// Glance refuses an image another import holds before it looks at the stores; the
+    /// transaction that takes the lock (`begin`) decides again.
+    async fn check_lock(&self, image: &Image) -> Result<(), DomainError> {
+        let Some(holder) = image.properties.get(props::IMPORT_TASK) else {
+            return Ok(());
+        };
+        let stale_before = image::now() - ChronoDuration::minutes(LOCK_EXPIRY_MINUTES);
+        if self.tasks.lock_held(holder, stale_before).await? {
+            Err(DomainError::conflict("Image has active task"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Writes the task, the job, the lock and the image's new status together.

@@ -540,6 +540,15 @@ async fn a_job_interrupted_again_and_again_is_failed(backend: crate::helpers::Ba
     .await;
     locked.assert_status(409);
     assert_eq!(locked.error_message(), "Image has active task");
+    // The lock is looked at before the stores, as in Glance.
+    let unknown = import(
+        &app,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": ["nowhere"]}),
+    )
+    .await;
+    unknown.assert_status(409);
+    assert_eq!(unknown.error_message(), "Image has active task");
     let tasks = app.database.task_repo();
     for attempt in 0..3 {
         let then = glint::domain::image::now() - chrono::Duration::minutes(10 - attempt);
