@@ -5,6 +5,7 @@ staging store and as an image store, Ceph RBD and a directory as the others:
     bucket, so no request is proxied and none can land on the wrong node);
   * copy-image through node A into RBD and the directory, each copy read back;
   * a qcow2 staged through A, converted to raw (`image_conversion`) and written to RBD by B;
+    the same qcow2 gzipped, unpacked from the bucket (`image_decompression`) and converted;
   * a web-download cut by kill -9 of the node running it finishes after that node restarts
     (its claim released at start, the job run again from the start, nothing left half-done);
   * the staging bucket holds nothing once the imports are over.
@@ -16,6 +17,7 @@ Run by scripts/test-imports, which provides (environment):
   GLINT_TEST_RGW_*    the lab's RGW S3 endpoint and keys
 Prints TAP-style lines; exits 1 on any failure.
 """
+import gzip
 import hashlib
 import http.client
 import http.server
@@ -225,7 +227,7 @@ type = s3
 allowed_hosts = 127.0.0.1
 allowed_ports =
 [image_import_opts]
-image_import_plugins = [image_conversion]
+image_import_plugins = [image_decompression, image_conversion]
 """
     a, b = Node(work, "node-a", config), Node(work, "node-b", config)
     subprocess.run([BIN, "--config", a.conf, "db", "sync"], env=a.env, check=True,
@@ -285,6 +287,25 @@ image_import_plugins = [image_conversion]
               and shown.get("virtual_size") == len(raw),
               "image_conversion: the qcow2 is raw in RBD", f"{task} {shown}")
         check(download(b.port, image3) == sha(raw), "the converted image reads back as the raw disk")
+
+        # The same qcow2 gzipped: staged uninspected, read back from the bucket by B, unpacked,
+        # converted, written to RBD.
+        status, body = call(a.port, "POST", "/v2/images",
+                            {"name": "qcow2.gz", "disk_format": "qcow2", "container_format": "bare"})
+        image4 = body["id"]
+        status, _ = request(a.port, "PUT", f"/v2/images/{image4}/stage", gzip.compress(qcow2),
+                            {"Content-Type": "application/octet-stream"})
+        check(status == 204, "a gzipped qcow2 staged through node A")
+        status, body = call(b.port, "POST", f"/v2/images/{image4}/import",
+                            {"method": {"name": "glance-direct"}, "stores": ["ceph"]})
+        task = wait_task(b.port, image4)
+        _, shown = call(b.port, "GET", f"/v2/images/{image4}")
+        check(task.get("status") == "success" and shown.get("disk_format") == "raw"
+              and shown.get("size") == len(raw),
+              "image_decompression then image_conversion: the gzipped qcow2 is raw in RBD",
+              f"{task} {shown}")
+        check(download(b.port, image4) == sha(raw), "the unpacked, converted image reads back")
+        check(image4 not in s3_keys(staging_bucket), "its staged data is gone once imported")
 
         # A web-download cut by kill -9 of its node; the node restarts and finishes it.
         big = os.urandom(64 << 20)
