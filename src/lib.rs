@@ -68,14 +68,16 @@ pub fn services_over(
         Arc::new(schemas),
         limits,
     );
-    let images = images.with_unified_limits(
-        config
-            .unified_limits
-            .as_ref()
-            .map(quota::UnifiedLimits::new)
-            .transpose()?
-            .map(Arc::new),
-    );
+    let images = images
+        .with_property_protections(config.protections.rules.clone())
+        .with_unified_limits(
+            config
+                .unified_limits
+                .as_ref()
+                .map(quota::UnifiedLimits::new)
+                .transpose()?
+                .map(Arc::new),
+        );
     let data_limits = DataLimits {
         image_size_cap: config.limits.image_size_cap,
         user_storage_quota: config.limits.user_storage_quota,
@@ -130,6 +132,10 @@ pub fn app(config: &Config, services: &Services) -> axum::Router {
         auth: services.auth.clone(),
         advertised_host: format!("{}:{}", config.server.bind_host, config.server.bind_port),
         shown: shown(config, services.data.stores()),
+        health: std::sync::Arc::new(api::healthcheck::Health::new(
+            &config.healthcheck,
+            config.server.bind_port,
+        )),
     };
     api::router(state)
 }

@@ -162,7 +162,6 @@ fn limit_malloc_arenas() {
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let args = Cli::parse();
-    glint::telemetry::init();
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -170,6 +169,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    glint::telemetry::init(config.logging);
     cli::log_config_warnings(&config);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = config.server.workers {

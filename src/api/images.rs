@@ -246,7 +246,7 @@ pub async fn show(
     Ctx(ctx): Ctx,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    let image = state.images.get(&ctx, &id).await?;
+    let image = state.images.show(&ctx, &id).await?;
     Ok(Json(state.view(&image)).into_response())
 }
 
@@ -279,7 +279,7 @@ pub async fn update(
             .imports
             .patch_locations(&ctx, &id, &locations, state.shown.locations)
             .await?;
-        image = state.images.get(&ctx, &id).await?;
+        image = state.images.show(&ctx, &id).await?;
     }
     state.data.share_data(&ctx, &image).await?;
     Ok(Json(state.view(&image)).into_response())

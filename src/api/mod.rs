@@ -5,6 +5,7 @@ mod discovery;
 pub mod error;
 mod error_body;
 mod extract;
+pub mod healthcheck;
 mod image_data;
 mod images;
 mod import;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub advertised_host: String,
     /// Which optional image attributes are shown.
     pub shown: Shown,
+    /// What `/healthcheck` looks at besides the database.
+    pub health: std::sync::Arc<healthcheck::Health>,
 }
 
 impl AppState {

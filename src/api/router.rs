@@ -89,7 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/versions", get(versions::list).with_state(state.clone()))
         .route(
             "/healthcheck",
-            get(versions::healthcheck).with_state(state.clone()),
+            get(super::healthcheck::answer).with_state(state.clone()),
         )
         .merge(v2)
         // Every matched route names itself in the request's log span.

@@ -1,5 +1,4 @@
-//! The versions document (`GET /` → 300, `GET /versions` → 200, unknown versions → 300) and
-//! the health check.
+//! The versions document (`GET /` → 300, `GET /versions` → 200, unknown versions → 300).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,21 +53,4 @@ pub async fn multiple_choices(State(state): State<AppState>, headers: HeaderMap)
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     Json(document(&headers, state.data.stores().multi()))
-}
-
-/// oslo.middleware's health check: `OK`, no authentication. A node whose metadata database
-/// does not answer (down, or every pooled connection busy) reports itself degraded with a 503,
-/// so that a load balancer stops sending it requests it could only refuse.
-pub async fn healthcheck(State(state): State<AppState>) -> Response {
-    match state.images.health().await {
-        Ok(()) => (StatusCode::OK, "OK").into_response(),
-        Err(e) => {
-            tracing::warn!(error = ?e.to_string(), "health check: degraded");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "degraded: the metadata database does not answer",
-            )
-                .into_response()
-        }
-    }
 }

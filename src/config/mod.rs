@@ -4,13 +4,16 @@
 
 pub mod database;
 pub mod datapath;
+mod healthcheck;
 pub mod import;
 pub mod ini;
 pub mod inspection;
 pub mod keystone;
 pub mod limits;
+mod logging;
 pub mod paste;
 pub mod policy;
+pub mod protections;
 pub mod server;
 mod staging;
 pub mod stores;
@@ -23,17 +26,20 @@ use ini::Ini;
 
 pub use database::DatabaseConfig;
 pub use datapath::DataPathConfig;
+pub use healthcheck::{HealthBackend, HealthcheckConfig};
 pub use import::{ImportConfig, UrlFilterConfig};
 pub use inspection::InspectionConfig;
 pub use limits::LimitsConfig;
+pub use logging::LoggingConfig;
 pub use paste::AuthFlavor;
 pub use policy::PolicyConfig;
 pub use server::ServerConfig;
 pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 15] = [
+const KNOWN_SECTIONS: [&str; 16] = [
     "DEFAULT",
+    "healthcheck",
     "glance_download_properties",
     "inject_metadata_properties",
     "image_conversion",
@@ -102,6 +108,10 @@ pub struct Config {
     pub import: ImportConfig,
     /// `[image_format] disk_formats` and `container_formats`.
     pub formats: Formats,
+    /// `[healthcheck]`: what `/healthcheck` looks at besides the database.
+    pub healthcheck: HealthcheckConfig,
+    /// `[DEFAULT] use_json`, `debug`: how logs are written.
+    pub logging: LoggingConfig,
     /// `[DEFAULT] show_image_direct_url`.
     pub show_image_direct_url: bool,
     /// `[DEFAULT] show_multiple_locations` (deprecated in Glance, accepted for compatibility).
@@ -110,6 +120,8 @@ pub struct Config {
     /// upload claims it makes, so that after a restart it resets its own interrupted uploads.
     /// Must differ between nodes sharing a database.
     pub node_id: String,
+    /// `[DEFAULT] property_protection_file` and `property_protection_rule_format`.
+    pub protections: protections::ProtectionsConfig,
     /// Options present in the file or environment that Glint does not use, for one warning each.
     pub ignored: Vec<(String, String)>,
 }
@@ -173,8 +185,11 @@ impl Config {
             datapath,
             import,
             formats: formats_from_ini(ini),
+            healthcheck: HealthcheckConfig::from_ini(ini)?,
+            logging: LoggingConfig::from_ini(ini)?,
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,
+            protections: protections::ProtectionsConfig::from_ini(ini)?,
             ignored: Vec::new(),
         };
         Ok(Config {

@@ -15,6 +15,7 @@ use super::image_rules::{
 use super::listing::{ListQuery, PageLimits, Viewer};
 use super::patch::{Change, PatchDialect};
 use super::policy::{Action, Policy, Target};
+use super::protections::PropertyProtections;
 use super::repository::{CountLimits, Counted, Created, ImageRepo, SaveOutcome, StoredLocation};
 use super::schema::{Schemas, READ_ONLY};
 use super::status::ImageStatus;
@@ -41,6 +42,8 @@ pub struct ImageService {
     limits: ImageLimits,
     /// Keystone's unified limits, when `use_keystone_limits`.
     unified_limits: Option<Arc<UnifiedLimits>>,
+    /// `property_protection_file`'s rules, when set.
+    protections: Option<Arc<PropertyProtections>>,
 }
 
 /// One page of a listing and the marker of the next page, if the page was full.
@@ -76,7 +79,21 @@ impl ImageService {
             schemas,
             limits,
             unified_limits: None,
+            protections: None,
         }
+    }
+
+    /// Enforces property protections too (`property_protection_file`).
+    pub fn with_property_protections(
+        mut self,
+        rules: Option<Arc<PropertyProtections>>,
+    ) -> ImageService {
+        self.protections = rules;
+        self
+    }
+
+    pub(super) fn protections(&self) -> Option<&PropertyProtections> {
+        self.protections.as_deref()
     }
 
     pub(super) fn unified_limits(&self) -> Option<&Arc<UnifiedLimits>> {
@@ -216,6 +233,7 @@ impl ImageService {
                 ));
             }
         }
+        self.check_create_protections(ctx, body.keys().filter(|k| !is_schema_property(k)))?;
 
         let id = match body.get("id").and_then(Value::as_str) {
             Some(id) => ImageId::parse(id)
@@ -265,7 +283,7 @@ impl ImageService {
         self.check_property_quota(&new, None)?;
 
         match self.repo.create(&new, count_limit).await {
-            Ok(Created::Created) => Ok(new),
+            Ok(Created::Created) => Ok(self.readable(ctx, new)),
             Ok(Created::OverLimit { count }) => {
                 let (project, limit) = count_limit.unwrap_or_default();
                 Err(crate::quota::over_limit(
@@ -285,6 +303,11 @@ impl ImageService {
     /// An image the caller may see, or 404 (never 403: existence is not revealed).
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
         self.get_for(ctx, id, Action::GetImage).await
+    }
+
+    /// `GET /v2/images/{id}`: `get`, without the properties the caller may not read.
+    pub async fn show(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
+        Ok(self.readable(ctx, self.get(ctx, id).await?))
     }
 
     /// An image the caller may see (no other rule asked).
@@ -353,6 +376,10 @@ impl ImageService {
         } else {
             None
         };
+        let images = images
+            .into_iter()
+            .map(|image| self.readable(ctx, image))
+            .collect();
         Ok(ImagePage {
             images,
             next_marker,
@@ -375,18 +402,25 @@ impl ImageService {
             let before = self.get_visible(ctx, id).await?;
             self.authorize_on(ctx, Action::ModifyImage, &before)?;
             let mut after = before.clone();
+            // As Glance, the patch applies to the properties the caller can read: the others
+            // do not exist for it (409 on replace/remove), and are kept as they are.
+            let hidden = self.take_unreadable(ctx, &mut after);
             for change in changes {
+                self.check_change_protection(ctx, &after, dialect, change)?;
                 apply_change(ctx, &mut after, dialect, change)?;
+            }
+            for (key, value) in hidden {
+                after.properties.entry(key).or_insert(value);
             }
             self.check_visibility_change(ctx, &after, Some(&before))?;
             self.check_tag_quota(&after, Some(&before))?;
             self.check_property_quota(&after, Some(&before))?;
             if after == before {
-                return Ok(before);
+                return Ok(self.readable(ctx, before));
             }
             after.updated_at = image::now();
             match self.repo.save(&before, &after, self.count_limits()).await? {
-                SaveOutcome::Saved => return Ok(after),
+                SaveOutcome::Saved => return Ok(self.readable(ctx, after)),
                 SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
                 SaveOutcome::StatusChanged => continue,
                 SaveOutcome::OverQuota { what, count } => {

@@ -15,6 +15,7 @@ pub mod patch;
 pub mod policy;
 #[cfg(test)]
 mod property_tests;
+pub mod protections;
 mod quotas;
 pub mod repository;
 pub mod schema;

@@ -90,4 +90,8 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     /// `context_is_admin` whatever the token's scope: a system administrator passes it
     /// (Glance then finds any image, though no image rule lets it act on one).
     fn context_is_admin(&self, ctx: &RequestContext) -> bool;
+
+    /// Whether the rule named `rule` allows `ctx`, with no target: oslo.policy's
+    /// `rule:<name>`, so an undefined name denies (property protections, policies format).
+    fn allows_rule(&self, ctx: &RequestContext, rule: &str) -> bool;
 }

@@ -159,3 +159,15 @@ fn the_listed_defaults_read_back_as_the_defaults() {
     assert_eq!(from_listing.rules, builtin.rules);
     assert_eq!(uncommented.lines().count(), DEFAULTS.len());
 }
+
+#[test]
+fn a_rule_asked_by_name_denies_when_undefined_and_ignores_default() {
+    // Property protections in the policies format name rules this way.
+    let enforcer = with_file(
+        "\"creator\": \"role:spl_role\"\n\"default\": \"@\"\n",
+        |_| {},
+    );
+    assert!(enforcer.allows_rule(&ctx(Some("p"), &["spl_role"]), "creator"));
+    assert!(!enforcer.allows_rule(&ctx(Some("p"), &["member"]), "creator"));
+    assert!(!enforcer.allows_rule(&ctx(Some("p"), &["admin"]), "no_such_rule"));
+}

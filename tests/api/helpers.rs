@@ -160,7 +160,7 @@ impl TestApp {
         extra_config: &str,
         prepare: for<'a> fn(&'a Database) -> futures_util::future::BoxFuture<'a, ()>,
     ) -> TestApp {
-        glint::telemetry::init();
+        glint::telemetry::init(glint::config::LoggingConfig::default());
         let dir = tempfile::tempdir().expect("temporary directory");
         let (connection, schema) = match backend {
             Backend::Sqlite => (

@@ -24,6 +24,7 @@ mod locations_shown;
 mod maintenance;
 mod members;
 mod multi_store;
+mod property_protections;
 #[cfg(feature = "rbd")]
 mod rbd_store;
 mod s3_store;
