@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod import;
 pub mod maintenance;
+pub mod metrics;
 pub mod policy;
 pub mod quota;
 pub mod server;
@@ -36,6 +37,8 @@ pub struct Services {
     pub data: DataService,
     pub imports: import::ImportService,
     pub auth: auth::Authenticator,
+    /// The open database, for its pools' connection counts in `/metrics`.
+    pub database: Database,
 }
 
 /// Builds the image and data services over an open database and the configured stores.
@@ -106,6 +109,7 @@ pub fn services_over(
         data,
         imports,
         auth,
+        database: database.clone(),
     })
 }
 
@@ -136,6 +140,7 @@ pub fn app(config: &Config, services: &Services) -> axum::Router {
             &config.healthcheck,
             config.server.bind_port,
         )),
+        metrics: config.metrics.enabled.then(|| services.database.clone()),
     };
     api::router(state)
 }

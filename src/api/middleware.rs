@@ -1,6 +1,7 @@
 //! Request-wide layers: request ids and the request's log span, URL normalisation (version
 //! aliases, HEAD), identity, and turning error explanations into webob-style bodies.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -21,6 +22,12 @@ use crate::domain::error::Message;
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 /// Glance's `max_request_id_length`.
 const MAX_REQUEST_ID_LENGTH: usize = 64;
+
+/// Where `record_route` leaves the matched route for `request_id`, which runs before
+/// routing and so cannot see `MatchedPath` itself. A slot rather than a response extension:
+/// a handler that panics still has its route counted.
+#[derive(Debug, Clone, Default)]
+struct RouteSlot(Arc<OnceLock<MatchedPath>>);
 
 /// The id of the current request, `req-<uuid>` unless the client sent its own.
 #[derive(Debug, Clone)]
@@ -60,12 +67,25 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         route = field::Empty,
     );
     request.extensions_mut().insert(RequestId(id.clone()));
+    let route = RouteSlot::default();
+    request.extensions_mut().insert(route.clone());
+    let method = request.method().clone();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    crate::metrics::global().record_request(
+        route
+            .0
+            .get()
+            .map_or(crate::metrics::UNMATCHED, MatchedPath::as_str),
+        method.as_str(),
+        response.status().as_u16(),
+        elapsed,
+    );
+    let millis = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| log_request(&response, &path, millis));
     response
 }
@@ -97,10 +117,14 @@ fn log_request(response: &Response, path: &str, millis: f64) {
     }
 }
 
-/// Names the matched route (`/v2/images/{image_id}`) in the request's span.
+/// Names the matched route (`/v2/images/{image_id}`) in the request's span and for its
+/// metrics.
 pub async fn record_route(request: Request, next: Next) -> Response {
     if let Some(route) = request.extensions().get::<MatchedPath>() {
         tracing::Span::current().record("route", field::display(route.as_str()));
+        if let Some(slot) = request.extensions().get::<RouteSlot>() {
+            let _ = slot.0.set(route.clone());
+        }
     }
     next.run(request).await
 }

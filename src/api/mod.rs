@@ -10,6 +10,7 @@ mod image_data;
 mod images;
 mod import;
 mod members;
+mod metrics;
 pub mod middleware;
 mod router;
 mod schemas;
@@ -38,6 +39,9 @@ pub struct AppState {
     pub shown: Shown,
     /// What `/healthcheck` looks at besides the database.
     pub health: std::sync::Arc<healthcheck::Health>,
+    /// `/metrics` reads the pools of this database; `None`: `[DEFAULT] metrics_enabled` is
+    /// off and `/metrics` is 404.
+    pub metrics: Option<crate::db::Database>,
 }
 
 impl AppState {

@@ -91,6 +91,10 @@ pub fn router(state: AppState) -> Router {
             "/healthcheck",
             get(super::healthcheck::answer).with_state(state.clone()),
         )
+        .route(
+            "/metrics",
+            get(super::metrics::expose).with_state(state.clone()),
+        )
         .merge(v2)
         // Every matched route names itself in the request's log span.
         .route_layer(from_fn(middleware::record_route))

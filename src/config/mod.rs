@@ -11,6 +11,7 @@ pub mod inspection;
 pub mod keystone;
 pub mod limits;
 mod logging;
+mod metrics;
 pub mod paste;
 pub mod policy;
 pub mod protections;
@@ -31,6 +32,7 @@ pub use import::{ImportConfig, UrlFilterConfig};
 pub use inspection::InspectionConfig;
 pub use limits::LimitsConfig;
 pub use logging::LoggingConfig;
+pub use metrics::MetricsConfig;
 pub use paste::AuthFlavor;
 pub use policy::PolicyConfig;
 pub use server::ServerConfig;
@@ -110,6 +112,8 @@ pub struct Config {
     pub formats: Formats,
     /// `[healthcheck]`: what `/healthcheck` looks at besides the database.
     pub healthcheck: HealthcheckConfig,
+    /// `[DEFAULT] metrics_enabled`: whether `/metrics` answers.
+    pub metrics: MetricsConfig,
     /// `[DEFAULT] use_json`, `debug`: how logs are written.
     pub logging: LoggingConfig,
     /// `[DEFAULT] show_image_direct_url`.
@@ -186,6 +190,7 @@ impl Config {
             import,
             formats: formats_from_ini(ini),
             healthcheck: HealthcheckConfig::from_ini(ini)?,
+            metrics: MetricsConfig::from_ini(ini)?,
             logging: LoggingConfig::from_ini(ini)?,
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,

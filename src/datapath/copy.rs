@@ -397,6 +397,7 @@ impl Chunks {
                 super::download::file_stream(file, reader.range, location.to_string())
             }
         };
+        let body = super::download::counted(body, store.name());
         Ok(Chunks {
             body,
             location: location.to_string(),

@@ -120,6 +120,7 @@ impl DataService {
             };
             match opened {
                 Ok(body) => {
+                    let body = counted(body, store.name());
                     let content_length = range.map_or(size, |r| r.len());
                     return Ok(Some(Download {
                         size,
@@ -161,6 +162,14 @@ fn serve(
         ReaderBody::Stream(stream) => stream,
     };
     Ok(checked(body, len, verify_md5, image))
+}
+
+/// `body`, adding each block to `glint_store_bytes_read_total` of `store` as it is passed on:
+/// a download cut short counts what was sent, not what the image holds.
+pub(super) fn counted(body: DataStream, store: &str) -> DataStream {
+    use futures_util::TryStreamExt as _;
+    let read = crate::metrics::global().store_read(store);
+    Box::pin(body.inspect_ok(move |block| read.add(block.len() as u64)))
 }
 
 /// Blocks read ahead of the socket: the reader keeps this many ready while the server sends,

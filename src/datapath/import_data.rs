@@ -253,12 +253,13 @@ impl DataService {
         let store = self.stores.staging().store.clone();
         let location = Location::parse(&staged.location)?;
         let reader = store.reader(&location, None).await?;
-        Ok(match reader.body {
+        let body = match reader.body {
             ReaderBody::Stream(stream) => stream,
             ReaderBody::File(file) => {
                 super::download::file_stream(file, reader.range, location.to_string())
             }
-        })
+        };
+        Ok(super::download::counted(body, store.name()))
     }
 
     /// Up to the first `len` bytes of staged data (fewer when it is shorter), the rest left

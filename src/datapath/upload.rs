@@ -220,6 +220,8 @@ impl DataService {
                 .into());
             }
         }
+        // Dropped with this future: an abandoned upload stops counting too.
+        let _receiving = crate::metrics::global().uploads_in_flight.enter();
         let mut claim = ClaimGuard {
             repo: self.uploads.clone(),
             image_id: Some(image.id.clone()),

@@ -5,12 +5,19 @@
 //! writer, and the abort then runs on its own. Only a killed process skips it; the stores'
 //! `sweep_abandoned` finds what that leaves.
 
+use std::sync::Arc;
+
 use glint_store::{Chunk, ImageWriter, StoreError, Stored};
+
+use crate::metrics::Counter;
 
 pub(super) struct OpenWriter {
     /// `None` once committed or aborted.
     inner: Option<Box<dyn ImageWriter>>,
     store: String,
+    /// `glint_store_bytes_written_total` of the store: every write of every upload, stage,
+    /// import and copy passes here, so it is counted once, here.
+    written: Arc<Counter>,
 }
 
 impl OpenWriter {
@@ -18,6 +25,7 @@ impl OpenWriter {
         OpenWriter {
             inner: Some(inner),
             store: store.to_owned(),
+            written: crate::metrics::global().store_written(store),
         }
     }
 
@@ -29,7 +37,10 @@ impl OpenWriter {
     }
 
     pub(super) async fn write(&mut self, chunk: Chunk) -> Result<(), StoreError> {
-        self.inner()?.write(chunk).await
+        let len = chunk.len() as u64;
+        self.inner()?.write(chunk).await?;
+        self.written.add(len);
+        Ok(())
     }
 
     pub(super) async fn commit(mut self) -> Result<Stored, StoreError> {

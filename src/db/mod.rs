@@ -243,6 +243,26 @@ impl Database {
         }
     }
 
+    /// Each pool's idle and in-use connections, for `/metrics`. PostgreSQL and MySQL serve
+    /// reads and writes from one pool: it is reported once, as `write`.
+    pub fn pool_connections(&self) -> Vec<crate::metrics::PoolConnections> {
+        fn of<DB: sqlx::Database>(
+            pool: &'static str,
+            p: &DbPool<DB>,
+        ) -> crate::metrics::PoolConnections {
+            crate::metrics::PoolConnections {
+                pool,
+                idle: p.idle_count(),
+                in_use: p.in_use(),
+            }
+        }
+        match self {
+            Database::Postgres(pool) => vec![of("write", pool)],
+            Database::MySql(pool) => vec![of("write", pool)],
+            Database::Sqlite { read, write } => vec![of("read", read), of("write", write)],
+        }
+    }
+
     pub fn upload_repo(&self) -> Arc<dyn UploadRepo> {
         match self {
             Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),

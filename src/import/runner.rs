@@ -144,6 +144,7 @@ impl ImportService {
     }
 
     async fn run_job(&self, job: ClaimedJob, claim: String) {
+        let _running = crate::metrics::global().imports_running.enter();
         tracing::info!(attempt = job.attempts, "import started");
         let progress = Arc::new(Progress::default());
         let heartbeat = {
