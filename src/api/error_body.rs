@@ -39,37 +39,42 @@ pub enum BodyForm {
     Plain,
 }
 
+/// The quality `accept` (an `Accept` header's value) gives media type `offer`: that of its
+/// most specific matching range (`type/subtype` over `type/*` over `*/*`), 0 when none
+/// matches.
+pub fn accept_quality(accept: &str, offer: &str) -> f32 {
+    let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let specificity = if media == offer {
+            3
+        } else if media == format!("{kind}/*") {
+            2
+        } else if media == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map(|(_, q)| q).unwrap_or(0.0)
+}
+
 /// webob's choice: the best of `text/html` and `application/json` by `Accept` quality (HTML
 /// first on ties, so `*/*` gets HTML), else plain text; no `Accept` header means plain text.
 pub fn body_form(headers: &HeaderMap) -> BodyForm {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return BodyForm::Plain;
     };
-    let quality = |offer: &str| -> f32 {
-        let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
-        let mut best: Option<(u8, f32)> = None;
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let specificity = if media == offer {
-                3
-            } else if media == format!("{kind}/*") {
-                2
-            } else if media == "*/*" {
-                1
-            } else {
-                continue;
-            };
-            if best.is_none_or(|(s, _)| specificity > s) {
-                best = Some((specificity, q));
-            }
-        }
-        best.map(|(_, q)| q).unwrap_or(0.0)
-    };
+    let quality = |offer: &str| accept_quality(accept, offer);
     let html = quality("text/html");
     let json = quality("application/json");
     if html > 0.0 && html >= json {

@@ -101,31 +101,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let quality = |offer: &str| {
-        let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
-        accept
-            .split(',')
-            .filter_map(|range| {
-                let mut parts = range.split(';');
-                let media = parts.next()?.trim().to_ascii_lowercase();
-                let q = parts
-                    .filter_map(|p| p.trim().strip_prefix("q="))
-                    .find_map(|q| q.trim().parse::<f32>().ok())
-                    .unwrap_or(1.0);
-                let specificity = if media == offer {
-                    3
-                } else if media == format!("{kind}/*") {
-                    2
-                } else if media == "*/*" {
-                    1
-                } else {
-                    return None;
-                };
-                Some((specificity, q))
-            })
-            .max_by_key(|(specificity, _)| *specificity)
-            .map_or(0.0, |(_, q)| q)
-    };
+    let quality = |offer: &str| super::error_body::accept_quality(accept, offer);
     let json = quality("application/json");
     json > 0.0 && json > quality("text/plain")
 }
