@@ -60,6 +60,10 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Check the setup: the configuration, the database schema, that every store (and the
+    /// staging store) takes, returns and deletes a small object, and Keystone's sign-in of
+    /// the service user. One line per check; exits 1 when any failed.
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
                 }
             }),
             Command::Scrub => cli::scrub(&config).await,
+            Command::Doctor => cli::doctor(&config, args.config.as_deref()).await,
             Command::Image {
                 command: ImageCommand::Copy { image, to, from },
             } => cli::image_copy(&config, &image, &to, from.as_deref()).await,

@@ -216,7 +216,9 @@ impl StoreRegistry {
     }
 }
 
-fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
+/// One configured store, built as `StoreRegistry::from_config` builds each (for checks that
+/// report every store on its own, such as `glint doctor`).
+pub fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
     let store: Arc<dyn Store> = match &config.driver {
         DriverConfig::File(file) => Arc::new(FileStore::new(file.clone())?),
         DriverConfig::Http(http) => Arc::new(HttpStore::new(http.clone())?),

@@ -47,6 +47,12 @@ impl KeystoneAuth {
         })
     }
 
+    /// Signs the service user in anew (`glint doctor`): `Err` says why Keystone refused it or
+    /// could not be reached.
+    pub async fn sign_in(&self) -> Result<(), String> {
+        self.session.token(true).await.map(|_| ())
+    }
+
     /// The context of a request whose `X-Auth-Token` Keystone vouches for. A valid
     /// `X-Service-Token` with one of `service_token_roles` lets an expired user token through
     /// (a service finishing a long job for a user); an invalid one makes the request

@@ -4,6 +4,7 @@
 //! in front of `serve` and `scrub` is `schema.rs`; the duties of a serving node between
 //! requests are `crate::maintenance`.
 
+mod doctor;
 mod migrate;
 mod schema;
 
@@ -13,6 +14,7 @@ use crate::config::{AuthFlavor, Config};
 use crate::db::Database;
 use crate::maintenance;
 
+pub use doctor::doctor;
 pub use migrate::MigrateOptions;
 use schema::describe;
 
