@@ -21,6 +21,9 @@ use super::schema::{Schemas, READ_ONLY};
 use super::status::ImageStatus;
 use crate::quota::{Resource, UnifiedLimits};
 
+mod checks;
+mod tags;
+
 /// Per-image limits from `[DEFAULT]` (`-1` in the config means unlimited).
 #[derive(Debug, Clone, Copy)]
 pub struct ImageLimits {
@@ -433,109 +436,6 @@ impl ImageService {
         )))
     }
 
-    /// Checks a change on its own (path, attribute, value), before the image is read.
-    fn validate_change(&self, change: &Change) -> DomainResult<()> {
-        let attribute = match change.path.as_slice() {
-            [attribute] => attribute.as_str(),
-            _ => {
-                return Err(DomainError::bad_request(format!(
-                    "Invalid JSON pointer for this resource: '/{}'",
-                    change.path.join("/")
-                )))
-            }
-        };
-        check_storable("path", attribute)?;
-        // The property name column holds 255 characters; longer names would fail in the write.
-        if !is_schema_property(attribute) && attribute.chars().count() > 255 {
-            return Err(DomainError::bad_request(
-                "Custom property should not be greater than 255 characters.",
-            ));
-        }
-        if let Some(value) = &change.value {
-            check_storable_json(attribute, value)?;
-        }
-        if attribute == "locations" {
-            // Handled with the stores (`import::patch_locations`), never as an attribute.
-            return Err(super::patch::locations_invisible(change.op));
-        }
-        if READ_ONLY.contains(&attribute) {
-            return Err(read_only(attribute));
-        }
-        if is_reserved(attribute) {
-            return Err(DomainError::forbidden(format!(
-                "Attribute '{attribute}' is reserved."
-            )));
-        }
-        if let Some(value) = &change.value {
-            self.schemas
-                .image
-                .validate_property(attribute, value)
-                .map_err(invalid_object)?;
-            let mut single = Map::new();
-            single.insert(attribute.to_owned(), value.clone());
-            check_boot_minimums(&single)?;
-        }
-        Ok(())
-    }
-
-    /// `publicize_image` and `communitize_image` when the visibility becomes public/community.
-    fn check_visibility_change(
-        &self,
-        ctx: &RequestContext,
-        after: &Image,
-        before: Option<&Image>,
-    ) -> DomainResult<()> {
-        if before.map(|b| b.visibility) == Some(after.visibility) {
-            return Ok(());
-        }
-        let action = match after.visibility {
-            Visibility::Public => Action::PublicizeImage,
-            Visibility::Community => Action::CommunitizeImage,
-            Visibility::Private | Visibility::Shared => return Ok(()),
-        };
-        self.authorize(ctx, action, &target(after, ctx))
-    }
-
-    /// `image_tag_quota`, checked only when the count grows. `Err` carries Glance's wording
-    /// of the limit, which the tag route embeds in its own message.
-    fn check_tag_quota(&self, after: &Image, before: Option<&Image>) -> DomainResult<()> {
-        check_count(
-            self.limits.tag_quota,
-            after.tags.len(),
-            before.map(|b| b.tags.len()),
-            "image tags",
-        )
-    }
-
-    fn count_limits(&self) -> CountLimits {
-        CountLimits {
-            properties: self.limits.property_quota,
-            tags: self.limits.tag_quota,
-        }
-    }
-
-    /// The refusal of a write the database found over a count quota.
-    fn over_quota(&self, what: Counted, count: usize) -> DomainError {
-        let (quota, name) = match what {
-            Counted::Properties => (self.limits.property_quota, "image properties"),
-            Counted::Tags => (self.limits.tag_quota, "image tags"),
-        };
-        match check_count(quota, count, None, name) {
-            Err(e) => e,
-            Ok(()) => DomainError::over_limit(format!("Too many {name}: {count}")),
-        }
-    }
-
-    /// `image_property_quota`, checked only when the count grows.
-    fn check_property_quota(&self, after: &Image, before: Option<&Image>) -> DomainResult<()> {
-        check_count(
-            self.limits.property_quota,
-            after.properties.len(),
-            before.map(|b| b.properties.len()),
-            "image properties",
-        )
-    }
-
     /// `DELETE /v2/images/{id}`: soft-deletes the image row and hands back the locations
     /// whose data the caller must now remove (none are lost: until removed they stay
     /// `pending_delete`, which the scrubber works through), with the status the image had.
@@ -637,58 +537,5 @@ impl ImageService {
         Err(DomainError::conflict(format!(
             "Image {id} changed status concurrently; retry the request."
         )))
-    }
-
-    /// The image a tag request addresses, with the tag routes' not-found wording.
-    async fn tag_target(&self, ctx: &RequestContext, id: &str) -> DomainResult<Image> {
-        self.get_for(ctx, id, Action::ModifyImage)
-            .await
-            .map_err(|e| {
-                if e.kind() == Some(Refusal::NotFound) {
-                    DomainError::not_found(format!("Image {id} not found."))
-                } else {
-                    e
-                }
-            })
-    }
-
-    /// `PUT /v2/images/{id}/tags/{tag}`.
-    pub async fn add_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
-        check_storable("tag", tag)?;
-        let image = self.tag_target(ctx, id).await?;
-        self.schemas
-            .image
-            .validate_property("tags", &Value::Array(vec![Value::String(tag.to_owned())]))
-            .map_err(invalid_object)?;
-        let tag_limit = |e: DomainError| {
-            DomainError::over_limit(format!("Image tag limit exceeded for image {id}: {e}:"))
-        };
-        if !image.tags.iter().any(|t| t == tag) {
-            let mut after = image.clone();
-            after.add_tag(tag);
-            self.check_tag_quota(&after, Some(&image))
-                .map_err(tag_limit)?;
-        }
-        match self
-            .repo
-            .add_tag(&image.id, tag, self.limits.tag_quota, image::now())
-            .await?
-        {
-            SaveOutcome::Saved => Ok(()),
-            SaveOutcome::OverQuota { what, count } => Err(tag_limit(self.over_quota(what, count))),
-            SaveOutcome::Gone | SaveOutcome::StatusChanged => {
-                Err(DomainError::not_found(format!("Image {id} not found.")))
-            }
-        }
-    }
-
-    /// `DELETE /v2/images/{id}/tags/{tag}`.
-    pub async fn remove_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
-        let image = self.tag_target(ctx, id).await?;
-        if self.repo.remove_tag(&image.id, tag, image::now()).await? {
-            Ok(())
-        } else {
-            Err(DomainError::plain(Refusal::NotFound))
-        }
     }
 }

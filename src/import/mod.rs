@@ -18,6 +18,7 @@ mod decompression;
 pub mod fetch;
 pub mod filter;
 mod locations;
+mod outcome;
 mod patch_locations;
 mod plugins;
 mod runner;

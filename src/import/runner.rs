@@ -8,19 +8,17 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use futures_util::FutureExt;
-use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::fetch;
+use super::outcome::Outcome;
 use super::sources::RemoteMetadata;
 use super::spec::{ImportMethod, ImportSpec};
 use super::{ImportService, STALE_JOB};
 use crate::datapath::{Beat, CopyRequest, DataError};
 use crate::domain::image::{self, Image};
-use crate::domain::tasks::{
-    merge_store_list, props, ClaimedJob, ImportEnd, ImportedCopy, StagedData, TaskStatus,
-};
+use crate::domain::tasks::{ClaimedJob, ImportedCopy, StagedData, TaskStatus};
 use crate::domain::RequestContext;
 
 /// How often a running job renews its claim (well within `STALE_JOB`).
@@ -29,44 +27,6 @@ pub(super) const HEARTBEAT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_secs(5);
 /// A job interrupted this many times (its node died each time) is failed, not retried.
 const MAX_ATTEMPTS: i32 = 3;
-
-/// How a job ended, and what is left to do once its end is recorded.
-pub(super) struct Outcome {
-    end: ImportEnd,
-    /// Staged data no longer needed.
-    remove_staged: Option<StagedData>,
-    /// Copies recorded and then given up (all stores had to succeed): their data.
-    dropped: Vec<String>,
-}
-
-impl Outcome {
-    /// A failure that changes nothing on the image.
-    fn failed(message: String, config: &crate::config::ImportConfig) -> Outcome {
-        let ttl = ChronoDuration::from_std(config.task_time_to_live).unwrap_or_default();
-        Outcome {
-            end: ImportEnd {
-                status: TaskStatus::Failure,
-                message,
-                result: None,
-                expires_at: image::now() + ttl,
-                revert_to: None,
-                set: Vec::new(),
-                remove: Vec::new(),
-                drop_locations: Vec::new(),
-            },
-            remove_staged: None,
-            dropped: Vec::new(),
-        }
-    }
-
-    /// Glance's end of an import whose image was deleted.
-    fn image_deleted(config: &crate::config::ImportConfig) -> Outcome {
-        Outcome::failed(
-            "Image has been deleted, aborting import.".to_owned(),
-            config,
-        )
-    }
-}
 
 /// Why a job stopped before its end: it failed (with the task's message), or lost its claim
 /// (another node runs it now, or its lock was broken) and must record nothing more.
@@ -244,7 +204,6 @@ impl ImportService {
         claim: &str,
         progress: &Arc<Progress>,
     ) -> Option<Outcome> {
-        let ttl = ChronoDuration::from_std(self.config.task_time_to_live).unwrap_or_default();
         let spec = match ImportSpec::from_json(&job.spec) {
             Ok(spec) => spec,
             Err(why) => return Some(Outcome::failed(why, &self.config)),
@@ -281,7 +240,7 @@ impl ImportService {
         };
         match stopped {
             Err(Stop::Lost) => None,
-            Ok(()) => Some(run.success(ttl)),
+            Ok(()) => Some(run.success()),
             Err(Stop::Failed(message)) => Some(run.failure(message)),
         }
     }
@@ -508,98 +467,5 @@ impl JobRun<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The store lists once the job ends: none left importing, the failed ones listed.
-    fn store_lists(&self) -> Vec<(String, String)> {
-        if matches!(self.spec.method, ImportMethod::LocationImport { .. }) {
-            return Vec::new();
-        }
-        let all: Vec<&str> = self.spec.store_ids().collect();
-        let failed: Vec<&str> = self.failed.iter().map(String::as_str).collect();
-        let done: Vec<&str> = self.done.iter().map(String::as_str).collect();
-        let properties = &self.image.properties;
-        vec![
-            (
-                props::IMPORTING_TO.to_owned(),
-                merge_store_list(
-                    properties.get(props::IMPORTING_TO).map(String::as_str),
-                    &[],
-                    &all,
-                ),
-            ),
-            (
-                props::FAILED_IMPORT.to_owned(),
-                merge_store_list(
-                    properties.get(props::FAILED_IMPORT).map(String::as_str),
-                    &failed,
-                    &done,
-                ),
-            ),
-        ]
-    }
-
-    fn success(self, ttl: ChronoDuration) -> Outcome {
-        if self.done.is_empty() && self.recorded.is_empty() {
-            let message = "None of the uploads finished!".to_owned();
-            return self.failure(message);
-        }
-        Outcome {
-            end: ImportEnd {
-                status: TaskStatus::Success,
-                message: String::new(),
-                result: Some(json!({ "image_id": self.image.id.to_string() })),
-                expires_at: image::now() + ttl,
-                revert_to: None,
-                set: self.store_lists(),
-                remove: Vec::new(),
-                drop_locations: Vec::new(),
-            },
-            remove_staged: self.staged.clone(),
-            dropped: Vec::new(),
-        }
-    }
-
-    /// Where Glance leaves an image after a failed import: a download goes back to `queued`
-    /// (its staged data removed); a glance-direct import whose stores all had to succeed
-    /// stays `importing` with its data still staged, the copies it made removed; one whose
-    /// stores need not all succeed goes back to `queued` when none did; copy-image leaves the
-    /// image active.
-    fn failure(self, message: String) -> Outcome {
-        let keep_importing = matches!(self.spec.method, ImportMethod::GlanceDirect)
-            && self.spec.all_stores_must_succeed;
-        let revert_to = match self.spec.method {
-            ImportMethod::CopyImage | ImportMethod::LocationImport { .. } => None,
-            _ if keep_importing => None,
-            _ => Some("queued"),
-        };
-        let dropped = if self.spec.all_stores_must_succeed
-            && !matches!(self.spec.method, ImportMethod::CopyImage)
-        {
-            self.recorded.clone()
-        } else {
-            Vec::new()
-        };
-        let mut failed_run = self;
-        if !matches!(
-            failed_run.spec.method,
-            ImportMethod::GlanceDirect | ImportMethod::CopyImage
-        ) {
-            // A download that failed failed for every store it was for.
-            let all: Vec<String> = failed_run.spec.store_ids().map(str::to_owned).collect();
-            failed_run.failed.extend(all);
-        }
-        let remove_staged = if keep_importing {
-            None
-        } else {
-            failed_run.staged.clone()
-        };
-        let mut outcome = Outcome::failed(message, &failed_run.service.config);
-        outcome.end.revert_to = revert_to;
-        outcome.end.set = failed_run.store_lists();
-        outcome.end.drop_locations = dropped.clone();
-        outcome.remove_staged = remove_staged;
-        outcome.dropped = dropped;
-        outcome
     }
 }
