@@ -12,6 +12,7 @@ mod import;
 mod members;
 mod metrics;
 pub mod middleware;
+mod openapi;
 mod router;
 mod schemas;
 mod tags;

@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
             "/metrics",
             get(super::metrics::expose).with_state(state.clone()),
         )
+        .route("/openapi.json", get(super::openapi::document))
         .merge(v2)
         // Every matched route names itself in the request's log span.
         .route_layer(from_fn(middleware::record_route))
