@@ -11,6 +11,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::field;
+
+use crate::telemetry::Untrusted;
 use tracing::Instrument as _;
 
 use super::error::{ApiError, ErrorMessage, ErrorSource};
@@ -103,8 +105,8 @@ fn log_request(response: &Response, path: &str, millis: f64) {
         .extensions()
         .get::<ErrorSource>()
         .map(ErrorSource::text);
-    let error = why.map(field::debug);
-    let source = source.as_deref().map(field::debug);
+    let error = why.map(|text| field::debug(Untrusted(text)));
+    let source = source.as_deref().map(|text| field::debug(Untrusted(text)));
     match (error.is_some() || source.is_some(), status) {
         (true, 500..) => {
             tracing::error!(path = %path, status, millis, error, source, "request failed")
