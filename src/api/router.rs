@@ -1,7 +1,7 @@
 //! Every route of the service, in one list.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -128,8 +128,6 @@ async fn unknown_path(state: State<AppState>, uri: Uri, headers: HeaderMap) -> R
     if uri.path() == "/v2" || uri.path().starts_with("/v2/") {
         ApiError::plain(StatusCode::NOT_FOUND).into_response()
     } else {
-        let mut response = versions::multiple_choices(state, headers).await;
-        response.headers_mut().remove(header::LOCATION);
-        response
+        versions::unknown_version(state, headers).await
     }
 }

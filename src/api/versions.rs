@@ -51,6 +51,13 @@ pub async fn multiple_choices(State(state): State<AppState>, headers: HeaderMap)
         .into_response()
 }
 
+/// What a path outside the API gets: the versions document, 300, without `Location`.
+pub async fn unknown_version(state: State<AppState>, headers: HeaderMap) -> Response {
+    let mut response = multiple_choices(state, headers).await;
+    response.headers_mut().remove(header::LOCATION);
+    response
+}
+
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     Json(document(&headers, state.data.stores().multi()))
 }

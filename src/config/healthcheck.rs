@@ -3,8 +3,9 @@
 //! /etc/glance/healthcheck_disable`, so those are the defaults here: an operator who drains a
 //! node by touching that file gets the same 503 from Glint. The options are oslo.middleware's
 //! (`backends`, `detailed`, `disable_by_file_path`, `disable_by_file_paths`,
-//! `enable_by_file_paths`).
+//! `enable_by_file_paths`, `allowed_source_ranges`, `ignore_proxied_requests`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::ini::Ini;
@@ -32,6 +33,69 @@ pub struct HealthcheckConfig {
     pub backends: Vec<HealthBackend>,
     /// `detailed` (false): the JSON answer names each backend and what it found.
     pub detailed: bool,
+    /// `allowed_source_ranges`: when set, a request from any other address is not answered
+    /// by the health check but passed on, as to any unknown path.
+    pub allowed_source_ranges: Vec<SourceRange>,
+    /// `ignore_proxied_requests`: a request carrying a proxy's `X-Forwarded*` header is
+    /// passed on the same way (the check is for the balancer, not for clients behind it).
+    pub ignore_proxied_requests: bool,
+}
+
+/// One network of `allowed_source_ranges`, as Python's `ipaddress.ip_network` reads it
+/// (an address alone is a single host; host bits set are an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl SourceRange {
+    pub fn parse(text: &str) -> Result<SourceRange, String> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} does not appear to be an IPv4 or IPv6 network"))?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| format!("{text:?} has an invalid prefix length"))?,
+        };
+        let range = SourceRange { network, prefix };
+        if range.masked(network) != Some(bits_of(network)) {
+            return Err(format!("{text:?} has host bits set"));
+        }
+        Ok(range)
+    }
+
+    /// Whether `address` lies in this network (never across IP versions, as oslo compares).
+    pub fn contains(&self, address: IpAddr) -> bool {
+        self.masked(address) == Some(bits_of(self.network))
+    }
+
+    /// `address` with its host bits cleared, when it is of this network's version.
+    fn masked(&self, address: IpAddr) -> Option<u128> {
+        let width = if address.is_ipv4() { 32 } else { 128 };
+        if address.is_ipv4() != self.network.is_ipv4() {
+            return None;
+        }
+        let host_bits = u32::from(width - self.prefix);
+        let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+        Some(bits_of(address) & mask)
+    }
+}
+
+fn bits_of(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 impl Default for HealthcheckConfig {
@@ -41,6 +105,8 @@ impl Default for HealthcheckConfig {
                 GLANCE_DISABLE_FILE,
             )))],
             detailed: false,
+            allowed_source_ranges: Vec::new(),
+            ignore_proxied_requests: false,
         }
     }
 }
@@ -97,9 +163,18 @@ impl HealthcheckConfig {
                 }
             });
         }
+        let mut allowed_source_ranges = Vec::new();
+        for item in parse_list(ini, SECTION, "allowed_source_ranges").unwrap_or_default() {
+            allowed_source_ranges.push(
+                SourceRange::parse(item.trim())
+                    .map_err(|why| ConfigError::invalid(SECTION, "allowed_source_ranges", why))?,
+            );
+        }
         Ok(HealthcheckConfig {
             backends,
             detailed: parse_bool(ini, SECTION, "detailed", false)?,
+            allowed_source_ranges,
+            ignore_proxied_requests: parse_bool(ini, SECTION, "ignore_proxied_requests", false)?,
         })
     }
 }
@@ -150,5 +225,36 @@ mod tests {
             "[healthcheck]\nbackends = disable_by_files_ports\ndisable_by_file_paths = /run/a\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn source_ranges_read_as_pythons_ip_network() {
+        let range = |text| SourceRange::parse(text);
+        let lan = range("10.0.0.0/8").expect("range");
+        assert!(lan.contains("10.200.3.4".parse().expect("ip")));
+        assert!(!lan.contains("11.0.0.1".parse().expect("ip")));
+        assert!(!lan.contains("::ffff:10.0.0.1".parse().expect("ip")));
+        let host = range("192.0.2.7").expect("a single host");
+        assert!(host.contains("192.0.2.7".parse().expect("ip")));
+        assert!(!host.contains("192.0.2.8".parse().expect("ip")));
+        assert!(range("0.0.0.0/0")
+            .expect("all")
+            .contains("203.0.113.9".parse().expect("ip")));
+        let v6 = range("fd00::/8").expect("v6");
+        assert!(v6.contains("fd12::1".parse().expect("ip")));
+        assert!(!v6.contains("10.0.0.1".parse().expect("ip")));
+        assert!(range("::/0")
+            .expect("all v6")
+            .contains("::1".parse().expect("ip")));
+        assert!(range("10.0.0.1/8").unwrap_err().contains("host bits set"));
+        assert!(range("10.0.0.0/33").unwrap_err().contains("prefix length"));
+        assert!(range("ten").unwrap_err().contains("does not appear"));
+        let config = parse(
+            "[healthcheck]\nallowed_source_ranges = 10.0.0.0/8, ::1\nignore_proxied_requests = true\n",
+        )
+        .expect("config");
+        assert_eq!(config.allowed_source_ranges.len(), 2);
+        assert!(config.ignore_proxied_requests);
+        assert!(parse("[healthcheck]\nallowed_source_ranges = 10.0.0.0/40\n").is_err());
     }
 }

@@ -121,6 +121,7 @@ pub async fn serve(
             router: app.clone(),
             clock: Arc::clone(&clock),
             limits,
+            peer,
         };
         let connection = graceful.watch(builder.serve_connection(io, service));
         connections.spawn(async move {
@@ -198,6 +199,9 @@ struct ConnService {
     router: Router,
     clock: Arc<Clock>,
     limits: ConnectionLimits,
+    /// The client's address, for handlers that answer by it (`/healthcheck`'s
+    /// `allowed_source_ranges`).
+    peer: std::net::SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
@@ -209,13 +213,16 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let guard = self.clock.request_started();
         let cut = Arc::new(AtomicBool::new(false));
         let limits = &self.limits;
-        let request = request.map(|body| {
+        let mut request = request.map(|body| {
             if http_body::Body::is_end_stream(&body) {
                 Body::new(body)
             } else {
                 Body::new(MinRateBody::new(body, limits, Arc::clone(&cut)))
             }
         });
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         let mut router = self.router.clone();
         Box::pin(async move {
             let mut response = match tower::Service::call(&mut router, request).await {

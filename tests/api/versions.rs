@@ -44,6 +44,7 @@ all_databases!(fn a_file_takes_a_node_out_of_its_load_balancer(app) {
     config.healthcheck = glint::config::HealthcheckConfig {
         backends: vec![glint::config::HealthBackend::DisableByFile(Some(off.clone()))],
         detailed: true,
+        ..Default::default()
     };
     let router = glint::app(&config, &app.services);
     let ask = |method: Method, accept: &'static str| {
