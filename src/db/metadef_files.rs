@@ -382,14 +382,12 @@ where
         let mut namespaces = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i32 = row.try_get(0)?;
-            let associations = sqlx::query::<DB>(
-                &DB::sql(
-                    "SELECT rt.name, a.prefix, a.properties_target \
+            let associations = sqlx::query::<DB>(&DB::sql(
+                "SELECT rt.name, a.prefix, a.properties_target \
                      FROM metadef_namespace_resource_types a \
                      JOIN metadef_resource_types rt ON rt.id = a.resource_type_id \
                      WHERE a.namespace_id = $1 ORDER BY a.resource_type_id",
-                ),
-            )
+            ))
             .bind(id)
             .fetch_all(&mut *tx)
             .await?
@@ -402,24 +400,20 @@ where
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let properties = sqlx::query::<DB>(
-                &DB::sql(
-                    "SELECT name, json_schema FROM metadef_properties WHERE namespace_id = $1 \
+            let properties = sqlx::query::<DB>(&DB::sql(
+                "SELECT name, json_schema FROM metadef_properties WHERE namespace_id = $1 \
                      ORDER BY id",
-                ),
-            )
+            ))
             .bind(id)
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let objects = sqlx::query::<DB>(
-                &DB::sql(
-                    "SELECT name, description, json_schema FROM metadef_objects \
+            let objects = sqlx::query::<DB>(&DB::sql(
+                "SELECT name, description, json_schema FROM metadef_objects \
                      WHERE namespace_id = $1 ORDER BY id",
-                ),
-            )
+            ))
             .bind(id)
             .fetch_all(&mut *tx)
             .await?
@@ -432,9 +426,9 @@ where
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let tags = sqlx::query::<DB>(
-                &DB::sql("SELECT name FROM metadef_tags WHERE namespace_id = $1 ORDER BY id"),
-            )
+            let tags = sqlx::query::<DB>(&DB::sql(
+                "SELECT name FROM metadef_tags WHERE namespace_id = $1 ORDER BY id",
+            ))
             .bind(id)
             .fetch_all(&mut *tx)
             .await?

@@ -222,9 +222,7 @@ impl Database {
     }
 
     /// Empties the metadef tables (`glint db unload-metadefs`).
-    pub async fn unload_metadefs(
-        &self,
-    ) -> Result<crate::domain::metadef_files::Unloaded, DbError> {
+    pub async fn unload_metadefs(&self) -> Result<crate::domain::metadef_files::Unloaded, DbError> {
         match self {
             Database::Postgres(pool) => MetadefTables::unload(pool).await,
             Database::MySql(pool) => MetadefTables::unload(pool).await,

@@ -98,7 +98,10 @@ mod tests {
             LoadMode::from_flags(false, false, false),
             Ok(LoadMode::SkipExisting)
         );
-        assert_eq!(LoadMode::from_flags(true, false, false), Ok(LoadMode::Merge));
+        assert_eq!(
+            LoadMode::from_flags(true, false, false),
+            Ok(LoadMode::Merge)
+        );
         assert_eq!(
             LoadMode::from_flags(true, true, false),
             Ok(LoadMode::PreferNew)

@@ -7,9 +7,7 @@
 //! refused here, before anything is written, with the file and the field named.
 
 use super::python_json::{self, Value};
-use crate::domain::metadef_files::{
-    AssociationDefinition, NamespaceDefinition, ObjectDefinition,
-};
+use crate::domain::metadef_files::{AssociationDefinition, NamespaceDefinition, ObjectDefinition};
 
 /// Column widths of Glance's schema (VARCHAR(n)): longer values fail on PostgreSQL and MySQL.
 const NAME_WIDTH: usize = 80;
@@ -21,8 +19,7 @@ const DEFAULT_OWNER: &str = "admin";
 
 /// Reads one definitions file (`file` is its path, for messages).
 pub(super) fn read_definition(file: &str, text: &str) -> Result<NamespaceDefinition, String> {
-    let document =
-        python_json::parse(text).map_err(|e| format!("{file}: not valid JSON: {e}"))?;
+    let document = python_json::parse(text).map_err(|e| format!("{file}: not valid JSON: {e}"))?;
     let fail = |message: String| format!("{file}: {message}");
     if !matches!(document, Value::Object(_)) {
         return Err(fail(format!(
@@ -175,10 +172,7 @@ fn list<'v>(document: &'v Value, key: &str) -> Result<&'v [Value], String> {
                 .enumerate()
                 .find(|(_, item)| !matches!(item, Value::Object(_)))
             {
-                return Err(format!(
-                    "{key}[{i}] must be an object, not {}",
-                    item.kind()
-                ));
+                return Err(format!("{key}[{i}] must be an object, not {}", item.kind()));
             }
             Ok(items)
         }
@@ -256,7 +250,10 @@ pub(super) fn export_text(namespace: &NamespaceDefinition) -> Result<String, Str
             "protected".into(),
             namespace.protected.map_or(Value::Null, Value::Bool),
         ),
-        ("resource_type_associations".into(), Value::Array(associations)),
+        (
+            "resource_type_associations".into(),
+            Value::Array(associations),
+        ),
         ("properties".into(), Value::Object(properties)),
         ("objects".into(), Value::Array(objects)),
         ("tags".into(), Value::Array(tags)),

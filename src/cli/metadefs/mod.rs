@@ -56,8 +56,8 @@ fn definition_files(path: &Path) -> Result<Vec<PathBuf>, String> {
         .map_err(|e| format!("cannot read the metadefs directory {}: {e}", path.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry =
-            entry.map_err(|e| format!("cannot read the metadefs directory {}: {e}", path.display()))?;
+        let entry = entry
+            .map_err(|e| format!("cannot read the metadefs directory {}: {e}", path.display()))?;
         let file = entry.path();
         if file.extension().is_some_and(|e| e == "json") && file.is_file() {
             files.push(file);
@@ -76,8 +76,8 @@ fn read_definitions(files: &[PathBuf]) -> Result<Vec<NamespaceDefinition>, Strin
         .map(|file| {
             let name = file.display().to_string();
             let text = std::fs::read(file).map_err(|e| format!("cannot read {name}: {e}"))?;
-            let text = String::from_utf8(text)
-                .map_err(|e| format!("{name}: not UTF-8 text ({e})"))?;
+            let text =
+                String::from_utf8(text).map_err(|e| format!("{name}: not UTF-8 text ({e})"))?;
             file_format::read_definition(&name, &text)
         })
         .collect()
@@ -151,6 +151,10 @@ pub async fn db_export_metadefs(config: &Config, path: &Path) -> Result<(), Stri
         println!("{} saved in {}", namespace.namespace, file.display());
         written.push((file, &namespace.namespace));
     }
-    println!("{} namespace(s) exported to {}", namespaces.len(), path.display());
+    println!(
+        "{} namespace(s) exported to {}",
+        namespaces.len(),
+        path.display()
+    );
     Ok(())
 }

@@ -466,13 +466,19 @@ mod tests {
     fn bad_documents_say_where() {
         let cases = [
             ("", "Expecting value: line 1 column 1"),
-            ("{\"a\": 1,}", "Expecting property name enclosed in double quotes: line 1 column 9"),
+            (
+                "{\"a\": 1,}",
+                "Expecting property name enclosed in double quotes: line 1 column 9",
+            ),
             ("{\"a\" 1}", "Expecting ':' delimiter: line 1 column 6"),
             ("[1 2]", "Expecting ',' delimiter: line 1 column 4"),
             ("{}\n{}", "Extra data: line 2 column 1"),
             ("\"abc", "Unterminated string starting at: line 1 column 1"),
             ("\"a\tb\"", "Invalid control character at: line 1 column 3"),
-            ("\"\\ud800\"", "Lone UTF-16 surrogate in a \\u escape: line 1 column 8"),
+            (
+                "\"\\ud800\"",
+                "Lone UTF-16 surrogate in a \\u escape: line 1 column 8",
+            ),
             ("\"\\x\"", "Invalid \\escape: line 1 column 3"),
             ("01", "Extra data: line 1 column 2"),
             ("-", "Expecting value: line 1 column 1"),
