@@ -66,8 +66,10 @@ def namespace_body(name, kind):
 
 
 class Server:
-    def __init__(self, name, url):
+    def __init__(self, name, url, strict):
         self.name = name
+        # The reference must take every set-up request; the candidate's refusals show as cells.
+        self.strict = strict
         parsed = urllib.parse.urlparse(url)
         self.host, self.port = parsed.hostname, parsed.port
         self.origin = f"{parsed.scheme}://{parsed.netloc}"
@@ -105,7 +107,7 @@ class Server:
 
     def must(self, expected, persona, method, path, body=None):
         status, data = self.call(persona, method, path, body)
-        if status != expected:
+        if status != expected and self.strict:
             raise RuntimeError(f"{self.name}: {persona} {method} {path}: {status} {data!r:.300}")
         return data
 
@@ -259,7 +261,8 @@ def compare(reference, candidate, names):
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    reference, candidate = Server("reference", sys.argv[1]), Server("candidate", sys.argv[2])
+    reference = Server("reference", sys.argv[1], strict=True)
+    candidate = Server("candidate", sys.argv[2], strict=False)
     mismatches = compare(reference, candidate, ("reference", "candidate"))
     sys.exit(1 if mismatches else 0)
 
