@@ -17,13 +17,21 @@ use crate::domain::metadef_files::{
     Unloaded,
 };
 
-/// A load that failed: the file whose namespace the database refused, and why.
+/// A load that failed, and the file and namespace being written then, if it was one.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: namespace {namespace}: {source}")]
 pub struct LoadError {
-    pub file: String,
-    pub namespace: String,
+    pub at: Option<(String, String)>,
+    #[source]
     pub source: DbError,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.at {
+            Some((file, namespace)) => write!(f, "{file}: namespace {namespace}: {}", self.source),
+            None => write!(f, "{}", self.source),
+        }
+    }
 }
 
 /// The tables in the order an unload empties them (children first), as Glance's.
@@ -60,8 +68,7 @@ where
         now: NaiveDateTime,
     ) -> Result<Vec<NamespaceLoaded>, LoadError> {
         let failed = |definition: Option<&NamespaceDefinition>, source: DbError| LoadError {
-            file: definition.map(|d| d.file.clone()).unwrap_or_default(),
-            namespace: definition.map(|d| d.namespace.clone()).unwrap_or_default(),
+            at: definition.map(|d| (d.file.clone(), d.namespace.clone())),
             source,
         };
         let mut tx = pool
