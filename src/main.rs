@@ -127,6 +127,39 @@ enum DbCommand {
     /// refers to any more (like glance-manage db purge_images_table). Their ids can then be
     /// used again, which is why this is a command of its own.
     PurgeImagesTable(PurgeArgs),
+    /// Load metadata definitions files into the database (like glance-manage db
+    /// load_metadefs), all or nothing: a bad file changes nothing.
+    #[command(visible_alias = "load_metadefs")]
+    LoadMetadefs(LoadMetadefsArgs),
+    /// Remove every metadata definition, resource types included (like glance-manage db
+    /// unload_metadefs).
+    #[command(visible_alias = "unload_metadefs")]
+    UnloadMetadefs,
+    /// Write each metadata definitions namespace to a file <display name>.json (like
+    /// glance-manage db export_metadefs).
+    #[command(visible_alias = "export_metadefs")]
+    ExportMetadefs {
+        /// The directory the files go to.
+        #[arg(long, default_value = cli::DEFAULT_METADEFS_PATH)]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadMetadefsArgs {
+    /// The directory of the *.json files, or one file.
+    #[arg(long, default_value = cli::DEFAULT_METADEFS_PATH)]
+    path: PathBuf,
+    /// Add to namespaces that exist what the files have and they do not (existing entries
+    /// stay as they are); without it, an existing namespace is skipped.
+    #[arg(long)]
+    merge: bool,
+    /// With --merge: entries both have take the files' values.
+    #[arg(long, visible_alias = "prefer_new")]
+    prefer_new: bool,
+    /// With --merge: existing namespaces are removed and loaded anew from the files.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -230,6 +263,26 @@ fn main() -> ExitCode {
             Command::Db {
                 command: DbCommand::Check,
             } => cli::db_check(&config).await,
+            Command::Db {
+                command: DbCommand::LoadMetadefs(args),
+            } => {
+                cli::db_load_metadefs(
+                    &config,
+                    &cli::MetadefLoadOptions {
+                        path: args.path,
+                        merge: args.merge,
+                        prefer_new: args.prefer_new,
+                        overwrite: args.overwrite,
+                    },
+                )
+                .await
+            }
+            Command::Db {
+                command: DbCommand::UnloadMetadefs,
+            } => cli::db_unload_metadefs(&config).await,
+            Command::Db {
+                command: DbCommand::ExportMetadefs { path },
+            } => cli::db_export_metadefs(&config, &path).await,
             Command::Db {
                 command: DbCommand::Purge(args),
             } => {

@@ -5,6 +5,7 @@
 //! requests are `crate::maintenance`.
 
 mod doctor;
+mod metadefs;
 mod migrate;
 mod schema;
 
@@ -15,6 +16,10 @@ use crate::db::Database;
 use crate::maintenance;
 
 pub use doctor::doctor;
+pub use metadefs::{
+    db_export_metadefs, db_load_metadefs, db_unload_metadefs, LoadOptions as MetadefLoadOptions,
+    DEFAULT_METADEFS_PATH,
+};
 pub use migrate::MigrateOptions;
 use schema::describe;
 

@@ -13,6 +13,7 @@ mod import_jobs;
 mod list_sql;
 mod locations;
 mod members;
+mod metadef_files;
 mod pool;
 mod purge;
 mod removals;
@@ -36,6 +37,8 @@ use crate::config::database::{DatabaseConfig, DatabaseUrl};
 use crate::domain::tasks::TaskRepo;
 use crate::domain::{ImageRepo, UploadRepo};
 pub use dialect::Dialect;
+pub use metadef_files::LoadError as MetadefLoadError;
+use metadef_files::MetadefTables;
 pub use pool::{DbPool, PoolLimits, PooledConnection};
 pub use purge::Purged;
 use repo::SqlRepo;
@@ -198,6 +201,43 @@ impl Database {
             Database::Sqlite { write, .. } => {
                 purge::purge(write, cutoff, max_rows, images_table).await
             }
+        }
+    }
+
+    /// Loads metadata definitions into Glance's metadef tables in one transaction
+    /// (`glint db load-metadefs`).
+    pub async fn load_metadefs(
+        &self,
+        namespaces: &[crate::domain::metadef_files::NamespaceDefinition],
+        mode: crate::domain::metadef_files::LoadMode,
+    ) -> Result<Vec<crate::domain::metadef_files::NamespaceLoaded>, MetadefLoadError> {
+        let now = crate::domain::image::now().naive_utc();
+        match self {
+            Database::Postgres(pool) => MetadefTables::load(pool, namespaces, mode, now).await,
+            Database::MySql(pool) => MetadefTables::load(pool, namespaces, mode, now).await,
+            Database::Sqlite { write, .. } => {
+                MetadefTables::load(write, namespaces, mode, now).await
+            }
+        }
+    }
+
+    /// Empties the metadef tables (`glint db unload-metadefs`).
+    pub async fn unload_metadefs(&self) -> Result<crate::domain::metadef_files::Unloaded, DbError> {
+        match self {
+            Database::Postgres(pool) => MetadefTables::unload(pool).await,
+            Database::MySql(pool) => MetadefTables::unload(pool).await,
+            Database::Sqlite { write, .. } => MetadefTables::unload(write).await,
+        }
+    }
+
+    /// Every namespace with its contents (`glint db export-metadefs`).
+    pub async fn export_metadefs(
+        &self,
+    ) -> Result<Vec<crate::domain::metadef_files::NamespaceDefinition>, DbError> {
+        match self {
+            Database::Postgres(pool) => MetadefTables::export(pool).await,
+            Database::MySql(pool) => MetadefTables::export(pool).await,
+            Database::Sqlite { write, .. } => MetadefTables::export(write).await,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod images;
 pub mod jsonschema;
 pub mod listing;
 pub mod members;
+pub mod metadef_files;
 pub mod patch;
 pub mod policy;
 #[cfg(test)]
