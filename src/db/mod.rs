@@ -13,6 +13,7 @@ mod import_jobs;
 mod list_sql;
 mod locations;
 mod members;
+mod metadefs;
 mod pool;
 mod purge;
 mod removals;
@@ -269,6 +270,17 @@ impl Database {
             Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
             Database::Sqlite { read, write } => {
                 Arc::new(SqlRepo::new(read.clone(), write.clone(), true))
+            }
+        }
+    }
+
+    /// Glance's `metadef_*` tables.
+    pub fn metadef_repo(&self) -> Arc<dyn crate::domain::metadefs::MetadefRepo> {
+        match self {
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), false)),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), false)),
+            Database::Sqlite { read, write } => {
+                Arc::new(SqlRepo::new(read.clone(), write.clone(), false))
             }
         }
     }

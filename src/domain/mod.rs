@@ -12,6 +12,7 @@ pub mod images;
 pub mod jsonschema;
 pub mod listing;
 pub mod members;
+pub mod metadefs;
 pub mod patch;
 pub mod policy;
 #[cfg(test)]

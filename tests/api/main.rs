@@ -23,6 +23,7 @@ mod locations_api;
 mod locations_shown;
 mod maintenance;
 mod members;
+mod metadefs;
 mod metrics;
 mod multi_store;
 mod property_protections;
