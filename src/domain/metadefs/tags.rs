@@ -81,11 +81,12 @@ impl MetadefService {
         if let Some(marker) = &marker {
             tags.retain(|tag| directed(tag, marker) == Ordering::Greater);
         }
+        // Glance pages by any limit given, 0 included (an empty page).
         let limit = query
             .limit
             .as_deref()
-            .and_then(|l| l.trim().parse::<usize>().ok())
-            .filter(|l| *l > 0);
+            .filter(|l| !l.is_empty())
+            .and_then(|l| l.trim().parse::<usize>().ok());
         if let Some(limit) = limit {
             tags.truncate(limit);
         }
