@@ -6,6 +6,21 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{list_query, object_view};
+use crate::domain::metadefs::MetadefObject;
+
+/// A written object as Glance answers the write: `required` and `properties` only when the
+/// body gave them (a later read shows them, empty, either way).
+fn written_view(namespace: &str, object: &MetadefObject, body: &Value) -> Value {
+    let mut view = object_view(namespace, object);
+    if let Some(fields) = view.as_object_mut() {
+        for key in ["required", "properties"] {
+            if body.get(key).is_none() {
+                fields.remove(key);
+            }
+        }
+    }
+    view
+}
 use crate::api::error::ApiError;
 use crate::api::extract::{Ctx, JsonBody, PathParams, QueryPairs};
 use crate::api::AppState;
@@ -37,7 +52,10 @@ pub async fn create(
         .metadefs
         .create_object(&ctx, &namespace, &body)
         .await?;
-    Ok((StatusCode::CREATED, Json(object_view(&namespace, &object))))
+    Ok((
+        StatusCode::CREATED,
+        Json(written_view(&namespace, &object, &body)),
+    ))
 }
 
 pub async fn show(
@@ -59,7 +77,7 @@ pub async fn replace(
         .metadefs
         .replace_object(&ctx, &namespace, &name, &body)
         .await?;
-    Ok(Json(object_view(&namespace, &object)))
+    Ok(Json(written_view(&namespace, &object, &body)))
 }
 
 pub async fn delete(

@@ -47,7 +47,8 @@ where
     for<'q> Option<NaiveDateTime>: Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Rows of `table` in the namespace (or the one named `name`), oldest first.
+    /// Rows of `table` in the namespace (or the one named `name`), by name: the order
+    /// Glance's unordered query returns through the `(namespace_id, name)` index.
     async fn read_content(
         &self,
         columns: &str,
@@ -57,7 +58,7 @@ where
     ) -> Result<Vec<DB::Row>, RepoError> {
         let by_name = if name.is_some() { " AND name = $2" } else { "" };
         let sql = DB::sql(&format!(
-            "SELECT {columns} FROM {table} WHERE namespace_id = $1{by_name} ORDER BY id"
+            "SELECT {columns} FROM {table} WHERE namespace_id = $1{by_name} ORDER BY name, id"
         ))
         .into_owned();
         let id = db_id(namespace)?;

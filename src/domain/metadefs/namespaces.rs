@@ -412,7 +412,8 @@ impl MetadefService {
         let mut objects = self.repo().objects(ns.id).await?;
         let associations = self.repo().associations(ns.id).await?;
         let mut properties = self.repo().properties(ns.id).await?;
-        let tags = self.repo().tags(ns.id).await?;
+        let mut tags = self.repo().tags(ns.id).await?;
+        super::tags::newest_first(&mut tags);
         let prefix = resource_type
             .filter(|r| !r.is_empty())
             .and_then(|r| associations.iter().find(|a| a.name == r))

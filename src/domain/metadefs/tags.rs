@@ -40,6 +40,11 @@ fn compare(a: &Tag, b: &Tag, key: &str) -> Ordering {
         .unwrap_or(Ordering::Equal)
 }
 
+/// Glance's default order of a namespace's tags: newest first.
+pub(super) fn newest_first(tags: &mut [Tag]) {
+    tags.sort_by(|a, b| compare(b, a, "created_at"));
+}
+
 impl MetadefService {
     async fn stored_tag(&self, ns: &Namespace, name: &str) -> DomainResult<Tag> {
         self.repo()
