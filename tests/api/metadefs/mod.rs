@@ -5,6 +5,7 @@
 mod glance_rows;
 mod namespaces;
 mod objects;
+mod policy;
 mod properties;
 mod resource_types;
 mod schemas;
