@@ -142,6 +142,14 @@ impl MetadefService {
                 "Invalid sort key: {sort_key}"
             )));
         }
+        for (field, text) in [
+            ("marker", &query.marker),
+            ("resource_types", &query.resource_types),
+        ] {
+            if let Some(text) = text {
+                crate::domain::image_rules::check_storable(field, text)?;
+            }
+        }
         self.enforce(ctx, rule::GET_NAMESPACES, None)?;
         self.enforce(ctx, rule::LIST_RESOURCE_TYPES, None)?;
         let marker = match query.marker.as_deref() {

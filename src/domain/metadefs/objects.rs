@@ -63,6 +63,7 @@ impl MetadefService {
     }
 
     async fn visible_object(&self, ns: &Namespace, name: &str) -> DomainResult<MetadefObject> {
+        crate::domain::image_rules::check_storable("object", name)?;
         self.repo()
             .object(ns.id, name)
             .await?

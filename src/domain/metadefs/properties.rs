@@ -34,6 +34,7 @@ impl MetadefService {
     }
 
     async fn stored_property(&self, ns: &Namespace, name: &str) -> DomainResult<Property> {
+        crate::domain::image_rules::check_storable("property", name)?;
         self.repo()
             .property(ns.id, name)
             .await?

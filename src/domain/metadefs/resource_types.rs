@@ -67,6 +67,7 @@ impl MetadefService {
         namespace: &str,
         resource_type: &str,
     ) -> DomainResult<()> {
+        crate::domain::image_rules::check_storable("resource_type", resource_type)?;
         let ns = self.find(ctx, namespace, Miss::Short).await?;
         self.enforce(ctx, rule::REMOVE_ASSOCIATION, Some(&ns))?;
         let not_found = || {

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::image_rules::{check_storable, check_storable_json};
 use crate::domain::jsonschema::Validator;
 
 /// The documents, by the last segment of their path, and the request validators.
@@ -79,14 +80,21 @@ impl MetadefSchemas {
     }
 }
 
-/// Checks `body` against `validator`, with Glance's 400 message.
+/// Checks `body` against `validator`, with Glance's 400 message; then that every text in
+/// it can be stored (no NUL characters, which PostgreSQL refuses).
 pub(super) fn validate(validator: &Validator, body: &Value) -> DomainResult<()> {
     let name = validator.schema()["name"].as_str().unwrap_or_default();
     validator.validate(body).map_err(|why| {
         DomainError::bad_request(format!(
             "Provided object does not match schema '{name}': {why}"
         ))
-    })
+    })?;
+    match body {
+        Value::Object(fields) => fields
+            .iter()
+            .try_for_each(|(key, value)| check_storable_json(key, value)),
+        other => check_storable_json(name, other),
+    }
 }
 
 /// Glance refuses bodies that set what only the server sets (403).

@@ -14,6 +14,7 @@ use super::{MetadefRepo, Namespace, Reach};
 use crate::domain::error::{DomainError, DomainResult, Refusal};
 use crate::domain::events::{Event, EventSink, Priority};
 use crate::domain::image::Visibility;
+use crate::domain::image_rules::check_storable;
 use crate::domain::listing::PageLimits;
 use crate::domain::policy::{Policy, Target};
 use crate::domain::RequestContext;
@@ -124,6 +125,7 @@ impl MetadefService {
         name: &str,
         miss: Miss,
     ) -> DomainResult<Namespace> {
+        check_storable("namespace", name)?;
         match self.repo.namespace(name).await? {
             None => Err(miss.missing(name)),
             Some(ns) if !self.visible(ctx, &ns) => Err(miss.hidden(name)),

@@ -47,6 +47,7 @@ pub(super) fn newest_first(tags: &mut [Tag]) {
 
 impl MetadefService {
     async fn stored_tag(&self, ns: &Namespace, name: &str) -> DomainResult<Tag> {
+        crate::domain::image_rules::check_storable("tag", name)?;
         self.repo()
             .tag(ns.id, name)
             .await?

@@ -265,3 +265,29 @@ all_databases!(fn namespaces_are_paged_sorted_and_filtered(app, TRUSTED) {
     let hidden_marker = get(&app, OTHER_READER, "/v2/metadefs/namespaces?marker=b").await;
     hidden_marker.assert_status(403);
 });
+
+all_databases!(fn text_no_database_stores_is_refused(app, TRUSTED) {
+    namespace(&app, json!({"namespace": "ns"})).await;
+    for (path, body) in [
+        (NAMESPACES.to_owned(), json!({"namespace": "a\u{0}b"})),
+        ("/v2/metadefs/namespaces/ns/objects".to_owned(), json!({"name": "o", "description": "x\u{0}"})),
+        ("/v2/metadefs/namespaces/ns/properties".to_owned(), json!({"name": "p", "title": "\u{0}", "type": "string"})),
+        ("/v2/metadefs/namespaces/ns/tags".to_owned(), json!({"tags": [{"name": "t\u{0}"}]})),
+    ] {
+        let refused = post(&app, ADMIN, &path, body).await;
+        refused.assert_status(400);
+        assert!(refused.error_message().contains("NUL characters are not allowed"), "{}", refused.error_message());
+    }
+    for path in [
+        "/v2/metadefs/namespaces/a%00b",
+        "/v2/metadefs/namespaces/ns/objects/a%00b",
+        "/v2/metadefs/namespaces/ns/properties/a%00b",
+        "/v2/metadefs/namespaces/ns/tags/a%00b",
+        "/v2/metadefs/namespaces?marker=a%00b",
+        "/v2/metadefs/namespaces?resource_types=a%00b",
+    ] {
+        get(&app, ADMIN, path).await.assert_status(400);
+    }
+    post(&app, ADMIN, "/v2/metadefs/namespaces/ns/tags/a%00b", json!(null)).await.assert_status(400);
+    delete(&app, ADMIN, "/v2/metadefs/namespaces/ns/resource_types/a%00b").await.assert_status(400);
+});
