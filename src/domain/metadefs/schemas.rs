@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::image_rules::{check_storable, check_storable_json};
+use crate::domain::image_rules::check_storable_json;
 use crate::domain::jsonschema::Validator;
 
 /// The documents, by the last segment of their path, and the request validators.
