@@ -37,6 +37,8 @@ pub struct Services {
     pub data: DataService,
     pub imports: import::ImportService,
     pub auth: auth::Authenticator,
+    /// The metadata definitions catalog.
+    pub metadefs: domain::metadefs::MetadefService,
     /// The open database, for its pools' connection counts in `/metrics`.
     pub database: Database,
 }
@@ -65,9 +67,11 @@ pub fn services_over(
         tag_quota: config.limits.image_tag_quota,
         member_quota: config.limits.image_member_quota,
     };
+    let page_limits = limits.page;
+    let enforcer: Arc<policy::Enforcer> = Arc::new(policy::Enforcer::new(&config.policy)?);
     let images = ImageService::new(
         database.image_repo(shown(config, &stores).needs_locations()),
-        Arc::new(policy::Enforcer::new(&config.policy)?),
+        enforcer.clone(),
         Arc::new(schemas),
         limits,
     );
@@ -104,11 +108,18 @@ pub fn services_over(
         config.limits.image_location_quota,
     );
     let auth = auth::Authenticator::new(&config.auth)?;
+    let metadefs = domain::metadefs::MetadefService::new(
+        database.metadef_repo(),
+        enforcer,
+        Arc::new(domain::events::NoEvents),
+        page_limits,
+    )?;
     Ok(Services {
         images,
         data,
         imports,
         auth,
+        metadefs,
         database: database.clone(),
     })
 }
@@ -134,6 +145,7 @@ pub fn app(config: &Config, services: &Services) -> axum::Router {
         data: services.data.clone(),
         imports: services.imports.clone(),
         auth: services.auth.clone(),
+        metadefs: services.metadefs.clone(),
         advertised_host: format!("{}:{}", config.server.bind_host, config.server.bind_port),
         shown: shown(config, services.data.stores()),
         health: std::sync::Arc::new(api::healthcheck::Health::new(

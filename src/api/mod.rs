@@ -10,6 +10,7 @@ mod image_data;
 mod images;
 mod import;
 mod members;
+mod metadefs;
 mod metrics;
 pub mod middleware;
 mod openapi;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub data: DataService,
     pub imports: ImportService,
     pub auth: Authenticator,
+    pub metadefs: crate::domain::metadefs::MetadefService,
     /// `host:port` for absolute links when a request carries no `Host` header.
     pub advertised_host: String,
     /// Which optional image attributes are shown.

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/schemas/image", get(schemas::image))
         .route("/v2/schemas/images", get(schemas::images))
+        .merge(metadef_routes())
         .route("/v2/schemas/member", get(schemas::member))
         .route("/v2/schemas/members", get(schemas::members))
         .route_layer(from_fn(middleware::reject_unexpected_body))
@@ -120,6 +121,88 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(from_fn(middleware::render_error_bodies))
         .layer(from_fn(middleware::request_id))
+}
+
+/// The metadata definitions catalog (`/v2/metadefs/…`) and its schema documents.
+fn metadef_routes() -> Router<AppState> {
+    use super::metadefs::{
+        namespace_schema, namespaces_schema, object_schema, objects_schema, properties_schema,
+        property_schema, resource_type_schema, resource_types_schema, tag_schema, tags_schema,
+    };
+    use super::metadefs::{namespaces, objects, properties, resource_types, tags};
+    Router::new()
+        .route(
+            "/v2/metadefs/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}",
+            get(namespaces::show)
+                .put(namespaces::replace)
+                .delete(namespaces::delete),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/objects",
+            get(objects::list)
+                .post(objects::create)
+                .delete(namespaces::delete_objects),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/objects/{object_name}",
+            get(objects::show)
+                .put(objects::replace)
+                .delete(objects::delete),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/properties",
+            get(properties::list)
+                .post(properties::create)
+                .delete(namespaces::delete_properties),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/properties/{property_name}",
+            get(properties::show)
+                .put(properties::replace)
+                .delete(properties::delete),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/tags",
+            get(tags::list)
+                .post(tags::create_many)
+                .delete(namespaces::delete_tags),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/tags/{tag_name}",
+            get(tags::show)
+                .post(tags::create)
+                .put(tags::rename)
+                .delete(tags::delete),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/resource_types",
+            get(resource_types::associations).post(resource_types::associate),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{namespace_name}/resource_types/{resource_type}",
+            delete(resource_types::dissociate),
+        )
+        .route("/v2/metadefs/resource_types", get(resource_types::list))
+        .route("/v2/schemas/metadefs/namespace", get(namespace_schema))
+        .route("/v2/schemas/metadefs/namespaces", get(namespaces_schema))
+        .route(
+            "/v2/schemas/metadefs/resource_type",
+            get(resource_type_schema),
+        )
+        .route(
+            "/v2/schemas/metadefs/resource_types",
+            get(resource_types_schema),
+        )
+        .route("/v2/schemas/metadefs/object", get(object_schema))
+        .route("/v2/schemas/metadefs/objects", get(objects_schema))
+        .route("/v2/schemas/metadefs/property", get(property_schema))
+        .route("/v2/schemas/metadefs/properties", get(properties_schema))
+        .route("/v2/schemas/metadefs/tag", get(tag_schema))
+        .route("/v2/schemas/metadefs/tags", get(tags_schema))
 }
 
 /// Unknown `/v2/…` paths are 404; any other path names an unknown API version, for which

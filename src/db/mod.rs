@@ -14,6 +14,7 @@ mod list_sql;
 mod locations;
 mod members;
 mod metadef_files;
+mod metadefs;
 mod pool;
 mod purge;
 mod removals;
@@ -309,6 +310,17 @@ impl Database {
             Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
             Database::Sqlite { read, write } => {
                 Arc::new(SqlRepo::new(read.clone(), write.clone(), true))
+            }
+        }
+    }
+
+    /// Glance's `metadef_*` tables.
+    pub fn metadef_repo(&self) -> Arc<dyn crate::domain::metadefs::MetadefRepo> {
+        match self {
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), false)),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), false)),
+            Database::Sqlite { read, write } => {
+                Arc::new(SqlRepo::new(read.clone(), write.clone(), false))
             }
         }
     }

@@ -1,7 +1,8 @@
 //! A small JSON-schema (draft 4 subset) validator for the schemas this service publishes.
 //! It covers the keywords those schemas use (type, enum, lengths, bounds, pattern, items,
-//! properties, additionalProperties, required) and words its failures the way Python's
-//! `jsonschema` does, since Glance's 400 messages embed that text.
+//! item counts and uniqueness, properties, additionalProperties, required, allOf, local
+//! `$ref`) and words its failures the way Python's `jsonschema` does, since Glance's 400
+//! messages embed that text.
 
 use std::collections::HashMap;
 
@@ -60,6 +61,21 @@ impl Validator {
         let Value::Object(schema) = schema else {
             return Ok(());
         };
+        // Draft 4: a `$ref` replaces the schema it sits in; only local references are used.
+        if let Some(Value::String(reference)) = schema.get("$ref") {
+            return match reference
+                .strip_prefix('#')
+                .and_then(|pointer| self.schema.pointer(pointer))
+            {
+                Some(target) => self.check(target, instance),
+                None => Ok(()),
+            };
+        }
+        if let Some(Value::Array(all)) = schema.get("allOf") {
+            for part in all {
+                self.check(part, instance)?;
+            }
+        }
         if let Some(types) = schema.get("type") {
             let allowed: Vec<&str> = match types {
                 Value::String(t) => vec![t.as_str()],
@@ -122,6 +138,31 @@ impl Validator {
                         py_repr(&schema["maximum"])
                     ));
                 }
+            }
+        }
+        if let Value::Array(items) = instance {
+            let count = items.len() as u64;
+            if schema
+                .get("minItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|min| count < min)
+            {
+                return Err(format!("{} is too short", py_repr(instance)));
+            }
+            if schema
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|max| count > max)
+            {
+                return Err(format!("{} is too long", py_repr(instance)));
+            }
+            if schema.get("uniqueItems") == Some(&Value::Bool(true))
+                && items
+                    .iter()
+                    .enumerate()
+                    .any(|(i, a)| items[..i].contains(a))
+            {
+                return Err(format!("{} has non-unique elements", py_repr(instance)));
             }
         }
         if let (Value::Array(items), Some(item_schema)) = (instance, schema.get("items")) {

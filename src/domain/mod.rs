@@ -13,6 +13,7 @@ pub mod jsonschema;
 pub mod listing;
 pub mod members;
 pub mod metadef_files;
+pub mod metadefs;
 pub mod patch;
 pub mod policy;
 #[cfg(test)]

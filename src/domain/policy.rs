@@ -94,4 +94,8 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     /// Whether the rule named `rule` allows `ctx`, with no target: oslo.policy's
     /// `rule:<name>`, so an undefined name denies (property protections, policies format).
     fn allows_rule(&self, ctx: &RequestContext, rule: &str) -> bool;
+
+    /// Whether the rule named `rule` allows `ctx` on `target`: rules outside the image API's
+    /// `Action`s (the metadefs API's), checked as `allows` checks an action.
+    fn allows_named(&self, ctx: &RequestContext, rule: &str, target: &Target<'_>) -> bool;
 }

@@ -34,6 +34,28 @@ const ADMIN_OR_READER_GET_IMAGE: &str = concat!(
     "project_id:%(member_id)s or 'community':%(visibility)s or ",
     "'public':%(visibility)s or 'shared':%(visibility)s))"
 );
+/// Glance's `ADMIN_OR_PROJECT_READER_GET_NAMESPACE`: public namespaces are readable by any
+/// reader, private ones by the owning project's.
+const ADMIN_OR_READER_GET_NAMESPACE: &str = concat!(
+    "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or ",
+    "'public':%(visibility)s))"
+);
+const METADEF_ADMIN: &str = "rule:metadef_admin";
+const METADEF_DEFAULT: &str = "rule:metadef_default";
+
+const fn metadef_read(name: &'static str, description: &'static str) -> Default {
+    image(
+        name,
+        ADMIN_OR_READER_GET_NAMESPACE,
+        Some(METADEF_DEFAULT),
+        description,
+    )
+}
+
+const fn metadef_write(name: &'static str, description: &'static str) -> Default {
+    image(name, METADEF_ADMIN, None, description)
+}
+
 const ADMIN_OR_MEMBER_DOWNLOAD: &str = concat!(
     "rule:context_is_admin or (role:member and (project_id:%(project_id)s or ",
     "project_id:%(member_id)s or 'community':%(visibility)s or ",
@@ -272,4 +294,129 @@ pub const DEFAULTS: &[Default] = &[
     image("add_task", DEFAULT, Some(DEFAULT), "Create a task"),
     image("modify_task", DEFAULT, None, "Update a task"),
     image("tasks_api_access", ADMIN, None, "Use the tasks API"),
+    Default {
+        name: "metadef_default",
+        check: "",
+        scopes: &[],
+        deprecated: None,
+        description: "The metadefs API's rules before secure RBAC.",
+    },
+    Default {
+        name: "metadef_admin",
+        check: ADMIN,
+        scopes: &[],
+        deprecated: None,
+        description: "Who may change metadata definitions.",
+    },
+    metadef_read(
+        "get_metadef_namespace",
+        "Show a namespace: GET /v2/metadefs/namespaces/{namespace_name}",
+    ),
+    image(
+        "get_metadef_namespaces",
+        ADMIN_OR_READER,
+        Some(METADEF_DEFAULT),
+        "List namespaces: GET /v2/metadefs/namespaces",
+    ),
+    metadef_write(
+        "modify_metadef_namespace",
+        "Replace a namespace: PUT /v2/metadefs/namespaces/{namespace_name}",
+    ),
+    metadef_write(
+        "add_metadef_namespace",
+        "Create a namespace: POST /v2/metadefs/namespaces",
+    ),
+    metadef_write(
+        "delete_metadef_namespace",
+        "Delete a namespace, or all its objects, properties or tags: \
+         DELETE /v2/metadefs/namespaces/{namespace_name}[/objects|/properties|/tags]",
+    ),
+    metadef_read(
+        "get_metadef_object",
+        "Show an object: GET /v2/metadefs/namespaces/{namespace_name}/objects/{object_name}",
+    ),
+    metadef_read(
+        "get_metadef_objects",
+        "List objects: GET /v2/metadefs/namespaces/{namespace_name}/objects",
+    ),
+    metadef_write(
+        "modify_metadef_object",
+        "Replace an object: PUT /v2/metadefs/namespaces/{namespace_name}/objects/{object_name}",
+    ),
+    metadef_write(
+        "add_metadef_object",
+        "Create an object: POST /v2/metadefs/namespaces/{namespace_name}/objects",
+    ),
+    metadef_write(
+        "delete_metadef_object",
+        "Delete an object: DELETE /v2/metadefs/namespaces/{namespace_name}/objects/{object_name}",
+    ),
+    metadef_read(
+        "list_metadef_resource_types",
+        "List resource types: GET /v2/metadefs/resource_types",
+    ),
+    metadef_read(
+        "get_metadef_resource_type",
+        "List a namespace's resource type associations: \
+         GET /v2/metadefs/namespaces/{namespace_name}/resource_types",
+    ),
+    metadef_write(
+        "add_metadef_resource_type_association",
+        "Associate a resource type: POST /v2/metadefs/namespaces/{namespace_name}/resource_types",
+    ),
+    metadef_write(
+        "remove_metadef_resource_type_association",
+        "Dissociate a resource type: \
+         DELETE /v2/metadefs/namespaces/{namespace_name}/resource_types/{name}",
+    ),
+    metadef_read(
+        "get_metadef_property",
+        "Show a property: GET /v2/metadefs/namespaces/{namespace_name}/properties/{property_name}",
+    ),
+    metadef_read(
+        "get_metadef_properties",
+        "List properties: GET /v2/metadefs/namespaces/{namespace_name}/properties",
+    ),
+    metadef_write(
+        "modify_metadef_property",
+        "Replace a property: \
+         PUT /v2/metadefs/namespaces/{namespace_name}/properties/{property_name}",
+    ),
+    metadef_write(
+        "add_metadef_property",
+        "Create a property: POST /v2/metadefs/namespaces/{namespace_name}/properties",
+    ),
+    metadef_write(
+        "remove_metadef_property",
+        "Delete a property: \
+         DELETE /v2/metadefs/namespaces/{namespace_name}/properties/{property_name}",
+    ),
+    metadef_read(
+        "get_metadef_tag",
+        "Show a tag: GET /v2/metadefs/namespaces/{namespace_name}/tags/{tag_name}",
+    ),
+    metadef_read(
+        "get_metadef_tags",
+        "List tags: GET /v2/metadefs/namespaces/{namespace_name}/tags",
+    ),
+    metadef_write(
+        "modify_metadef_tag",
+        "Rename a tag: PUT /v2/metadefs/namespaces/{namespace_name}/tags/{tag_name}",
+    ),
+    metadef_write(
+        "add_metadef_tag",
+        "Create a tag: POST /v2/metadefs/namespaces/{namespace_name}/tags/{tag_name}",
+    ),
+    metadef_write(
+        "add_metadef_tags",
+        "Create tags: POST /v2/metadefs/namespaces/{namespace_name}/tags",
+    ),
+    metadef_write(
+        "delete_metadef_tag",
+        "Delete a tag: DELETE /v2/metadefs/namespaces/{namespace_name}/tags/{tag_name}",
+    ),
+    metadef_write(
+        "delete_metadef_tags",
+        "Delete all tags: DELETE /v2/metadefs/namespaces/{namespace_name}/tags",
+    ),
 ];

@@ -101,6 +101,10 @@ impl Policy for Enforcer {
         is_unauthenticated_admin(ctx) || (ctx.project_id.is_some() && self.context_is_admin(ctx))
     }
 
+    fn allows_named(&self, ctx: &RequestContext, rule: &str, target: &Target<'_>) -> bool {
+        self.enforce(rule, ctx, &image_facts(target))
+    }
+
     fn context_is_admin(&self, ctx: &RequestContext) -> bool {
         self.enforce("context_is_admin", ctx, &Facts::new())
     }

@@ -24,6 +24,7 @@ mod locations_shown;
 mod maintenance;
 mod members;
 mod metadef_files;
+mod metadefs;
 mod metrics;
 mod multi_store;
 mod openapi;
