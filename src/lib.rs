@@ -14,6 +14,7 @@ pub mod domain;
 pub mod import;
 pub mod maintenance;
 pub mod metrics;
+pub mod notifications;
 pub mod policy;
 pub mod quota;
 pub mod server;
@@ -80,7 +81,8 @@ pub fn services_over(
                 .map(quota::UnifiedLimits::new)
                 .transpose()?
                 .map(Arc::new),
-        );
+        )
+        .with_events(notifications::sink(config.notifications.as_ref())?);
     let data_limits = DataLimits {
         image_size_cap: config.limits.image_size_cap,
         user_storage_quota: config.limits.user_storage_quota,

@@ -220,6 +220,16 @@ impl DataService {
                 .into());
             }
         }
+        // Glance's notices of an upload: the image saved as `saving`, then `image.prepare`.
+        let saving = (target == UploadTarget::Store).then(|| {
+            let mut saving = image.clone();
+            saving.status = crate::domain::ImageStatus::Saving;
+            self.images.notify_image(ctx, "image.update", &saving);
+            let backend = self.stores.multi().then_some(store_id.as_str());
+            self.images
+                .notify_image_data(ctx, "image.prepare", &saving, backend);
+            saving
+        });
         // Dropped with this future: an abandoned upload stops counting too.
         let _receiving = crate::metrics::global().uploads_in_flight.enter();
         let mut claim = ClaimGuard {
@@ -243,10 +253,16 @@ impl DataService {
             Ok(received) => {
                 claim.disarm();
                 tracing::info!(image.id = %image.id, store.name = store.name(), bytes = received, "image data stored");
+                if saving.is_some() {
+                    super::upload_notices::stored(&self.images, ctx, &image.id).await;
+                }
                 Ok(())
             }
             Err(e) => {
                 claim.release().await;
+                if let Some(saving) = saving {
+                    super::upload_notices::failed(&self.images, ctx, saving, &e);
+                }
                 Err(e)
             }
         }

@@ -106,6 +106,10 @@ impl ImportService {
     async fn run_job(&self, job: ClaimedJob, claim: String) {
         let _running = crate::metrics::global().imports_running.enter();
         tracing::info!(attempt = job.attempts, "import started");
+        let ctx = Self::runner(&job);
+        let mut task = job.task.clone();
+        task.status = TaskStatus::Processing;
+        self.images.notify_task(&ctx, "task.processing", &task);
         let progress = Arc::new(Progress::default());
         let heartbeat = {
             let (tasks, task_id, claim, progress) = (
@@ -158,6 +162,17 @@ impl ImportService {
         {
             Ok(true) => {
                 tracing::info!(status = end.status.as_str(), message = %end.message, "import ended");
+                // Glance's TaskProxy: the task's end, then `task.run` once its run returns.
+                task.status = end.status;
+                task.expires_at = Some(end.expires_at);
+                task.updated_at = image::now();
+                let ended = if end.status == TaskStatus::Success {
+                    "task.success"
+                } else {
+                    "task.failure"
+                };
+                self.images.notify_task(&ctx, ended, &task);
+                self.images.notify_task(&ctx, "task.run", &task);
             }
             Ok(false) => {
                 tracing::warn!("the import's claim was lost before its end was recorded");

@@ -441,6 +441,7 @@ impl ImportService {
                 }
                 tracing::info!(image.id = %image.id, task.id = %task_id,
                     method = spec.method.name(), "import queued");
+                self.images.notify_task(ctx, "task.create", &task);
                 self.wake.notify_one();
                 Ok(task)
             }
