@@ -221,15 +221,9 @@ impl DataService {
             }
         }
         // Glance's notices of an upload: the image saved as `saving`, then `image.prepare`.
-        let saving = (target == UploadTarget::Store).then(|| {
-            let mut saving = image.clone();
-            saving.status = crate::domain::ImageStatus::Saving;
-            self.images.notify_image(ctx, "image.update", &saving);
-            let backend = self.stores.multi().then_some(store_id.as_str());
-            self.images
-                .notify_image_data(ctx, "image.prepare", &saving, backend);
-            saving
-        });
+        // (Staging: the image saved as `uploading`.)
+        let backend = self.stores.multi().then_some(store_id.as_str());
+        let saving = super::upload_notices::claimed(&self.images, ctx, &image, target, backend);
         // Dropped with this future: an abandoned upload stops counting too.
         let _receiving = crate::metrics::global().uploads_in_flight.enter();
         let mut claim = ClaimGuard {
@@ -253,16 +247,12 @@ impl DataService {
             Ok(received) => {
                 claim.disarm();
                 tracing::info!(image.id = %image.id, store.name = store.name(), bytes = received, "image data stored");
-                if saving.is_some() {
-                    super::upload_notices::stored(&self.images, ctx, &image.id).await;
-                }
+                super::upload_notices::stored(&self.images, ctx, &image.id, target).await;
                 Ok(())
             }
             Err(e) => {
                 claim.release().await;
-                if let Some(saving) = saving {
-                    super::upload_notices::failed(&self.images, ctx, saving, &e);
-                }
+                super::upload_notices::failed(&self.images, ctx, saving, target, &e);
                 Err(e)
             }
         }

@@ -1,16 +1,43 @@
-//! The notices Glance's `ImageProxy.set_data` and the upload controller send at the end of
-//! an upload: on success `image.upload` (the image with its data, and the import lists),
-//! `image.activate` and the final `image.update`; on failure `image.upload` at ERROR with
-//! only a message, then `image.update` of the image put back to `queued`.
+//! The notices Glance's upload and stage controllers and its `ImageProxy.set_data` send:
+//! once the image is claimed, `image.update` (`saving`, or `uploading` when staging) and, for
+//! an upload, `image.prepare`; on success `image.upload` (the image with its data, and the
+//! import lists), `image.activate` and the final `image.update` (staging: only the update);
+//! on failure `image.upload` at ERROR with only a message, then `image.update` of the image
+//! put back to `queued`.
 
 use glint_store::StoreError;
 
 use super::error::DataError;
 use crate::domain::image::{Image, ImageId};
-use crate::domain::{ImageService, ImageStatus, RequestContext};
+use crate::domain::{ImageService, ImageStatus, RequestContext, UploadTarget};
 
-/// After a successful upload: the image is read again for what the upload recorded.
-pub(super) async fn stored(images: &ImageService, ctx: &RequestContext, id: &ImageId) {
+/// Once the image is claimed; returns the image as it now is.
+pub(super) fn claimed(
+    images: &ImageService,
+    ctx: &RequestContext,
+    image: &Image,
+    target: UploadTarget,
+    backend: Option<&str>,
+) -> Image {
+    let mut claimed = image.clone();
+    claimed.status = match target {
+        UploadTarget::Store => ImageStatus::Saving,
+        UploadTarget::Staging => ImageStatus::Uploading,
+    };
+    images.notify_image(ctx, "image.update", &claimed);
+    if target == UploadTarget::Store {
+        images.notify_image_data(ctx, "image.prepare", &claimed, backend);
+    }
+    claimed
+}
+
+/// After a successful upload or stage: the image is read again for what was recorded.
+pub(super) async fn stored(
+    images: &ImageService,
+    ctx: &RequestContext,
+    id: &ImageId,
+    target: UploadTarget,
+) {
     let events = images.events();
     if !["image.upload", "image.activate", "image.update"]
         .iter()
@@ -20,8 +47,10 @@ pub(super) async fn stored(images: &ImageService, ctx: &RequestContext, id: &Ima
     }
     match images.get_visible(ctx, id.as_str()).await {
         Ok(image) => {
-            images.notify_image_data(ctx, "image.upload", &image, None);
-            images.notify_image(ctx, "image.activate", &image);
+            if target == UploadTarget::Store {
+                images.notify_image_data(ctx, "image.upload", &image, None);
+                images.notify_image(ctx, "image.activate", &image);
+            }
             images.notify_image(ctx, "image.update", &image);
         }
         Err(e) => {
@@ -30,14 +59,17 @@ pub(super) async fn stored(images: &ImageService, ctx: &RequestContext, id: &Ima
     }
 }
 
-/// After a failed upload of a claimed image.
+/// After a failed upload or stage of a claimed image.
 pub(super) fn failed(
     images: &ImageService,
     ctx: &RequestContext,
     saving: Image,
+    target: UploadTarget,
     error: &DataError,
 ) {
-    images.notify_error(ctx, "image.upload", error_message(&saving.id, error));
+    if target == UploadTarget::Store {
+        images.notify_error(ctx, "image.upload", error_message(&saving.id, error));
+    }
     // An image deleted under the upload is not put back.
     if !matches!(error, DataError::DeletedDuringUpload(_)) {
         let mut restored = saving;

@@ -25,6 +25,7 @@ mod maintenance;
 mod members;
 mod metrics;
 mod multi_store;
+mod notifications;
 mod property_protections;
 #[cfg(feature = "rbd")]
 mod rbd_store;

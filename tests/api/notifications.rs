@@ -1,0 +1,761 @@
+//! Notifications on the real RabbitMQ (127.0.0.1:5672, guest): each test gives Glint its own
+//! exchange and topic, binds its own queue to them, makes API calls and reads what arrives
+//! with an AMQP client, checking oslo.messaging's envelope and Glance's payloads.
+//! The broker outage test runs a private node (`scripts/lab-rabbitmq`) and stops it mid-run.
+//! Notifications do not depend on the database, so these run on SQLite only.
+
+use std::time::Duration;
+
+use amqprs::channel::{
+    BasicGetArguments, Channel, ExchangeDeclareArguments, ExchangeDeleteArguments,
+    QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
+};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::BasicProperties;
+use axum::body::Body;
+use axum::http::Method;
+use bytes::Bytes;
+use futures_util::stream;
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, TestApp, PATCH_V21};
+
+const BROKER_PORT: u16 = 5672;
+
+/// A consumer of one test's notifications.
+struct Listener {
+    connection: Connection,
+    channel: Channel,
+    queue: String,
+    exchange: String,
+    topic: String,
+}
+
+/// One message as the broker delivered it.
+#[derive(Debug)]
+struct Received {
+    routing_key: String,
+    exchange: String,
+    properties: BasicProperties,
+    /// The message (inside the envelope for messagingv2).
+    message: Value,
+    /// The raw body.
+    body: Value,
+}
+
+impl Received {
+    fn event_type(&self) -> &str {
+        self.message["event_type"].as_str().unwrap_or_default()
+    }
+
+    fn payload(&self) -> &Value {
+        &self.message["payload"]
+    }
+}
+
+async fn open(port: u16) -> (Connection, Channel) {
+    let args = OpenConnectionArguments::new("127.0.0.1", port, "guest", "guest");
+    let connection = Connection::open(&args)
+        .await
+        .expect("RabbitMQ at 127.0.0.1 (guest/guest) must be running");
+    let channel = connection.open_channel(None).await.expect("channel");
+    (connection, channel)
+}
+
+impl Listener {
+    /// A fresh exchange and topic name, and a queue bound to every priority of the topic.
+    async fn new(port: u16) -> Listener {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let exchange = format!("glint-test-{unique}");
+        let topic = format!("glint-test-{}", &unique[..12]);
+        Listener::bind(port, exchange, topic).await
+    }
+
+    async fn bind(port: u16, exchange: String, topic: String) -> Listener {
+        let (connection, channel) = open(port).await;
+        // Declared as Glint (and oslo.messaging by default) declares it: topic, transient.
+        channel
+            .exchange_declare(ExchangeDeclareArguments::new(&exchange, "topic"))
+            .await
+            .expect("exchange");
+        let (queue, _, _) = channel
+            .queue_declare(QueueDeclareArguments::exclusive_server_named())
+            .await
+            .expect("queue")
+            .expect("queue name");
+        channel
+            .queue_bind(QueueBindArguments::new(
+                &queue,
+                &exchange,
+                &format!("{topic}.*"),
+            ))
+            .await
+            .expect("bind");
+        Listener {
+            connection,
+            channel,
+            queue,
+            exchange,
+            topic,
+        }
+    }
+
+    /// The `[DEFAULT]` and `[oslo_messaging_notifications]` lines pointing Glint here.
+    fn config(&self, driver: &str, extra: &str) -> String {
+        format!(
+            "[DEFAULT]\ncontrol_exchange = {}\n{extra}\n[oslo_messaging_notifications]\n\
+             driver = {driver}\ntopics = {}\ntransport_url = rabbit://guest:guest@127.0.0.1:{BROKER_PORT}/\n",
+            self.exchange, self.topic
+        )
+    }
+
+    async fn next_within(&self, wait: Duration) -> Option<Received> {
+        next_from(&self.channel, &self.queue, wait).await
+    }
+
+    /// The next message, which must be of `event_type`.
+    async fn expect(&self, event_type: &str) -> Received {
+        let received = self
+            .next_within(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no {event_type} notification arrived"));
+        assert_eq!(received.event_type(), event_type, "{received:#?}");
+        received
+    }
+
+    /// Removes what the test and Glint declared: the exchange and oslo's default queues.
+    async fn clean_up(self) {
+        for priority in ["info", "warn", "error"] {
+            let _ = self
+                .channel
+                .queue_delete(QueueDeleteArguments::new(&format!(
+                    "{}.{priority}",
+                    self.topic
+                )))
+                .await;
+        }
+        let _ = self
+            .channel
+            .exchange_delete(ExchangeDeleteArguments::new(&self.exchange))
+            .await;
+        let _ = self.connection.close().await;
+    }
+}
+
+/// The next message of `queue`, polled until `wait` has passed.
+async fn next_from(channel: &Channel, queue: &str, wait: Duration) -> Option<Received> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let got = channel
+            .basic_get(BasicGetArguments::new(queue).no_ack(true).finish())
+            .await
+            .expect("basic.get");
+        if let Some((ok, properties, content)) = got {
+            let body: Value = serde_json::from_slice(&content).expect("a JSON body");
+            let message = match body.get("oslo.message").and_then(Value::as_str) {
+                Some(inner) => serde_json::from_str(inner).expect("oslo.message is JSON"),
+                None => body.clone(),
+            };
+            return Some(Received {
+                routing_key: ok.routing_key().clone(),
+                exchange: ok.exchange().clone(),
+                properties,
+                message,
+                body,
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}
+
+fn is_isotime(value: &Value) -> bool {
+    let text = value.as_str().unwrap_or_default();
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ").is_ok()
+}
+
+/// What every message of a messagingv2 notifier has, as oslo.messaging's rabbit driver sends it.
+fn assert_oslo_envelope(received: &Received, listener: &Listener, priority: &str) {
+    assert_eq!(received.exchange, listener.exchange);
+    assert_eq!(
+        received.routing_key,
+        format!("{}.{}", listener.topic, priority.to_ascii_lowercase())
+    );
+    let properties = &received.properties;
+    assert_eq!(
+        properties.content_type().map(String::as_str),
+        Some("application/json")
+    );
+    assert_eq!(
+        properties.content_encoding().map(String::as_str),
+        Some("utf-8")
+    );
+    assert_eq!(properties.delivery_mode(), Some(2));
+    assert_eq!(properties.priority(), Some(0));
+    assert_eq!(keys(&received.body), ["oslo.message", "oslo.version"]);
+    assert_eq!(received.body["oslo.version"], "2.0");
+    let message = &received.message;
+    assert_eq!(
+        keys(message),
+        [
+            "_unique_id",
+            "event_type",
+            "message_id",
+            "payload",
+            "priority",
+            "publisher_id",
+            "timestamp"
+        ],
+        "no _context_ keys: Glance sends an empty context"
+    );
+    assert_eq!(message["priority"], priority);
+    assert_eq!(message["publisher_id"], "image.localhost");
+    let unique = message["_unique_id"].as_str().unwrap_or_default();
+    assert!(
+        unique.len() == 32 && unique.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{unique}"
+    );
+    assert!(uuid::Uuid::parse_str(message["message_id"].as_str().unwrap_or_default()).is_ok());
+    let timestamp = message["timestamp"].as_str().unwrap_or_default();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.f").is_ok(),
+        "{timestamp}"
+    );
+}
+
+/// Glance's image payload: its fields, never a location.
+fn assert_image_payload(received: &Received, id: &str, status: &str) {
+    let payload = received.payload();
+    let mut expected = vec![
+        "checksum",
+        "container_format",
+        "created_at",
+        "deleted",
+        "deleted_at",
+        "disk_format",
+        "id",
+        "is_public",
+        "min_disk",
+        "min_ram",
+        "name",
+        "owner",
+        "properties",
+        "protected",
+        "size",
+        "status",
+        "tags",
+        "updated_at",
+        "virtual_size",
+        "visibility",
+    ];
+    if matches!(received.event_type(), "image.prepare" | "image.upload") {
+        expected.extend(["os_glance_failed_import", "os_glance_importing_to_stores"]);
+        expected.sort_unstable();
+    }
+    assert_eq!(keys(payload), expected, "{payload}");
+    assert_eq!(payload["id"], id);
+    assert_eq!(payload["status"], status, "{payload}");
+    assert!(
+        is_isotime(&payload["created_at"]) && is_isotime(&payload["updated_at"]),
+        "{payload}"
+    );
+    let text = payload.to_string();
+    assert!(
+        !text.contains("file://") && !text.contains("locations"),
+        "{text}"
+    );
+}
+
+async fn download(app: &TestApp, id: &str, range: Option<&str>) -> Vec<u8> {
+    let mut headers = vec![];
+    if let Some(range) = range {
+        headers.push(("range", range));
+    }
+    let answer = app
+        .request(
+            Method::GET,
+            &format!("/v2/images/{id}/file"),
+            &headers,
+            Body::empty(),
+        )
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.text());
+    answer.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_images_life_is_told_in_glances_notifications() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let app = TestApp::start(Backend::Sqlite, &listener.config("messagingv2", "")).await;
+
+    let created = app
+        .create_image(
+            json!({"name": "first", "disk_format": "raw", "container_format": "bare",
+            "tags": ["t1"], "hw_cpu_cores": "2"}),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let event = listener.expect("image.create").await;
+    assert_oslo_envelope(&event, &listener, "INFO");
+    assert_image_payload(&event, &id, "queued");
+    let payload = event.payload();
+    assert_eq!(payload["name"], "first");
+    assert_eq!(payload["properties"], json!({"hw_cpu_cores": "2"}));
+    assert_eq!(payload["tags"], json!(["t1"]));
+    assert_eq!(payload["visibility"], "shared");
+    assert_eq!(payload["is_public"], false);
+    assert_eq!(payload["deleted"], false);
+    assert_eq!(payload["deleted_at"], Value::Null);
+    assert_eq!(payload["size"], Value::Null);
+    assert_eq!(payload["min_disk"], 0);
+    assert_eq!(payload["protected"], false);
+
+    app.patch(
+        &format!("/v2/images/{id}"),
+        PATCH_V21,
+        &json!([{"op": "replace", "path": "/name", "value": "second"}]),
+    )
+    .await
+    .assert_status(200);
+    let event = listener.expect("image.update").await;
+    assert_image_payload(&event, &id, "queued");
+    assert_eq!(event.payload()["name"], "second");
+
+    app.put(&format!("/v2/images/{id}/tags/t2"))
+        .await
+        .assert_status(204);
+    let event = listener.expect("image.update").await;
+    assert_eq!(event.payload()["tags"], json!(["t1", "t2"]));
+    app.delete(&format!("/v2/images/{id}/tags/t1"))
+        .await
+        .assert_status(204);
+    let event = listener.expect("image.update").await;
+    assert_eq!(event.payload()["tags"], json!(["t2"]));
+
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    app.upload(&id, data.clone()).await.assert_status(204);
+    let saving = listener.expect("image.update").await;
+    assert_image_payload(&saving, &id, "saving");
+    let prepare = listener.expect("image.prepare").await;
+    assert_oslo_envelope(&prepare, &listener, "INFO");
+    assert_image_payload(&prepare, &id, "saving");
+    assert_eq!(
+        prepare.payload()["os_glance_importing_to_stores"],
+        json!([])
+    );
+    assert_eq!(prepare.payload()["os_glance_failed_import"], json!([]));
+    assert!(
+        prepare.payload().get("backend").is_none(),
+        "one store: no backend"
+    );
+    let upload = listener.expect("image.upload").await;
+    assert_image_payload(&upload, &id, "active");
+    assert_eq!(upload.payload()["size"], 1000);
+    assert_eq!(upload.payload()["checksum"], format!("{:x}", md5_of(&data)));
+    let activate = listener.expect("image.activate").await;
+    assert_image_payload(&activate, &id, "active");
+    let update = listener.expect("image.update").await;
+    assert_image_payload(&update, &id, "active");
+
+    assert_eq!(download(&app, &id, None).await, data);
+    let send = listener.expect("image.send").await;
+    assert_oslo_envelope(&send, &listener, "INFO");
+    assert_eq!(
+        send.payload(),
+        &json!({"bytes_sent": 1000, "image_id": id, "owner_id": null,
+            "receiver_tenant_id": null, "receiver_user_id": null})
+    );
+    assert_eq!(download(&app, &id, Some("bytes=0-99")).await.len(), 100);
+    let send = listener.expect("image.send").await;
+    assert_eq!(send.payload()["bytes_sent"], 100);
+    assert_eq!(send.message["priority"], "INFO");
+
+    app.post(&format!("/v2/images/{id}/actions/deactivate"), &json!({}))
+        .await
+        .assert_status(204);
+    let event = listener.expect("image.update").await;
+    assert_image_payload(&event, &id, "deactivated");
+    app.post(&format!("/v2/images/{id}/actions/reactivate"), &json!({}))
+        .await
+        .assert_status(204);
+    assert_image_payload(&listener.expect("image.update").await, &id, "active");
+
+    app.delete(&format!("/v2/images/{id}"))
+        .await
+        .assert_status(204);
+    let event = listener.expect("image.delete").await;
+    assert_oslo_envelope(&event, &listener, "INFO");
+    assert_image_payload(&event, &id, "deleted");
+    assert_eq!(event.payload()["deleted"], true);
+    assert!(
+        is_isotime(&event.payload()["deleted_at"]),
+        "{}",
+        event.payload()
+    );
+
+    assert!(listener
+        .next_within(Duration::from_millis(300))
+        .await
+        .is_none());
+    listener.clean_up().await;
+}
+
+fn md5_of(data: &[u8]) -> impl std::fmt::LowerHex {
+    let digest = openssl::hash::hash(openssl::hash::MessageDigest::md5(), data).expect("md5");
+    u128::from_be_bytes(digest.as_ref().try_into().expect("16 bytes"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_is_an_error_notice_and_the_image_back_in_queued() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let config = listener.config("messagingv2", "image_size_cap = 1000000");
+    let app = TestApp::start(Backend::Sqlite, &config).await;
+    let id = app.create_raw_image().await;
+    listener.expect("image.create").await;
+    // Chunked: the cap is found mid-stream, after the image was claimed.
+    let frames: Vec<Result<Bytes, std::io::Error>> = (0..20)
+        .map(|_| Ok(Bytes::from(vec![7u8; 100_000])))
+        .collect();
+    let answer = app
+        .request(
+            Method::PUT,
+            &format!("/v2/images/{id}/file"),
+            &[("content-type", "application/octet-stream")],
+            Body::from_stream(stream::iter(frames)),
+        )
+        .await;
+    answer.assert_status(413);
+    assert_image_payload(&listener.expect("image.update").await, &id, "saving");
+    listener.expect("image.prepare").await;
+    let error = listener.expect("image.upload").await;
+    assert_oslo_envelope(&error, &listener, "ERROR");
+    let message = error.payload().as_str().expect("a plain message");
+    assert!(
+        message.starts_with(&format!(
+            "Failed to upload image data for image {id} due to internal error: The incoming image is too large"
+        )),
+        "{message}"
+    );
+    assert_image_payload(&listener.expect("image.update").await, &id, "queued");
+    listener.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_are_member_notifications() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let app = TestApp::start(Backend::Sqlite, &listener.config("messagingv2", "")).await;
+    let created = app
+        .create_image(json!({"name": "shared", "visibility": "shared"}))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    listener.expect("image.create").await;
+    let member_keys = [
+        "created_at",
+        "deleted",
+        "deleted_at",
+        "image_id",
+        "member_id",
+        "status",
+        "updated_at",
+    ];
+
+    app.post(
+        &format!("/v2/images/{id}/members"),
+        &json!({"member": "project-b"}),
+    )
+    .await
+    .assert_status(200);
+    let event = listener.expect("image.member.create").await;
+    assert_oslo_envelope(&event, &listener, "INFO");
+    assert_eq!(keys(event.payload()), member_keys);
+    assert_eq!(event.payload()["image_id"], id.as_str());
+    assert_eq!(event.payload()["member_id"], "project-b");
+    assert_eq!(event.payload()["status"], "pending");
+    assert!(is_isotime(&event.payload()["created_at"]));
+
+    app.request(
+        Method::PUT,
+        &format!("/v2/images/{id}/members/project-b"),
+        &[("content-type", "application/json")],
+        Body::from(json!({"status": "accepted"}).to_string()),
+    )
+    .await
+    .assert_status(200);
+    let event = listener.expect("image.member.update").await;
+    assert_eq!(event.payload()["status"], "accepted");
+    assert_eq!(event.payload()["deleted"], false);
+
+    app.delete(&format!("/v2/images/{id}/members/project-b"))
+        .await
+        .assert_status(204);
+    let event = listener.expect("image.member.delete").await;
+    assert_eq!(keys(event.payload()), member_keys);
+    assert_eq!(event.payload()["deleted"], true);
+    assert!(is_isotime(&event.payload()["deleted_at"]));
+    listener.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_tells_its_task_from_creation_to_run() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let app = TestApp::start(Backend::Sqlite, &listener.config("messagingv2", "")).await;
+    let id = app.create_raw_image().await;
+    listener.expect("image.create").await;
+    let data = vec![3u8; 5000];
+    app.request(
+        Method::PUT,
+        &format!("/v2/images/{id}/stage"),
+        &[
+            ("content-type", "application/octet-stream"),
+            ("content-length", "5000"),
+        ],
+        Body::from(data),
+    )
+    .await
+    .assert_status(204);
+    assert_image_payload(&listener.expect("image.update").await, &id, "uploading");
+    assert_image_payload(&listener.expect("image.update").await, &id, "uploading");
+    app.post(
+        &format!("/v2/images/{id}/import"),
+        &json!({"method": {"name": "glance-direct"}}),
+    )
+    .await
+    .assert_status(202);
+    let mut tasks = Vec::new();
+    while let Some(event) = listener.next_within(Duration::from_secs(20)).await {
+        let done = event.event_type() == "task.run";
+        if event.event_type().starts_with("task.") {
+            tasks.push(event);
+        }
+        if done {
+            break;
+        }
+    }
+    let types: Vec<&str> = tasks.iter().map(Received::event_type).collect();
+    assert_eq!(
+        types,
+        ["task.create", "task.processing", "task.success", "task.run"]
+    );
+    let statuses: Vec<&Value> = tasks.iter().map(|t| &t.payload()["status"]).collect();
+    assert_eq!(statuses, ["pending", "processing", "success", "success"]);
+    for task in &tasks {
+        assert_oslo_envelope(task, &listener, "INFO");
+        let payload = task.payload();
+        assert_eq!(
+            keys(payload),
+            [
+                "created_at",
+                "deleted",
+                "deleted_at",
+                "expires_at",
+                "id",
+                "message",
+                "owner",
+                "result",
+                "status",
+                "type",
+                "updated_at"
+            ]
+        );
+        assert_eq!(payload["type"], "api_image_import");
+        // Never the task's input or result: they may hold credentials.
+        assert_eq!(payload["result"], Value::Null);
+        assert_eq!(payload["message"], Value::Null);
+        assert!(is_isotime(&payload["expires_at"]));
+        assert_eq!(payload["id"], tasks[0].payload()["id"]);
+    }
+    listener.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_notifications_are_not_sent_by_type_or_group() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let config = listener.config("messagingv2", "disabled_notifications = image.update, task");
+    let app = TestApp::start(Backend::Sqlite, &config).await;
+    let id = app.create_raw_image().await;
+    listener.expect("image.create").await;
+    app.patch(
+        &format!("/v2/images/{id}"),
+        PATCH_V21,
+        &json!([{"op": "replace", "path": "/name", "value": "quiet"}]),
+    )
+    .await
+    .assert_status(200);
+    app.put(&format!("/v2/images/{id}/tags/x"))
+        .await
+        .assert_status(204);
+    app.delete(&format!("/v2/images/{id}"))
+        .await
+        .assert_status(204);
+    // Sent in order: had an update gone out, it would come before the delete.
+    listener.expect("image.delete").await;
+    assert!(listener
+        .next_within(Duration::from_millis(300))
+        .await
+        .is_none());
+    listener.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_noop_driver_sends_nothing() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let app = TestApp::start(Backend::Sqlite, &listener.config("noop", "")).await;
+    assert!(!app.services.images.events().enabled("image.create"));
+    let id = app.create_raw_image().await;
+    app.delete(&format!("/v2/images/{id}"))
+        .await
+        .assert_status(204);
+    assert!(listener.next_within(Duration::from_secs(1)).await.is_none());
+    listener.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messaging_driver_sends_the_unwrapped_message_to_every_topic() {
+    let first = Listener::new(BROKER_PORT).await;
+    // A second topic on the same exchange.
+    let second_topic = format!("{}-b", first.topic);
+    let second = Listener::bind(BROKER_PORT, first.exchange.clone(), second_topic.clone()).await;
+    let config = first
+        .config("messaging", "default_publisher_id = image.node-7")
+        .replace(
+            &format!("topics = {}", first.topic),
+            &format!("topics = {}, {second_topic}", first.topic),
+        );
+    let app = TestApp::start(Backend::Sqlite, &config).await;
+    let id = app.create_raw_image().await;
+    for listener in [&first, &second] {
+        let event = listener.expect("image.create").await;
+        assert_eq!(event.routing_key, format!("{}.info", listener.topic));
+        assert!(
+            event.body.get("oslo.version").is_none(),
+            "1.0 has no envelope"
+        );
+        assert_eq!(
+            keys(&event.body),
+            [
+                "_unique_id",
+                "event_type",
+                "message_id",
+                "payload",
+                "priority",
+                "publisher_id",
+                "timestamp"
+            ]
+        );
+        assert_eq!(event.body["publisher_id"], "image.node-7");
+        assert_eq!(event.payload()["id"], id.as_str());
+    }
+    second.clean_up().await;
+    first.clean_up().await;
+}
+
+/// `scripts/lab-rabbitmq` with `command`, on its own port.
+async fn lab_rabbitmq(command: &str, port: u16) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab-rabbitmq");
+    let status = tokio::process::Command::new(script)
+        .arg(command)
+        .env("GLINT_LAB_RABBITMQ_PORT", port.to_string())
+        .status()
+        .await
+        .expect("scripts/lab-rabbitmq runs");
+    assert!(status.success(), "scripts/lab-rabbitmq {command} failed");
+}
+
+/// A sample of `/metrics` without labels.
+async fn metric(app: &TestApp, name: &str) -> i64 {
+    let text = app.get("/metrics").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in /metrics"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_broker_delays_events_up_to_the_bound_and_never_an_api_call() {
+    let port: u16 = std::env::var("GLINT_LAB_RABBITMQ_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5673);
+    lab_rabbitmq("start", port).await;
+    let listener = Listener::new(port).await;
+    let config = listener
+        .config("messagingv2", "")
+        .replace(&format!("127.0.0.1:{BROKER_PORT}"), &format!("127.0.0.1:{port}"))
+        + "buffer_size = 4\n[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\nrabbit_interval_max = 1\n";
+    let app = TestApp::start(Backend::Sqlite, &config).await;
+    app.create_raw_image().await;
+    listener.expect("image.create").await;
+    assert_eq!(metric(&app, "glint_notifications_sent_total").await, 1);
+    let (topic, exchange) = (listener.topic.clone(), listener.exchange.clone());
+    drop(listener);
+
+    lab_rabbitmq("stop", port).await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "the broker is down"
+    );
+    // Every call answers while the broker is away; their events wait, up to the bound.
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(app.create_raw_image().await);
+    }
+    // The queue holds 4, the publisher 1 more in hand (taken before or after the rest came).
+    let dropped = metric(&app, "glint_notifications_dropped_total").await;
+    let queued = metric(&app, "glint_notifications_queued").await;
+    assert!((3..=4).contains(&dropped), "dropped {dropped}");
+    assert_eq!(queued + dropped, 8);
+    assert!(app.get("/healthcheck").await.status.is_success());
+
+    lab_rabbitmq("start", port).await;
+    // The node starts empty: Glint declares the exchange and oslo's default queue again,
+    // where the waiting events go, in their order (the newest were the ones dropped).
+    let (connection, channel) = open(port).await;
+    let default_queue = format!("{topic}.info");
+    // Declared as Glint declares it, in case this comes first.
+    channel
+        .queue_declare(QueueDeclareArguments::new(&default_queue))
+        .await
+        .expect("default queue");
+    let mut delivered = Vec::new();
+    while delivered.len() < queued as usize {
+        let Some(event) = next_from(&channel, &default_queue, Duration::from_secs(30)).await else {
+            break;
+        };
+        assert_eq!(event.exchange, exchange);
+        assert_eq!(event.event_type(), "image.create");
+        delivered.push(
+            event.payload()["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert_eq!(delivered, ids[..queued as usize]);
+    assert!(
+        next_from(&channel, &default_queue, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert_eq!(metric(&app, "glint_notifications_queued").await, 0);
+    assert_eq!(
+        metric(&app, "glint_notifications_sent_total").await,
+        1 + queued
+    );
+    assert_eq!(
+        metric(&app, "glint_notifications_dropped_total").await,
+        dropped
+    );
+    let _ = connection.close().await;
+}
