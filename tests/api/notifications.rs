@@ -533,15 +533,34 @@ async fn an_import_tells_its_task_from_creation_to_run() {
     .await
     .assert_status(202);
     let mut tasks = Vec::new();
+    let mut images = Vec::new();
     while let Some(event) = listener.next_within(Duration::from_secs(20)).await {
         let done = event.event_type() == "task.run";
         if event.event_type().starts_with("task.") {
             tasks.push(event);
+        } else {
+            images.push(event);
         }
         if done {
             break;
         }
     }
+    // The import flow writes through Glance's set_data: prepare, upload, activate, update.
+    let image_events: Vec<(&str, &Value)> = images
+        .iter()
+        .map(|e| (e.event_type(), &e.payload()["status"]))
+        .collect();
+    assert_eq!(
+        image_events,
+        [
+            ("image.prepare", &json!("importing")),
+            ("image.upload", &json!("active")),
+            ("image.activate", &json!("active")),
+            ("image.update", &json!("active"))
+        ]
+    );
+    assert_image_payload(&images[1], &id, "active");
+    assert_eq!(images[1].payload()["size"], 5000);
     let types: Vec<&str> = tasks.iter().map(Received::event_type).collect();
     assert_eq!(
         types,
