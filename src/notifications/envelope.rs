@@ -200,6 +200,27 @@ mod tests {
         assert_eq!(body, recorded);
     }
 
+    /// The same for the `messaging` driver (`testdata/oslo_messaging.json`): no envelope.
+    #[test]
+    fn the_v1_message_is_byte_for_byte_oslo_messagings() {
+        let recorded = include_str!("testdata/oslo_messaging.json").trim_end();
+        let fields: Value = serde_json::from_str(recorded).expect("recorded JSON");
+        let text = |key: &str| fields[key].as_str().expect(key).to_owned();
+        let message = Message {
+            message_id: text("message_id"),
+            publisher_id: text("publisher_id"),
+            event_type: "image.create",
+            priority: "INFO",
+            payload: fields["payload"].clone(),
+            timestamp: text("timestamp"),
+        };
+        let sent = Sent {
+            message: &message,
+            _unique_id: text("_unique_id"),
+        };
+        assert_eq!(python_json(&sent), recorded);
+    }
+
     #[test]
     fn the_v1_message_is_the_message_itself() {
         let message = Message::new(

@@ -777,4 +777,5 @@ async fn a_stopped_broker_delays_events_up_to_the_bound_and_never_an_api_call() 
         dropped
     );
     let _ = connection.close().await;
+    lab_rabbitmq("stop", port).await;
 }
