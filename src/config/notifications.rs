@@ -122,6 +122,11 @@ impl NotificationsConfig {
                 drivers.push(driver);
             }
         }
+        // With notifications off, the broker options are not Glint's concern: a
+        // glance-api.conf may carry them for other purposes, and they are left unread.
+        if drivers.is_empty() {
+            return Ok(None);
+        }
         let topics =
             parse_list(ini, SECTION, "topics").unwrap_or_else(|| vec!["notifications".to_owned()]);
         if topics.is_empty() && drivers.iter().any(|d| *d != NotificationDriver::Log) {
@@ -138,6 +143,9 @@ impl NotificationsConfig {
                 _ => (SECTION, "rabbit://"),
             },
         };
+        let broker = drivers.iter().any(|d| *d != NotificationDriver::Log);
+        // Only the log driver: the URL may name a transport Glint does not speak.
+        let url = if broker { url } else { "rabbit://" };
         let transport = parse_transport_url(url)
             .map_err(|message| ConfigError::invalid(url_section, "transport_url", message))?;
         let exchange = match ini.get("DEFAULT", "control_exchange").map(str::trim) {
@@ -164,7 +172,7 @@ impl NotificationsConfig {
             .unwrap_or("image.localhost")
             .to_owned();
         let disabled = parse_list(ini, "DEFAULT", "disabled_notifications").unwrap_or_default();
-        if parse_bool(ini, RABBIT, "ssl", false)? {
+        if broker && parse_bool(ini, RABBIT, "ssl", false)? {
             return Err(ConfigError::invalid(
                 RABBIT,
                 "ssl",
@@ -193,9 +201,6 @@ impl NotificationsConfig {
         let retry_max = Duration::from_secs(seconds("rabbit_interval_max", 30, 1, 3600)?);
         let heartbeat = seconds("heartbeat_timeout_threshold", 60, 0, 65535)? as u16;
         let buffer_size = parse_int(ini, SECTION, "buffer_size", 10_000, 1, 10_000_000)? as usize;
-        if drivers.is_empty() {
-            return Ok(None);
-        }
         Ok(Some(NotificationsConfig {
             drivers,
             topics,
@@ -342,6 +347,14 @@ mod tests {
     #[test]
     fn no_driver_or_noop_means_no_notifications() {
         assert_eq!(parse("").expect("config"), None);
+        // Broker options Glint would refuse do not matter then.
+        assert_eq!(
+            parse(
+                "[DEFAULT]\ntransport_url = kafka://k:9092\n[oslo_messaging_rabbit]\nssl = true\n"
+            )
+            .expect("config"),
+            None
+        );
         assert_eq!(
             parse("[oslo_messaging_notifications]\ndriver = noop\n").expect("config"),
             None
