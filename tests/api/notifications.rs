@@ -553,14 +553,19 @@ async fn an_import_tells_its_task_from_creation_to_run() {
     assert_eq!(
         image_events,
         [
+            ("image.update", &json!("importing")),
             ("image.prepare", &json!("importing")),
             ("image.upload", &json!("active")),
             ("image.activate", &json!("active")),
             ("image.update", &json!("active"))
         ]
     );
-    assert_image_payload(&images[1], &id, "active");
-    assert_eq!(images[1].payload()["size"], 5000);
+    assert_eq!(
+        images[0].payload()["properties"]["os_glance_importing_to_stores"],
+        ""
+    );
+    assert_image_payload(&images[2], &id, "active");
+    assert_eq!(images[2].payload()["size"], 5000);
     let types: Vec<&str> = tasks.iter().map(Received::event_type).collect();
     assert_eq!(
         types,
