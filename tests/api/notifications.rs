@@ -784,3 +784,36 @@ async fn a_stopped_broker_delays_events_up_to_the_bound_and_never_an_api_call() 
     let _ = connection.close().await;
     lab_rabbitmq("stop", port).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_store_upload_names_its_backend_in_image_prepare() {
+    let listener = Listener::new(BROKER_PORT).await;
+    let config = listener.config("messagingv2", "enabled_backends = fast:file, cheap:file")
+        + "[glance_store]\ndefault_backend = fast\n[fast]\nweight = 100\n[cheap]\nweight = 10\n";
+    let app = TestApp::start(Backend::Sqlite, &config).await;
+    let id = app.create_raw_image().await;
+    listener.expect("image.create").await;
+    app.request(
+        Method::PUT,
+        &format!("/v2/images/{id}/file"),
+        &[
+            ("content-type", "application/octet-stream"),
+            ("content-length", "10"),
+            ("x-image-meta-store", "cheap"),
+        ],
+        Body::from(vec![1u8; 10]),
+    )
+    .await
+    .assert_status(204);
+    listener.expect("image.update").await;
+    let prepare = listener.expect("image.prepare").await;
+    assert_eq!(prepare.payload()["backend"], "cheap");
+    let upload = listener.expect("image.upload").await;
+    assert!(
+        upload.payload().get("backend").is_none(),
+        "{}",
+        upload.payload()
+    );
+    assert_eq!(upload.payload()["size"], 10);
+    listener.clean_up().await;
+}
