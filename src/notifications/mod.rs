@@ -13,7 +13,7 @@
 //! ```
 //!
 //! A dead broker therefore costs an API call nothing: events wait in memory up to the bound
-//! and are delivered when it comes back.
+//! and are delivered when it comes back. At shutdown `drain` gives them a few seconds.
 
 mod envelope;
 mod publisher;
@@ -39,6 +39,22 @@ pub fn sink(config: Option<&NotificationsConfig>) -> Result<Arc<dyn EventSink>, 
         return Ok(Arc::new(NoEvents));
     };
     Ok(Arc::new(Notifier::start(config)?))
+}
+
+/// At shutdown, once requests are done: waits up to `within` for the events still queued to
+/// reach the broker, and says how many are lost if they do not.
+pub async fn drain(within: Duration) {
+    let queued = || crate::metrics::global().notifications_queued.get();
+    let deadline = tokio::time::Instant::now() + within;
+    while queued() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if queued() > 0 {
+        tracing::warn!(
+            lost = queued(),
+            "notifications not delivered before shutdown (the broker is unreachable or slow)"
+        );
+    }
 }
 
 /// The oslo.messaging notifier of a Glint process.
