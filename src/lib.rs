@@ -14,6 +14,7 @@ pub mod domain;
 pub mod import;
 pub mod maintenance;
 pub mod metrics;
+pub mod notifications;
 pub mod policy;
 pub mod quota;
 pub mod server;
@@ -68,6 +69,8 @@ pub fn services_over(
         member_quota: config.limits.image_member_quota,
     };
     let page_limits = limits.page;
+    // One notifier (one broker connection, one queue) for every service that tells events.
+    let events = notifications::sink(config.notifications.as_ref())?;
     let enforcer: Arc<policy::Enforcer> = Arc::new(policy::Enforcer::new(&config.policy)?);
     let images = ImageService::new(
         database.image_repo(shown(config, &stores).needs_locations()),
@@ -84,7 +87,8 @@ pub fn services_over(
                 .map(quota::UnifiedLimits::new)
                 .transpose()?
                 .map(Arc::new),
-        );
+        )
+        .with_events(events.clone());
     let data_limits = DataLimits {
         image_size_cap: config.limits.image_size_cap,
         user_storage_quota: config.limits.user_storage_quota,
@@ -111,7 +115,7 @@ pub fn services_over(
     let metadefs = domain::metadefs::MetadefService::new(
         database.metadef_repo(),
         enforcer,
-        Arc::new(domain::events::NoEvents),
+        events,
         page_limits,
     )?;
     Ok(Services {

@@ -67,6 +67,11 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Moves the gauge by `n` (for counts kept by their owner, not by guards).
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// One unit of a `Gauge`, given back on drop.
@@ -121,6 +126,12 @@ pub struct Metrics {
     pub uploads_in_flight: Gauge,
     /// Import jobs this node runs.
     pub imports_running: Gauge,
+    /// Notifications the broker confirmed.
+    pub notifications_sent: Counter,
+    /// Notifications lost: the queue was full, or the broker refused them.
+    pub notifications_dropped: Counter,
+    /// Notifications waiting for the broker.
+    pub notifications_queued: Gauge,
 }
 
 /// A poisoned lock only means another thread panicked mid-increment: the counts stay usable.
@@ -217,6 +228,33 @@ impl Metrics {
             "glint_imports_running",
             &[],
             self.imports_running.get(),
+        );
+        for (name, help, value) in [
+            (
+                "glint_notifications_sent_total",
+                "Notifications the message broker confirmed.",
+                self.notifications_sent.get(),
+            ),
+            (
+                "glint_notifications_dropped_total",
+                "Notifications lost: the queue waiting for the broker was full, or the broker refused them.",
+                self.notifications_dropped.get(),
+            ),
+        ] {
+            header(&mut out, name, help, "counter");
+            sample(&mut out, name, &[], value);
+        }
+        header(
+            &mut out,
+            "glint_notifications_queued",
+            "Notifications waiting to be sent to the message broker.",
+            "gauge",
+        );
+        sample(
+            &mut out,
+            "glint_notifications_queued",
+            &[],
+            self.notifications_queued.get(),
         );
         let name = "glint_db_pool_connections";
         header(

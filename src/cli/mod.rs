@@ -204,6 +204,7 @@ pub async fn serve(config: &Config) -> Result<(), String> {
     crate::server::serve(listener, app, &config.server.connections, shutdown_signal())
         .await
         .map_err(|e| format!("serving failed: {e}"))?;
+    crate::notifications::drain(std::time::Duration::from_secs(5)).await;
     database.close().await;
     tracing::info!("glint stopped");
     Ok(())

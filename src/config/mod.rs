@@ -12,6 +12,7 @@ pub mod keystone;
 pub mod limits;
 mod logging;
 mod metrics;
+pub mod notifications;
 pub mod paste;
 pub mod policy;
 pub mod protections;
@@ -33,13 +34,14 @@ pub use inspection::InspectionConfig;
 pub use limits::LimitsConfig;
 pub use logging::LoggingConfig;
 pub use metrics::MetricsConfig;
+pub use notifications::NotificationsConfig;
 pub use paste::AuthFlavor;
 pub use policy::PolicyConfig;
 pub use server::ServerConfig;
 pub use stores::StoresConfig;
 
 /// Sections Glint reads options from; options in them it does not know are logged.
-const KNOWN_SECTIONS: [&str; 16] = [
+const KNOWN_SECTIONS: [&str; 18] = [
     "DEFAULT",
     "healthcheck",
     "glance_download_properties",
@@ -56,6 +58,8 @@ const KNOWN_SECTIONS: [&str; 16] = [
     "image_format",
     "oslo_policy",
     "oslo_limit",
+    "oslo_messaging_notifications",
+    "oslo_messaging_rabbit",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[DEFAULT] use_json`, `debug`: how logs are written.
     pub logging: LoggingConfig,
+    /// `[oslo_messaging_notifications]`: `None` when no driver sends notifications.
+    pub notifications: Option<NotificationsConfig>,
     /// `[DEFAULT] show_image_direct_url`.
     pub show_image_direct_url: bool,
     /// `[DEFAULT] show_multiple_locations` (deprecated in Glance, accepted for compatibility).
@@ -192,6 +198,7 @@ impl Config {
             healthcheck: HealthcheckConfig::from_ini(ini)?,
             metrics: MetricsConfig::from_ini(ini)?,
             logging: LoggingConfig::from_ini(ini)?,
+            notifications: NotificationsConfig::from_ini(ini)?,
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,
             protections: protections::ProtectionsConfig::from_ini(ini)?,

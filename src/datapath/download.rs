@@ -120,8 +120,14 @@ impl DataService {
             };
             match opened {
                 Ok(body) => {
-                    let body = counted(body, store.name());
                     let content_length = range.map_or(size, |r| r.len());
+                    let body = super::sent::notify_when_sent(
+                        counted(body, store.name()),
+                        &self.images,
+                        ctx,
+                        &image,
+                        content_length,
+                    );
                     return Ok(Some(Download {
                         size,
                         range,

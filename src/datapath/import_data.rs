@@ -84,6 +84,12 @@ impl DataService {
             .stores
             .for_upload(store)
             .map_err(|e| DataError::BadRequest(e.to_string()))?;
+        // Glance's import flows write through `ImageProxy.set_data`: `image.prepare` first
+        // (the import runner sends the rest once the copy is recorded).
+        let runner = crate::domain::RequestContext::unauthenticated_admin(String::new());
+        let backend = self.stores.multi().then_some(entry.id.as_str());
+        self.images
+            .notify_image_data(&runner, "image.prepare", image, backend);
         let target = entry.store.clone();
         if target.capabilities().read_only {
             return Err(StoreError::ReadOnly {

@@ -15,8 +15,10 @@ mod limits;
 mod pump;
 pub mod range;
 mod scrub;
+mod sent;
 mod stage;
 mod upload;
+mod upload_notices;
 mod verify;
 mod writer;
 

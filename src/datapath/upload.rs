@@ -220,6 +220,10 @@ impl DataService {
                 .into());
             }
         }
+        // Glance's notices of an upload: the image saved as `saving`, then `image.prepare`.
+        // (Staging: the image saved as `uploading`.)
+        let backend = self.stores.multi().then_some(store_id.as_str());
+        let saving = super::upload_notices::claimed(&self.images, ctx, &image, target, backend);
         // Dropped with this future: an abandoned upload stops counting too.
         let _receiving = crate::metrics::global().uploads_in_flight.enter();
         let mut claim = ClaimGuard {
@@ -243,10 +247,12 @@ impl DataService {
             Ok(received) => {
                 claim.disarm();
                 tracing::info!(image.id = %image.id, store.name = store.name(), bytes = received, "image data stored");
+                super::upload_notices::stored(&self.images, ctx, &image.id, target).await;
                 Ok(())
             }
             Err(e) => {
                 claim.release().await;
+                super::upload_notices::failed(&self.images, ctx, saving, target, &e);
                 Err(e)
             }
         }

@@ -40,6 +40,12 @@ pub struct Event<'a> {
 /// Where events go. Implementations must return at once.
 pub trait EventSink: Send + Sync + Debug {
     fn publish(&self, event: Event<'_>);
+
+    /// Whether an event of this type would be sent (`disabled_notifications`, a sink that
+    /// sends nothing): callers skip building payloads that would be thrown away.
+    fn enabled(&self, _event_type: &str) -> bool {
+        true
+    }
 }
 
 /// A deployment with notifications off (`driver = noop`, or none configured).
@@ -48,4 +54,8 @@ pub struct NoEvents;
 
 impl EventSink for NoEvents {
     fn publish(&self, _event: Event<'_>) {}
+
+    fn enabled(&self, _event_type: &str) -> bool {
+        false
+    }
 }

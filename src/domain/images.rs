@@ -22,6 +22,7 @@ use super::status::ImageStatus;
 use crate::quota::{Resource, UnifiedLimits};
 
 mod checks;
+mod notify;
 mod tags;
 
 /// Per-image limits from `[DEFAULT]` (`-1` in the config means unlimited).
@@ -47,6 +48,8 @@ pub struct ImageService {
     unified_limits: Option<Arc<UnifiedLimits>>,
     /// `property_protection_file`'s rules, when set.
     protections: Option<Arc<PropertyProtections>>,
+    /// Where Glance's notifications go (`with_events`).
+    events: Arc<dyn super::events::EventSink>,
 }
 
 /// One page of a listing and the marker of the next page, if the page was full.
@@ -83,6 +86,7 @@ impl ImageService {
             limits,
             unified_limits: None,
             protections: None,
+            events: Arc::new(super::events::NoEvents),
         }
     }
 
@@ -286,7 +290,10 @@ impl ImageService {
         self.check_property_quota(&new, None)?;
 
         match self.repo.create(&new, count_limit).await {
-            Ok(Created::Created) => Ok(self.readable(ctx, new)),
+            Ok(Created::Created) => {
+                self.notify_image(ctx, "image.create", &new);
+                Ok(self.readable(ctx, new))
+            }
             Ok(Created::OverLimit { count }) => {
                 let (project, limit) = count_limit.unwrap_or_default();
                 Err(crate::quota::over_limit(
@@ -419,11 +426,18 @@ impl ImageService {
             self.check_tag_quota(&after, Some(&before))?;
             self.check_property_quota(&after, Some(&before))?;
             if after == before {
+                // Glance saves (and notifies) whenever the patch has changes, even no-ops.
+                if !changes.is_empty() {
+                    self.notify_image(ctx, "image.update", &before);
+                }
                 return Ok(self.readable(ctx, before));
             }
             after.updated_at = image::now();
             match self.repo.save(&before, &after, self.count_limits()).await? {
-                SaveOutcome::Saved => return Ok(self.readable(ctx, after)),
+                SaveOutcome::Saved => {
+                    self.notify_image(ctx, "image.update", &after);
+                    return Ok(self.readable(ctx, after));
+                }
                 SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
                 SaveOutcome::StatusChanged => continue,
                 SaveOutcome::OverQuota { what, count } => {
@@ -468,11 +482,21 @@ impl ImageService {
                 image.status
             )));
         }
+        let deleted_at = image::now();
         let locations = self
             .repo
-            .delete(&image.id, image::now(), delayed)
+            .delete(&image.id, deleted_at, delayed)
             .await?
             .ok_or_else(not_found)?;
+        let mut removed = image.clone();
+        // Glance's `Image.delete`: pending_delete only when delayed and there is data.
+        removed.status = if delayed && !locations.is_empty() {
+            ImageStatus::PendingDelete
+        } else {
+            ImageStatus::Deleted
+        };
+        removed.updated_at = deleted_at;
+        self.notify_image_deleted(ctx, &removed);
         Ok((image.status, locations))
     }
 
@@ -526,7 +550,10 @@ impl ImageService {
             after.status = to;
             after.updated_at = image::now();
             match self.repo.save(&before, &after, self.count_limits()).await? {
-                SaveOutcome::Saved => return Ok(()),
+                SaveOutcome::Saved => {
+                    self.notify_image(ctx, "image.update", &after);
+                    return Ok(());
+                }
                 SaveOutcome::Gone => return Err(DomainError::image_not_found(id)),
                 SaveOutcome::StatusChanged => continue,
                 SaveOutcome::OverQuota { what, count } => {

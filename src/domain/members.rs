@@ -163,7 +163,10 @@ impl ImageService {
             .add_member(&image_id, member, self.member_quota(), image::now())
             .await?
         {
-            MemberAdded::Added(added) => Ok(added),
+            MemberAdded::Added(added) => {
+                self.notify_member(ctx, "image.member.create", &added, false);
+                Ok(added)
+            }
             MemberAdded::Duplicate => Err(DomainError::conflict(format!(
                 "Member {member} is duplicated for image {id}"
             ))),
@@ -198,10 +201,13 @@ impl ImageService {
             )
         })?;
         let image_id = ImageId::parse(id).ok_or_else(|| DomainError::image_not_found(id))?;
-        self.repo()
+        let updated = self
+            .repo()
             .set_member_status(&image_id, member, status, image::now())
             .await?
-            .ok_or_else(|| Self::member_not_found(member, id))
+            .ok_or_else(|| Self::member_not_found(member, id))?;
+        self.notify_member(ctx, "image.member.update", &updated, false);
+        Ok(updated)
     }
 
     /// `DELETE /v2/images/{id}/members/{member}`.
@@ -212,7 +218,7 @@ impl ImageService {
         member: &str,
     ) -> DomainResult<()> {
         let image = self.shared_image(ctx, id, Operation::Delete).await?;
-        self.member_of(ctx, &image, id, member).await?;
+        let removed = self.member_of(ctx, &image, id, member).await?;
         self.authorize_on_image(ctx, Action::DeleteMember, &image)?;
         let image_id = ImageId::parse(id).ok_or_else(|| DomainError::image_not_found(id))?;
         if self
@@ -220,6 +226,7 @@ impl ImageService {
             .remove_member(&image_id, member, image::now())
             .await?
         {
+            self.notify_member(ctx, "image.member.delete", &removed, true);
             Ok(())
         } else {
             Err(Self::member_not_found(member, id))

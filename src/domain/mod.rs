@@ -5,6 +5,7 @@
 pub mod context;
 pub mod data_rules;
 pub mod error;
+pub mod event_payloads;
 pub mod events;
 pub mod image;
 mod image_rules;

@@ -106,6 +106,10 @@ impl ImportService {
     async fn run_job(&self, job: ClaimedJob, claim: String) {
         let _running = crate::metrics::global().imports_running.enter();
         tracing::info!(attempt = job.attempts, "import started");
+        let ctx = Self::runner(&job);
+        let mut task = job.task.clone();
+        task.status = TaskStatus::Processing;
+        self.images.notify_task(&ctx, "task.processing", &task);
         let progress = Arc::new(Progress::default());
         let heartbeat = {
             let (tasks, task_id, claim, progress) = (
@@ -158,6 +162,17 @@ impl ImportService {
         {
             Ok(true) => {
                 tracing::info!(status = end.status.as_str(), message = %end.message, "import ended");
+                // Glance's TaskProxy: the task's end, then `task.run` once its run returns.
+                task.status = end.status;
+                task.expires_at = Some(end.expires_at);
+                task.updated_at = image::now();
+                let ended = if end.status == TaskStatus::Success {
+                    "task.success"
+                } else {
+                    "task.failure"
+                };
+                self.images.notify_task(&ctx, ended, &task);
+                self.images.notify_task(&ctx, "task.run", &task);
             }
             Ok(false) => {
                 tracing::warn!("the import's claim was lost before its end was recorded");
@@ -383,6 +398,14 @@ impl JobRun<'_> {
                     return Err(Stop::Lost);
                 }
                 tracing::warn!(store = ?store, error = %e, "import into a store failed");
+                self.service.images.notify_error(
+                    &ImportService::runner(self.job),
+                    "image.upload",
+                    format!(
+                        "Failed to upload image data for image {} due to internal error: {e}",
+                        self.image.id
+                    ),
+                );
                 if self.spec.all_stores_must_succeed {
                     self.failed.extend(store);
                     return Err(Stop::Failed(e.to_string()));
@@ -404,6 +427,7 @@ impl JobRun<'_> {
         match self.record_copy(&recorded).await {
             Ok(()) => {
                 self.done.extend(store);
+                self.notify_recorded(activate).await;
                 Ok(())
             }
             Err(stop) => {
@@ -411,6 +435,27 @@ impl JobRun<'_> {
                 Err(stop)
             }
         }
+    }
+
+    /// After a recorded copy, Glance's `set_data` notices: `image.upload`, `image.activate`
+    /// when the copy made the image active, and the flow's `image.update`.
+    async fn notify_recorded(&mut self, activate: bool) {
+        let images = &self.service.images;
+        if !images.events().enabled("image.upload") && !images.events().enabled("image.update") {
+            return;
+        }
+        let ctx = ImportService::runner(self.job);
+        let Ok(image) = images.get_visible(&ctx, self.image.id.as_str()).await else {
+            return;
+        };
+        images.notify_image_data(&ctx, "image.upload", &image, None);
+        // Only the copy that made the image active: the last one when all stores must
+        // succeed, else the first.
+        let first = self.recorded.len() == 1 || self.spec.all_stores_must_succeed;
+        if activate && first && self.image.status != crate::domain::ImageStatus::Active {
+            images.notify_image(&ctx, "image.activate", &image);
+        }
+        images.notify_image(&ctx, "image.update", &image);
     }
 
     /// Records a copy (or a registered location) under the job's lock.

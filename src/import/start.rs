@@ -441,6 +441,20 @@ impl ImportService {
                 }
                 tracing::info!(image.id = %image.id, task.id = %task_id,
                     method = spec.method.name(), "import queued");
+                self.images.notify_task(ctx, "task.create", &task);
+                // The image as the import left it (Glance's flow saves the same changes).
+                if self.images.events().enabled("image.update") {
+                    let mut started = image.clone();
+                    if let Some(status) = start.to_status.and_then(ImageStatus::parse) {
+                        started.status = status;
+                    }
+                    started.properties.extend(start.set.iter().cloned());
+                    for key in &start.remove {
+                        started.properties.remove(key);
+                    }
+                    started.updated_at = now;
+                    self.images.notify_image(ctx, "image.update", &started);
+                }
                 self.wake.notify_one();
                 Ok(task)
             }

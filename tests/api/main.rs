@@ -27,6 +27,7 @@ mod metadef_files;
 mod metadefs;
 mod metrics;
 mod multi_store;
+mod notifications;
 mod openapi;
 mod property_protections;
 #[cfg(feature = "rbd")]

@@ -36,12 +36,19 @@ impl ImageService {
             self.check_tag_quota(&after, Some(&image))
                 .map_err(tag_limit)?;
         }
+        let now = image::now();
         match self
             .repo
-            .add_tag(&image.id, tag, self.limits.tag_quota, image::now())
+            .add_tag(&image.id, tag, self.limits.tag_quota, now)
             .await?
         {
-            SaveOutcome::Saved => Ok(()),
+            SaveOutcome::Saved => {
+                let mut after = image;
+                after.add_tag(tag);
+                after.updated_at = now;
+                self.notify_image(ctx, "image.update", &after);
+                Ok(())
+            }
             SaveOutcome::OverQuota { what, count } => Err(tag_limit(self.over_quota(what, count))),
             SaveOutcome::Gone | SaveOutcome::StatusChanged => {
                 Err(DomainError::not_found(format!("Image {id} not found.")))
@@ -52,7 +59,12 @@ impl ImageService {
     /// `DELETE /v2/images/{id}/tags/{tag}`.
     pub async fn remove_tag(&self, ctx: &RequestContext, id: &str, tag: &str) -> DomainResult<()> {
         let image = self.tag_target(ctx, id).await?;
-        if self.repo.remove_tag(&image.id, tag, image::now()).await? {
+        let now = image::now();
+        if self.repo.remove_tag(&image.id, tag, now).await? {
+            let mut after = image;
+            after.tags.retain(|t| t != tag);
+            after.updated_at = now;
+            self.notify_image(ctx, "image.update", &after);
             Ok(())
         } else {
             Err(DomainError::plain(Refusal::NotFound))
