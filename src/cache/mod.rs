@@ -120,11 +120,17 @@ impl ImageCache {
     /// What serves a download of `id` (whole when `range` is false).
     pub async fn lookup(&self, id: &ImageId, expected: &Expected, whole: bool) -> Lookup {
         if let Some(fill) = self.fill_of(id.as_str()) {
-            return if whole {
-                Lookup::Filling(fill)
-            } else {
-                Lookup::Bypass
-            };
+            let verified = matches!(*fill.progress.borrow(), Progress::Verified);
+            if !verified {
+                return if whole {
+                    Lookup::Filling(fill)
+                } else {
+                    Lookup::Bypass
+                };
+            }
+            // All written and checked, being committed: the complete file serves (and counts)
+            // this download once it is in place.
+            let _ = fill.finished().await;
         }
         match self.complete(id, expected).await {
             Ok(Some(file)) => return Lookup::Complete(file),

@@ -77,11 +77,11 @@ where
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            let inserted = sqlx::query::<DB>(&DB::sql(&format!(
+            let inserted = sqlx::query::<DB>(&DB::sql(
                 "INSERT INTO cached_images (image_id, last_accessed, last_modified, size, hits, \
                  checksum, node_reference_id) SELECT $1, $2, $3, $4, $5, $6, node_reference_id \
-                 FROM node_reference WHERE node_reference_url = $7"
-            )))
+                 FROM node_reference WHERE node_reference_url = $7",
+            ))
             .bind(image.image_id.clone())
             .bind(now)
             .bind(modified)
@@ -106,18 +106,27 @@ where
 
     async fn hit(&self, node: &str, image_id: &str, now: DateTime<Utc>) -> Result<(), RepoError> {
         let now = to_db_time(now);
-        sqlx::query::<DB>(&DB::sql(&format!(
+        let sql = DB::sql(&format!(
             "UPDATE cached_images SET hits = hits + 1, last_accessed = $1 \
              WHERE image_id = $2 AND node_reference_id = {}",
             NODE_ID.replace("$1", "$3")
-        )))
-        .bind(now)
-        .bind(image_id.to_owned())
-        .bind(node.to_owned())
-        .execute(&self.write)
+        ))
+        .into_owned();
+        // Retried on a lost connection: a hit counted twice is a harmless overcount.
+        retry_on_lost(&self.write, || {
+            let sql = sql.clone();
+            async move {
+                sqlx::query::<DB>(&sql)
+                    .bind(now)
+                    .bind(image_id.to_owned())
+                    .bind(node.to_owned())
+                    .execute(&self.write)
+                    .await
+                    .map_err(map_err)
+                    .map(|_| ())
+            }
+        })
         .await
-        .map_err(map_err)
-        .map(|_| ())
     }
 
     async fn entries(&self, node: &str) -> Result<Vec<CachedImage>, RepoError> {

@@ -31,7 +31,7 @@ cache_tests!(fn prune_brings_the_cache_back_within_its_maximum(app, "image_cache
     assert_eq!(pruned.json(), serde_json::json!({"total_files_pruned": 1, "total_bytes_pruned": 800_000}));
     assert!(!app.dir.path().join(&stray).exists());
     assert!(app.cached_file(&id).exists());
-    assert_eq!(app.listed().await, [id.clone()]);
+    assert_eq!(app.listed().await, [id.as_str()]);
 });
 
 cache_tests!(fn clean_removes_failed_and_stalled_files_only(app, "image_cache_stall_time = 3600") {
