@@ -23,6 +23,10 @@ use tokio::sync::watch;
 
 /// Bytes a reader takes from the file per step.
 const READ_BLOCK: u64 = 1 << 20;
+/// Bytes of the store's blocks gathered before they are written and hashed.
+const WRITE_BATCH: u64 = 1 << 20;
+/// Blocks a hash worker may fall behind by.
+const HASH_DEPTH: usize = 16;
 
 /// What the data must be.
 #[derive(Debug, Clone)]
@@ -100,32 +104,76 @@ impl Fill {
         }
     }
 
-    /// Writes `source` into the file, then checks it. Returns the error to report.
+    /// Writes `source` into the file and checks it (size, md5, multihash); the error to
+    /// report. The store's blocks are gathered into ~1 MiB batches; each batch is hashed by
+    /// two workers (md5 and the multihash, each on a blocking thread of its own) while it is
+    /// written, and the next batch is read from the store while the previous one is written.
     pub(super) async fn write_all(&self, mut source: ByteStream) -> Result<(), String> {
-        let mut state = Some(Hashing::new(&self.expected)?);
+        let md5 = HashWorker::start(MessageDigest::md5())?;
+        let multihash = match &self.expected.multihash {
+            Some((algorithm, _)) => Some(HashWorker::start(
+                MessageDigest::from_name(algorithm)
+                    .ok_or_else(|| format!("unknown os_hash_algo {algorithm}"))?,
+            )?),
+            None => None,
+        };
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0u64;
+        let mut received = 0u64;
         let mut written = 0u64;
-        while let Some(block) = source.next().await {
-            let block = block.map_err(|e| format!("reading the store failed: {e}"))?;
-            if written + block.len() as u64 > self.expected.size {
-                return Err("the store returned more data than recorded".to_owned());
+        let mut writing: Option<tokio::task::JoinHandle<io::Result<u64>>> = None;
+        // A stream is not polled again once it has ended.
+        let mut ended = false;
+        loop {
+            if !ended {
+                match source.next().await {
+                    Some(block) => {
+                        let block = block.map_err(|e| format!("reading the store failed: {e}"))?;
+                        received += block.len() as u64;
+                        if received > self.expected.size {
+                            return Err("the store returned more data than recorded".to_owned());
+                        }
+                        batch_len += block.len() as u64;
+                        batch.push(block);
+                        if batch_len < WRITE_BATCH {
+                            continue;
+                        }
+                    }
+                    None => ended = true,
+                }
+            }
+            let done = ended && batch.is_empty();
+            if !done {
+                for block in &batch {
+                    md5.feed(block.clone()).await?;
+                    if let Some(worker) = &multihash {
+                        worker.feed(block.clone()).await?;
+                    }
+                }
+            }
+            // One write in flight: the previous batch's ends before the next starts.
+            if let Some(previous) = writing.take() {
+                written += previous
+                    .await
+                    .map_err(|e| format!("cache writer failed: {e}"))?
+                    .map_err(|e| format!("writing the cache file failed: {e}"))?;
+                self.progress.send_replace(Progress::Writing(written));
+            }
+            if done {
+                break;
             }
             let file = self.file.clone();
-            let mut hashing = state.take().ok_or("hashing state lost")?;
-            let offset = written;
-            let len = block.len() as u64;
-            let (back, result) = tokio::task::spawn_blocking(move || {
-                let result = file
-                    .write_all_at(&block, offset)
-                    .map_err(|e| format!("writing the cache file failed: {e}"))
-                    .and_then(|()| hashing.update(&block));
-                (hashing, result)
-            })
-            .await
-            .map_err(|e| format!("cache writer failed: {e}"))?;
-            result?;
-            state = Some(back);
-            written += len;
-            self.progress.send_replace(Progress::Writing(written));
+            let offset = received - batch_len;
+            let blocks = std::mem::take(&mut batch);
+            batch_len = 0;
+            writing = Some(tokio::task::spawn_blocking(move || {
+                let mut position = offset;
+                for block in &blocks {
+                    file.write_all_at(block, position)?;
+                    position += block.len() as u64;
+                }
+                Ok(position - offset)
+            }));
         }
         if written != self.expected.size {
             return Err(format!(
@@ -133,13 +181,27 @@ impl Fill {
                 self.expected.size
             ));
         }
-        state.ok_or("hashing state lost")?.check(&self.expected)?;
+        let md5 = md5.finish().await?;
+        if let Some(want) = &self.expected.md5 {
+            if !want.eq_ignore_ascii_case(&md5) {
+                return Err(format!("checksum mismatch (expected {want}, read {md5})"));
+            }
+        }
+        if let (Some(worker), Some((algorithm, want))) = (multihash, &self.expected.multihash) {
+            if !want.eq_ignore_ascii_case(&worker.finish().await?) {
+                return Err(format!("{algorithm} mismatch"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the written data durable (before the file is committed).
+    pub(super) async fn sync(&self) -> Result<(), String> {
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || file.sync_data())
             .await
             .map_err(|e| format!("cache writer failed: {e}"))?
-            .map_err(|e| format!("writing the cache file failed: {e}"))?;
-        Ok(())
+            .map_err(|e| format!("writing the cache file failed: {e}"))
     }
 
     /// The bytes of `range`, read from the file as the fill writes it.
@@ -257,4 +319,38 @@ impl Hashing {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A hash fed block by block on a blocking thread of its own.
+struct HashWorker {
+    blocks: tokio::sync::mpsc::Sender<Bytes>,
+    result: tokio::task::JoinHandle<Result<String, String>>,
+}
+
+impl HashWorker {
+    fn start(digest: MessageDigest) -> Result<HashWorker, String> {
+        let mut hasher = Hasher::new(digest).map_err(|e| e.to_string())?;
+        let (blocks, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(HASH_DEPTH);
+        let result = tokio::task::spawn_blocking(move || {
+            while let Some(block) = receiver.blocking_recv() {
+                hasher.update(&block).map_err(|e| e.to_string())?;
+            }
+            Ok(hex(&hasher.finish().map_err(|e| e.to_string())?))
+        });
+        Ok(HashWorker { blocks, result })
+    }
+
+    async fn feed(&self, block: Bytes) -> Result<(), String> {
+        self.blocks
+            .send(block)
+            .await
+            .map_err(|_| "a hash worker stopped".to_owned())
+    }
+
+    async fn finish(self) -> Result<String, String> {
+        drop(self.blocks);
+        self.result
+            .await
+            .map_err(|e| format!("hash worker failed: {e}"))?
+    }
 }

@@ -275,6 +275,7 @@ impl ImageCache {
 
     async fn commit(&self, fill: &Fill) -> Result<(), String> {
         let id = ImageId::parse(&fill.image_id).ok_or("malformed image id")?;
+        fill.sync().await?;
         let target = self.dirs.complete(&id);
         std::fs::rename(&fill.path, &target).map_err(|e| format!("committing: {e}"))?;
         let _ = files::remove(&self.dirs.queued(&id));
