@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod datapath;
@@ -103,6 +104,10 @@ pub fn services_over(
         &config.node_id,
     );
     data.check_store_buffers()?;
+    let data = data.with_cache(
+        cache::ImageCache::new(&config.cache, database.cache_repo())
+            .map_err(|e| format!("cannot open the image cache: {e}"))?,
+    );
     let imports = import::ImportService::new(
         images.clone(),
         data.clone(),

@@ -60,10 +60,27 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// This node's image cache (image_cache_dir) and its records in the database.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Check the setup: the configuration, the database schema, that every store (and the
     /// staging store) takes, returns and deletes a small object, and Keystone's sign-in of
     /// the service user. One line per check; exits 1 when any failed.
     Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// List the cached images (size, hits, last access) and the queue.
+    List,
+    /// Remove the least recently used cached images until the cache is within
+    /// image_cache_max_size (like glance-cache-pruner).
+    Prune,
+    /// Remove failed cache files and incomplete ones older than image_cache_stall_time
+    /// (like glance-cache-cleaner).
+    Clean,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,6 +254,14 @@ fn main() -> ExitCode {
                 }
             }),
             Command::Scrub => cli::scrub(&config).await,
+            Command::Cache { command } => {
+                let action = match command {
+                    CacheCommand::List => cli::CacheAction::List,
+                    CacheCommand::Prune => cli::CacheAction::Prune,
+                    CacheCommand::Clean => cli::CacheAction::Clean,
+                };
+                cli::cache(&config, action).await
+            }
             Command::Doctor => cli::doctor(&config, args.config.as_deref()).await,
             Command::Image {
                 command: ImageCommand::Copy { image, to, from },

@@ -1,6 +1,7 @@
 //! The duties of a serving node between requests: at start, put back to `queued` the uploads
 //! a crash interrupted; then, for as long as it serves, reconcile uploads whose node stopped,
-//! remove staged data no import needs, expire tasks and, with `scrub_in_serve`, run the
+//! remove staged data no import needs, drop cached images no longer active and stalled cache
+//! files, expire tasks and, with `scrub_in_serve`, run the
 //! scrubber. Failures are logged and retried on the next
 //! round; they never stop the node.
 
@@ -33,6 +34,16 @@ pub async fn run(data: DataService, imports: ImportService, config: DataPathConf
             _ = reconcile.tick() => {
                 if let Err(e) = data.reconcile(STALE_UPLOAD).await {
                     tracing::warn!(error = %e, "reconciling abandoned uploads failed");
+                }
+                if let Some(cache) = data.cache() {
+                    match cache.sweep().await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "cached images no longer active removed"),
+                        Err(e) => tracing::warn!(error = %e, "sweeping the image cache failed"),
+                    }
+                    if let Err(e) = cache.clean().await {
+                        tracing::warn!(error = %e, "cleaning the image cache failed");
+                    }
                 }
                 match imports.sweep().await {
                     Ok(0) => {}

@@ -132,6 +132,14 @@ pub struct Metrics {
     pub notifications_dropped: Counter,
     /// Notifications waiting for the broker.
     pub notifications_queued: Gauge,
+    /// Whole or ranged downloads of active images the image cache answered: from a complete
+    /// cached file, or following a fill another download started.
+    pub cache_hits: Counter,
+    /// Downloads of active images that read a store with the cache on (they start a fill, or
+    /// the image cannot be cached: a range of an uncached image, no room).
+    pub cache_misses: Counter,
+    /// Bytes sent to clients from cache files.
+    pub cache_bytes_served: Counter,
 }
 
 /// A poisoned lock only means another thread panicked mid-increment: the counts stay usable.
@@ -256,6 +264,26 @@ impl Metrics {
             &[],
             self.notifications_queued.get(),
         );
+        for (name, help, counter) in [
+            (
+                "glint_image_cache_hits_total",
+                "Downloads served by this node's image cache (complete file or a fill in progress).",
+                &self.cache_hits,
+            ),
+            (
+                "glint_image_cache_misses_total",
+                "Downloads of active images that read a store while the image cache is on.",
+                &self.cache_misses,
+            ),
+            (
+                "glint_image_cache_bytes_served_total",
+                "Bytes of image data sent to clients from the image cache.",
+                &self.cache_bytes_served,
+            ),
+        ] {
+            header(&mut out, name, help, "counter");
+            sample(&mut out, name, &[], counter.get());
+        }
         let name = "glint_db_pool_connections";
         header(
             &mut out,

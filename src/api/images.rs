@@ -296,6 +296,8 @@ pub async fn delete(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.data.delete_image(&ctx, &id).await?;
+    // Other nodes drop their copies in their maintenance round.
+    state.data.forget_cached(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,6 +307,7 @@ pub async fn deactivate(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.images.set_active(&ctx, &id, false).await?;
+    state.data.forget_cached(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, middleware and rendering. Handlers parse the request,
 //! call the domain service and render its answer; they hold no image rules themselves.
 
+mod cache;
 mod discovery;
 pub mod error;
 mod error_body;

@@ -11,8 +11,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::{ApiError, Panic};
 use super::{
-    discovery, image_data, images, import, members, middleware, schemas, tags, tasks, versions,
-    AppState,
+    cache, discovery, image_data, images, import, members, middleware, schemas, tags, tasks,
+    versions, AppState,
 };
 
 /// The complete application: routing, identity, request ids and error bodies.
@@ -73,6 +73,14 @@ pub fn router(state: AppState) -> Router {
             "/v2/stores/{store_id}/{image_id}",
             delete(discovery::delete_from_store),
         )
+        .route("/v2/cache", get(cache::state).delete(cache::clear))
+        .route("/v2/cache/clean", post(cache::clean))
+        .route("/v2/cache/prune", post(cache::prune))
+        .route("/v2/cache/nodes/{image_id}", get(cache::nodes))
+        .route(
+            "/v2/cache/{image_id}",
+            delete(cache::delete).put(cache::queue),
+        )
         .route("/v2/schemas/image", get(schemas::image))
         .route("/v2/schemas/images", get(schemas::images))
         .merge(metadef_routes())
@@ -105,8 +113,11 @@ pub fn router(state: AppState) -> Router {
 
     // Version aliases and HEAD are rewritten before routing, so the routes see `/v2/…`.
     let multi_store = state.data.stores().multi();
+    let has_cache = state.data.cache().is_some();
     let normalized = ServiceBuilder::new()
-        .map_request(move |request| middleware::normalize(request, multi_store))
+        .map_request(move |request| {
+            middleware::normalize(cache::version_alias(request, has_cache), multi_store)
+        })
         .service(routes);
     // Innermost first: a panic becomes a 500 that still gets a body, a request id and a log
     // line; `request_id` opens the span every log line of the request is written in.

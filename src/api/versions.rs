@@ -8,17 +8,29 @@ use serde_json::{json, Value};
 
 use super::AppState;
 
-/// Versions in the order Glance 33 lists them without image cache; multi-store adds 2.8 and
-/// 2.10–2.13 after 2.15.
-pub fn versions(multi_store: bool) -> Vec<(&'static str, &'static str)> {
-    let mut versions = vec![("v2.15", "SUPPORTED")];
+/// Versions in the order Glance 33 lists them; multi-store adds 2.8 and 2.10–2.13 after
+/// 2.15, and an image cache (`image_cache_dir`) makes 2.18 current, with 2.14–2.17.
+pub fn versions(multi_store: bool, cache: bool) -> Vec<(&'static str, &'static str)> {
+    let mut versions = if cache {
+        vec![
+            ("v2.18", "CURRENT"),
+            ("v2.17", "SUPPORTED"),
+            ("v2.16", "SUPPORTED"),
+            ("v2.15", "SUPPORTED"),
+            ("v2.14", "SUPPORTED"),
+        ]
+    } else {
+        vec![("v2.15", "SUPPORTED")]
+    };
     if multi_store {
         versions
             .extend(["v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8"].map(|v| (v, "SUPPORTED")));
     } else {
         versions.push(("v2.9", "SUPPORTED"));
     }
-    versions.push(("v2.17", "CURRENT"));
+    if !cache {
+        versions.push(("v2.17", "CURRENT"));
+    }
     versions.extend(
         [
             "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
@@ -29,13 +41,13 @@ pub fn versions(multi_store: bool) -> Vec<(&'static str, &'static str)> {
 }
 
 /// The document with links made absolute from the request's `Host`, as Glance does.
-fn document(headers: &HeaderMap, multi_store: bool) -> Value {
+fn document(headers: &HeaderMap, multi_store: bool, cache: bool) -> Value {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let href = format!("http://{host}/v2/");
-    let versions: Vec<Value> = versions(multi_store)
+    let versions: Vec<Value> = versions(multi_store, cache)
         .iter()
         .map(|(id, status)| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]}))
         .collect();
@@ -44,9 +56,10 @@ fn document(headers: &HeaderMap, multi_store: bool) -> Value {
 
 pub async fn multiple_choices(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let multi = state.data.stores().multi();
+    let cache = state.data.cache().is_some();
     (
         StatusCode::MULTIPLE_CHOICES,
-        Json(document(&headers, multi)),
+        Json(document(&headers, multi, cache)),
     )
         .into_response()
 }
@@ -59,5 +72,9 @@ pub async fn unknown_version(state: State<AppState>, headers: HeaderMap) -> Resp
 }
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
-    Json(document(&headers, state.data.stores().multi()))
+    Json(document(
+        &headers,
+        state.data.stores().multi(),
+        state.data.cache().is_some(),
+    ))
 }

@@ -4,6 +4,7 @@
 //! in front of `serve` and `scrub` is `schema.rs`; the duties of a serving node between
 //! requests are `crate::maintenance`.
 
+mod cache;
 mod doctor;
 mod metadefs;
 mod migrate;
@@ -15,6 +16,7 @@ use crate::config::{AuthFlavor, Config};
 use crate::db::Database;
 use crate::maintenance;
 
+pub use cache::{cache, CacheAction};
 pub use doctor::doctor;
 pub use metadefs::{
     db_export_metadefs, db_load_metadefs, db_unload_metadefs, LoadOptions as MetadefLoadOptions,
@@ -194,6 +196,13 @@ pub async fn serve(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(services.imports.clone().run_jobs());
+    if let Some(cache) = services.data.cache() {
+        cache.register().await.map_err(|e| e.to_string())?;
+        // Images queued before a restart are fetched now, as queued ones are.
+        for id in cache.queued() {
+            services.data.spawn_prefetch(id);
+        }
+    }
     tokio::spawn(maintenance::run(
         services.data.clone(),
         services.imports.clone(),

@@ -2,6 +2,7 @@
 //! `GLINT__<SECTION>__<OPTION>` environment variables. One struct per concern; every option's
 //! name, default and meaning are listed in `config/glint.conf.sample`.
 
+pub mod cache;
 pub mod database;
 pub mod datapath;
 mod healthcheck;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::domain::schema::Formats;
 use ini::Ini;
 
+pub use cache::CacheConfig;
 pub use database::DatabaseConfig;
 pub use datapath::DataPathConfig;
 pub use healthcheck::{HealthBackend, HealthcheckConfig};
@@ -132,6 +134,8 @@ pub struct Config {
     pub node_id: String,
     /// `[DEFAULT] property_protection_file` and `property_protection_rule_format`.
     pub protections: protections::ProtectionsConfig,
+    /// The image cache (`image_cache_dir` …).
+    pub cache: CacheConfig,
     /// Options present in the file or environment that Glint does not use, for one warning each.
     pub ignored: Vec<(String, String)>,
 }
@@ -202,6 +206,7 @@ impl Config {
             show_image_direct_url: parse_bool(ini, "DEFAULT", "show_image_direct_url", false)?,
             show_multiple_locations: parse_bool(ini, "DEFAULT", "show_multiple_locations", false)?,
             protections: protections::ProtectionsConfig::from_ini(ini)?,
+            cache: CacheConfig::from_ini(ini)?,
             ignored: Vec::new(),
         };
         Ok(Config {

@@ -19,8 +19,9 @@ use super::error::DataError;
 use super::range::parse_range;
 use super::verify::checked;
 use super::DataService;
+use crate::domain::image::Image;
 use crate::domain::policy::Action;
-use crate::domain::{data_rules, RequestContext};
+use crate::domain::{data_rules, RequestContext, StoredLocation};
 
 /// Bytes read from a file per step.
 const READ_BLOCK: usize = 1 << 20;
@@ -66,6 +67,47 @@ impl DataService {
             Some(header) => parse_range(header, size)?,
             None => None,
         };
+        if let Some(download) = self
+            .download_cached(ctx, &image, &locations, size, range)
+            .await?
+        {
+            return Ok(Some(self.told(ctx, &image, download)));
+        }
+        let body = self
+            .open_stores(ctx, &image, &locations, size, range)
+            .await?;
+        let download = Download {
+            size,
+            range,
+            content_length: range.map_or(size, |r| r.len()),
+            checksum: image.checksum.clone(),
+            body,
+        };
+        Ok(Some(self.told(ctx, &image, download)))
+    }
+
+    /// `download`, whose last byte sent tells `image.send`, from the cache or a store alike.
+    fn told(&self, ctx: &RequestContext, image: &Image, mut download: Download) -> Download {
+        download.body = super::sent::notify_when_sent(
+            download.body,
+            &self.images,
+            ctx,
+            image,
+            download.content_length,
+        );
+        download
+    }
+
+    /// The image's data (`range` of it) from the first of `locations` (heaviest store
+    /// first) that reads, checked and counted.
+    pub(super) async fn open_stores(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        locations: &[StoredLocation],
+        size: u64,
+        range: Option<ByteRange>,
+    ) -> Result<DataStream, DataError> {
         // The locations in order; one whose store fails is skipped for the next.
         let mut last_error = None;
         for (index, stored) in locations.iter().enumerate() {
@@ -119,23 +161,7 @@ impl DataService {
                 Err(e) => Err(e.into()),
             };
             match opened {
-                Ok(body) => {
-                    let content_length = range.map_or(size, |r| r.len());
-                    let body = super::sent::notify_when_sent(
-                        counted(body, store.name()),
-                        &self.images,
-                        ctx,
-                        &image,
-                        content_length,
-                    );
-                    return Ok(Some(Download {
-                        size,
-                        range,
-                        content_length,
-                        checksum: image.checksum.clone(),
-                        body,
-                    }));
-                }
+                Ok(body) => return Ok(counted(body, store.name())),
                 Err(e) => {
                     // The last failure is the answer, logged once with the request.
                     if more {

@@ -4,6 +4,7 @@
 
 mod access;
 mod budget;
+mod cached;
 mod claim;
 mod copy;
 pub mod digest;
@@ -64,6 +65,8 @@ pub struct DataService {
     budget: ByteBudget,
     /// This node's id, the prefix of its upload claims.
     node_id: Arc<str>,
+    /// The image cache (`image_cache_dir`), if any.
+    cache: Option<Arc<crate::cache::ImageCache>>,
 }
 
 impl DataService {
@@ -84,6 +87,7 @@ impl DataService {
             limits,
             budget,
             node_id: node_id.into(),
+            cache: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! on `repo.rs`, which uses `list_sql.rs`; all of them use the leaves `errors.rs` (sqlx
 //! errors, retries), `rows.rs` (row and time conversions), `sql_builder.rs` and `dialect.rs`.
 
+mod cache;
 mod dialect;
 mod errors;
 mod image_writes;
@@ -331,6 +332,17 @@ impl Database {
             Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), true)),
             Database::Sqlite { read, write } => {
                 Arc::new(SqlRepo::new(read.clone(), write.clone(), true))
+            }
+        }
+    }
+
+    /// The image cache's records (`node_reference`, `cached_images`).
+    pub fn cache_repo(&self) -> Arc<dyn crate::domain::cache::CacheRepo> {
+        match self {
+            Database::Postgres(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), false)),
+            Database::MySql(pool) => Arc::new(SqlRepo::new(pool.clone(), pool.clone(), false)),
+            Database::Sqlite { read, write } => {
+                Arc::new(SqlRepo::new(read.clone(), write.clone(), false))
             }
         }
     }

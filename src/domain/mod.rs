@@ -2,6 +2,7 @@
 //! visibility, the request context, JSON-patch, list queries, the JSON schema, policy, and the
 //! repository port that `db/` implements. Nothing here imports axum or sqlx.
 
+pub mod cache;
 pub mod context;
 pub mod data_rules;
 pub mod error;

@@ -38,6 +38,13 @@ pub enum Action {
     AddMember,
     ModifyMember,
     DeleteMember,
+    /// The cache API (`/v2/cache…`), each call by its own rule.
+    CacheList,
+    CacheImage,
+    CacheDelete,
+    CacheClean,
+    CachePrune,
+    ListCachedNodes,
 }
 
 impl Action {
@@ -67,6 +74,12 @@ impl Action {
             Action::AddMember => "add_member",
             Action::ModifyMember => "modify_member",
             Action::DeleteMember => "delete_member",
+            Action::CacheList => "cache_list",
+            Action::CacheImage => "cache_image",
+            Action::CacheDelete => "cache_delete",
+            Action::CacheClean => "cache_clean",
+            Action::CachePrune => "cache_prune",
+            Action::ListCachedNodes => "list_cached_nodes",
         }
     }
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod auth;
+mod cache;
 mod concurrency;
 mod copies;
 mod data_in_use;

@@ -15,7 +15,12 @@ namespace of each kind; each write runs on a fresh namespace of its kind, and is
 by the namespace as the admin then sees it (`<op>+after`). Then the namespace list (filters,
 sorting, paging, bad parameters), the resource types and the ten /v2/schemas/metadefs/*
 documents for each persona. Prints the status matrix, the cell count and every difference;
-exits 1 when there is any.
+exits 1 when there is any but the accepted ones:
+- a 400 for a body that fails the schema carries the first line of jsonschema's report only
+  (Glance appends the report's pretty-printed schema and instance, as the image API's 400s
+  would; Glint's image API leaves it out too), so messages are compared up to that report;
+- an unknown `sort_key` on the namespace list is a 400 naming it, where Glance fails with a
+  500 (ACCEPTED below).
 """
 import http.client
 import json
@@ -40,6 +45,10 @@ NS = "/v2/metadefs/namespaces"
 SCHEMAS = ["namespace", "namespaces", "resource_type", "resource_types", "property",
            "properties", "object", "objects", "tag", "tags"]
 DROPPED = {"created_at", "updated_at"}
+# Cells where the candidate deliberately answers otherwise: op -> (reference, candidate) status.
+ACCEPTED = {"ns-list-bad-key": (500, 400)}
+# Where jsonschema's report starts in a 400's message.
+REPORT = "\n\nFailed validating "
 
 
 def namespace_body(name, kind):
@@ -98,6 +107,11 @@ class Server:
             return text.strip()
 
         def strip(v):
+            if isinstance(v, str) and REPORT in v:
+                # The report runs to webob's `<br /><br />` ending, which stays.
+                cut = v.index(REPORT)
+                ending = v.find("<br /><br />", cut)
+                return v[:cut] + (v[ending:] if ending >= 0 else "")
             if isinstance(v, dict):
                 return {k: strip(x) for k, x in v.items() if k not in DROPPED}
             if isinstance(v, list):
@@ -233,7 +247,9 @@ def run(server):
 
 def compare(reference, candidate, names):
     ref, cand = run(reference), run(candidate)
-    mismatches = [k for k in ref if cand.get(k) != ref[k]]
+    accepted = [k for k in ref if cand.get(k) != ref[k] and k[2] in ACCEPTED
+                and (ref[k][0], cand.get(k, (None,))[0]) == ACCEPTED[k[2]]]
+    mismatches = [k for k in ref if cand.get(k) != ref[k] and k not in accepted]
     ops = list(dict.fromkeys(k[2] for k in ref if not k[2].endswith("+after")))
     print("| kind | persona | " + " | ".join(ops) + " |")
     print("|---|---|" + "---|" * len(ops))
@@ -251,11 +267,33 @@ def compare(reference, candidate, names):
                            (f"**{theirs}~**" if bad else str(theirs)))
             print(f"| {kind} | {persona} | " + " | ".join(row) + " |")
     print(f"\n{len(ref)} cells, {len(mismatches)} differ ({names[1]} vs {names[0]}; "
-          "~: same status, different body)")
+          f"~: same status, different body); {len(accepted)} differ as accepted")
     for key in mismatches:
-        print(f"# {' / '.join(key)}:\n#   {names[0]}: {json.dumps(ref[key])[:600]}"
-              f"\n#   {names[1]}: {json.dumps(cand.get(key))[:600]}")
+        print(f"# {' / '.join(key)}:")
+        for line in differences(ref[key], cand.get(key))[:8]:
+            print(f"#   {line}")
     return mismatches
+
+
+def differences(reference, candidate, path=""):
+    """Where two answers differ, one line per differing leaf: path, then both values."""
+    if isinstance(reference, (list, tuple)) and isinstance(candidate, (list, tuple)) \
+            and len(reference) == len(candidate):
+        return [line for i, (r, c) in enumerate(zip(reference, candidate))
+                for line in differences(r, c, f"{path}[{i}]")]
+    if isinstance(reference, dict) and isinstance(candidate, dict):
+        lines = []
+        for k in sorted(set(reference) | set(candidate)):
+            if k not in candidate:
+                lines.append(f"{path}/{k}: only reference: {json.dumps(reference[k])[:300]}")
+            elif k not in reference:
+                lines.append(f"{path}/{k}: only candidate: {json.dumps(candidate[k])[:300]}")
+            else:
+                lines += differences(reference[k], candidate[k], f"{path}/{k}")
+        return lines
+    if reference == candidate:
+        return []
+    return [f"{path or '/'}: reference {json.dumps(reference)[:300]} candidate {json.dumps(candidate)[:300]}"]
 
 
 def main():
