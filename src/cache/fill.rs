@@ -17,16 +17,16 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt};
-use glint_store::{ByteRange, ByteStream};
+use glint_store::{ByteRange, ByteStream, Chunk};
 use openssl::hash::{Hasher, MessageDigest};
+
+use crate::datapath::digest::{to_hex, Digester};
 use tokio::sync::watch;
 
 /// Bytes a reader takes from the file per step.
 const READ_BLOCK: u64 = 1 << 20;
 /// Bytes of the store's blocks gathered before they are written and hashed.
 const WRITE_BATCH: u64 = 1 << 20;
-/// Blocks a hash worker may fall behind by.
-const HASH_DEPTH: usize = 16;
 
 /// What the data must be.
 #[derive(Debug, Clone)]
@@ -105,18 +105,19 @@ impl Fill {
     }
 
     /// Writes `source` into the file and checks it (size, md5, multihash); the error to
-    /// report. The store's blocks are gathered into ~1 MiB batches; each batch is hashed by
-    /// two workers (md5 and the multihash, each on a blocking thread of its own) while it is
-    /// written, and the next batch is read from the store while the previous one is written.
+    /// report. The store's blocks are gathered into ~1 MiB batches; each batch is hashed
+    /// (md5 and the multihash side by side, `datapath::digest`) while it is written, and the
+    /// next batch is read from the store while the previous one is written.
     pub(super) async fn write_all(&self, mut source: ByteStream) -> Result<(), String> {
-        let md5 = HashWorker::start(MessageDigest::md5())?;
-        let multihash = match &self.expected.multihash {
-            Some((algorithm, _)) => Some(HashWorker::start(
-                MessageDigest::from_name(algorithm)
-                    .ok_or_else(|| format!("unknown os_hash_algo {algorithm}"))?,
-            )?),
-            None => None,
-        };
+        // The data path's digester: each batch hashed on the blocking pool by two workers, no
+        // thread held while they wait. An image without a multihash still gets one computed
+        // (sha512), which nothing checks.
+        let algorithm = self
+            .expected
+            .multihash
+            .as_ref()
+            .map_or("sha512", |(algorithm, _)| algorithm.as_str());
+        let digester = Digester::start(algorithm).map_err(|e| e.to_string())?;
         let mut batch: Vec<Bytes> = Vec::new();
         let mut batch_len = 0u64;
         let mut received = 0u64;
@@ -144,12 +145,10 @@ impl Fill {
             }
             let done = ended && batch.is_empty();
             if !done {
-                for block in &batch {
-                    md5.feed(block.clone()).await?;
-                    if let Some(worker) = &multihash {
-                        worker.feed(block.clone()).await?;
-                    }
-                }
+                digester
+                    .feed(&Chunk::new(batch.clone()))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             // One write in flight: the previous batch's ends before the next starts.
             if let Some(previous) = writing.take() {
@@ -181,18 +180,8 @@ impl Fill {
                 self.expected.size
             ));
         }
-        let md5 = md5.finish().await?;
-        if let Some(want) = &self.expected.md5 {
-            if !want.eq_ignore_ascii_case(&md5) {
-                return Err(format!("checksum mismatch (expected {want}, read {md5})"));
-            }
-        }
-        if let (Some(worker), Some((algorithm, want))) = (multihash, &self.expected.multihash) {
-            if !want.eq_ignore_ascii_case(&worker.finish().await?) {
-                return Err(format!("{algorithm} mismatch"));
-            }
-        }
-        Ok(())
+        let digests = digester.finish().await.map_err(|e| e.to_string())?;
+        check_digests(&self.expected, &digests.md5, &digests.value)
     }
 
     /// Makes the written data durable (before the file is committed).
@@ -301,56 +290,26 @@ impl Hashing {
 
     /// Whether the digests are the image's; the error says which is not.
     pub(super) fn check(mut self, expected: &Expected) -> Result<(), String> {
-        let md5 = hex(&self.md5.finish().map_err(|e| e.to_string())?);
-        if let Some(want) = &expected.md5 {
-            if !want.eq_ignore_ascii_case(&md5) {
-                return Err(format!("checksum mismatch (expected {want}, read {md5})"));
-            }
+        let md5 = to_hex(&self.md5.finish().map_err(|e| e.to_string())?);
+        let multihash = match self.multihash.as_mut() {
+            Some(h) => to_hex(&h.finish().map_err(|e| e.to_string())?),
+            None => String::new(),
+        };
+        check_digests(expected, &md5, &multihash)
+    }
+}
+
+/// Whether `md5` and `multihash` (hex) are the image's; the error says which is not.
+fn check_digests(expected: &Expected, md5: &str, multihash: &str) -> Result<(), String> {
+    if let Some(want) = &expected.md5 {
+        if !want.eq_ignore_ascii_case(md5) {
+            return Err(format!("checksum mismatch (expected {want}, read {md5})"));
         }
-        if let (Some(h), Some((algorithm, want))) = (self.multihash.as_mut(), &expected.multihash) {
-            let value = hex(&h.finish().map_err(|e| e.to_string())?);
-            if !want.eq_ignore_ascii_case(&value) {
-                return Err(format!("{algorithm} mismatch"));
-            }
+    }
+    if let Some((algorithm, want)) = &expected.multihash {
+        if !want.eq_ignore_ascii_case(multihash) {
+            return Err(format!("{algorithm} mismatch"));
         }
-        Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A hash fed block by block on a blocking thread of its own.
-struct HashWorker {
-    blocks: tokio::sync::mpsc::Sender<Bytes>,
-    result: tokio::task::JoinHandle<Result<String, String>>,
-}
-
-impl HashWorker {
-    fn start(digest: MessageDigest) -> Result<HashWorker, String> {
-        let mut hasher = Hasher::new(digest).map_err(|e| e.to_string())?;
-        let (blocks, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(HASH_DEPTH);
-        let result = tokio::task::spawn_blocking(move || {
-            while let Some(block) = receiver.blocking_recv() {
-                hasher.update(&block).map_err(|e| e.to_string())?;
-            }
-            Ok(hex(&hasher.finish().map_err(|e| e.to_string())?))
-        });
-        Ok(HashWorker { blocks, result })
-    }
-
-    async fn feed(&self, block: Bytes) -> Result<(), String> {
-        self.blocks
-            .send(block)
-            .await
-            .map_err(|_| "a hash worker stopped".to_owned())
-    }
-
-    async fn finish(self) -> Result<String, String> {
-        drop(self.blocks);
-        self.result
-            .await
-            .map_err(|e| format!("hash worker failed: {e}"))?
-    }
+    Ok(())
 }
