@@ -1,9 +1,13 @@
 //! The cache in front of a real remote store: S3 on Ceph RGW (`scripts/lab-ceph`, named by
-//! `GLINT_TEST_RGW_*`; without it these tests fail, they never skip). Backend bytes are read
+//! `GLINT_TEST_RGW_*`; without it these tests fail, they never skip): fill, hit, single fill,
+//! the size limit, pruning and invalidation. Backend bytes are read
 //! from `/metrics` (`glint_store_bytes_read_total`).
 
 use std::path::Path;
 use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Method;
 
 use super::{caching, CacheApp};
 use crate::helpers::Backend;
@@ -17,13 +21,18 @@ fn var(name: &str) -> String {
 
 /// S3 on RGW as the default store, in a fresh bucket, behind a cache in `dir`.
 fn config(dir: &Path) -> String {
+    config_with(dir, "")
+}
+
+/// `config` with `extra` `[DEFAULT]` options for the cache.
+fn config_with(dir: &Path, extra: &str) -> String {
     let bucket = format!("glint-cache-{}", uuid::Uuid::new_v4().simple());
     format!(
         "{}[DEFAULT]\nenabled_backends = objects:s3, local:file\n\
          [glance_store]\ndefault_backend = objects\n\
          [objects]\ns3_store_host = {}\ns3_store_access_key = {}\ns3_store_secret_key = {}\n\
          s3_store_bucket = {bucket}\ns3_store_create_bucket_on_put = true\ns3_store_region_name = {}\n",
-        caching(dir, ""),
+        caching(dir, extra),
         var("ENDPOINT"),
         var("ACCESS_KEY"),
         var("SECRET_KEY"),
@@ -75,4 +84,77 @@ async fn rgw_fill_hit_and_single_flight_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rgw_fill_hit_and_single_flight_postgres() {
     fill_hit_and_single_flight(Backend::Postgres).await;
+}
+
+/// The size limit, the pruner and invalidation with the data in RGW: an evicted image is read
+/// from the bucket again, a deactivated or deleted one leaves the cache at once.
+async fn limits_and_invalidation(backend: Backend) {
+    // Room for one of the two 6 MiB images, not both.
+    let app = CacheApp::start_with(
+        backend,
+        |dir| config_with(dir, "image_cache_max_size = 10485760"),
+        Duration::ZERO,
+    )
+    .await;
+    let first_data = sample(6 << 20);
+    let second_data = sample((6 << 20) + 1);
+    let first = app.image(&first_data).await;
+    let second = app.image(&second_data).await;
+
+    assert_eq!(app.download(&first, None).await.data, first_data);
+    app.wait_cached(&first).await;
+    // Caching the second evicts the first, least recently used.
+    assert_eq!(app.download(&second, None).await.data, second_data);
+    app.wait_cached(&second).await;
+    assert_eq!(app.listed().await, [second.clone()]);
+    assert!(!app.cached_file(&first).exists());
+    let read = backend_bytes(&app).await;
+    assert_eq!(read, (first_data.len() + second_data.len()) as u64);
+    // The evicted one comes from the bucket again.
+    assert_eq!(app.download(&first, None).await.data, first_data);
+    assert_eq!(backend_bytes(&app).await, read + first_data.len() as u64);
+    app.wait_cached(&first).await;
+
+    // Within its size, pruning removes nothing.
+    let pruned = app
+        .app
+        .post("/v2/cache/prune", &serde_json::json!({}))
+        .await;
+    pruned.assert_status(200);
+    assert_eq!(pruned.json()["total_files_pruned"], 0);
+
+    // Deactivation drops the entry; an administrator (who alone may still download it, as
+    // in Glance) gets it from the bucket, and it is not cached again.
+    let deactivate = format!("/v2/images/{first}/actions/deactivate");
+    app.app
+        .request(Method::POST, &deactivate, &[], Body::empty())
+        .await
+        .assert_status(204);
+    assert!(!app.listed().await.contains(&first));
+    assert!(!app.cached_file(&first).exists());
+    let read = backend_bytes(&app).await;
+    assert_eq!(app.download(&first, None).await.data, first_data);
+    assert_eq!(backend_bytes(&app).await, read + first_data.len() as u64);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!app.listed().await.contains(&first));
+
+    // Deletion too. The second image was evicted when the first came back: cache it again.
+    assert_eq!(app.download(&second, None).await.data, second_data);
+    app.wait_cached(&second).await;
+    app.app
+        .delete(&format!("/v2/images/{second}"))
+        .await
+        .assert_status(204);
+    assert!(!app.listed().await.contains(&second));
+    assert!(!app.cached_file(&second).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rgw_limits_and_invalidation_sqlite() {
+    limits_and_invalidation(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rgw_limits_and_invalidation_mysql() {
+    limits_and_invalidation(Backend::MySql).await;
 }
