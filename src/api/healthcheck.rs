@@ -2,10 +2,11 @@
 //! backends' reasons (`OK`), or 503 with the failing ones (`DISABLED BY FILE`); `HEAD` gets
 //! 204 or 503 without a body; `Accept: application/json` gets `{"detailed": .., "reasons":
 //! [..]}` and `text/html` oslo's table. With `allowed_source_ranges` or
-//! `ignore_proxied_requests`, a request the check does not take is answered as any path outside
-//! the API is (the versions document), as oslo passes it on. Beside the `[healthcheck]` backends, Glint reports a node whose metadata database
-//! does not answer (down, or every pooled connection busy) as degraded, so that a load
-//! balancer stops sending it requests it could only refuse.
+//! `ignore_proxied_requests`, a request the check does not take is answered as any path
+//! outside the API is (the versions document), as oslo passes it on. Beside the
+//! `[healthcheck]` backends, Glint reports a node whose metadata database does not answer
+//! (down, or every pooled connection busy) as degraded, so that a load balancer stops sending
+//! it requests it could only refuse.
 
 use std::net::SocketAddr;
 use std::path::Path;
