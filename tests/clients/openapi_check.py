@@ -53,6 +53,11 @@ def main():
     for image in listing.get("images", []) if status == 200 else []:
         check(f"/v2/images/{image['id']}", "/v2/images/{image_id}")
     check("/v2/images/00000000-0000-0000-0000-000000000000", "/v2/images/{image_id}")
+    check("/v2/tasks", "/v2/tasks")
+    check("/v2/schemas/image", "/v2/schemas/image")
+    check("/v2/metadefs/namespaces", "/v2/metadefs/namespaces")
+    check("/v2/metadefs/resource_types", "/v2/metadefs/resource_types")
+    check("/v2/metadefs/namespaces/OS::Glint::Absent", "/v2/metadefs/namespaces/{namespace_name}")
     print(f"openapi: the document is valid OpenAPI {doc['openapi']} with {len(doc['paths'])} paths")
 
 
