@@ -106,7 +106,7 @@ async fn limits_and_invalidation(backend: Backend) {
     // Caching the second evicts the first, least recently used.
     assert_eq!(app.download(&second, None).await.data, second_data);
     app.wait_cached(&second).await;
-    assert_eq!(app.listed().await, [second.clone()]);
+    assert_eq!(app.listed().await, std::slice::from_ref(&second));
     assert!(!app.cached_file(&first).exists());
     let read = backend_bytes(&app).await;
     assert_eq!(read, (first_data.len() + second_data.len()) as u64);
