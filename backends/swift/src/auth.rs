@@ -10,7 +10,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use crate::body::SwiftBody;
+use glint_store::net::body::UploadBody;
 use crate::client::{read_limited, transport_error, HttpClient};
 use crate::config::{AuthVersion, SwiftReference};
 
@@ -159,7 +159,7 @@ impl Signer {
             .uri(&self.reference.auth_address)
             .header("x-auth-user", &self.reference.user)
             .header("x-auth-key", &self.reference.key.0)
-            .body(SwiftBody::empty())
+            .body(UploadBody::empty())
             .map_err(|e| self.invalid_address(e))?;
         let response = self.ask(http, request).await?;
         let header = |name: &str| {
@@ -193,7 +193,7 @@ impl Signer {
     async fn ask(
         &self,
         http: &HttpClient,
-        request: Request<SwiftBody>,
+        request: Request<UploadBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, StoreError> {
         let response = http
             .request(request)
@@ -272,7 +272,7 @@ impl Signer {
             .method(Method::POST)
             .uri(&url)
             .header("content-type", "application/json")
-            .body(SwiftBody::bytes(body))
+            .body(UploadBody::bytes(body))
             .map_err(|e| self.invalid_address(e))?;
         let response = self.ask(http, request).await?;
         let value = response

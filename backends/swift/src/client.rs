@@ -13,9 +13,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::auth::{Auth, Token};
-use crate::body::{StreamBody, SwiftBody};
+use glint_store::net::body::{StreamBody, UploadBody};
 
-pub(crate) type HttpClient = hyper_util::client::legacy::Client<HttpsConnector, SwiftBody>;
+pub(crate) type HttpClient = hyper_util::client::legacy::Client<HttpsConnector, UploadBody>;
 
 /// Answers read whole (listings, manifests, errors) stop at this size.
 const ANSWER_LIMIT: usize = 64 << 20;
@@ -232,14 +232,14 @@ impl Swift {
         method: &Method,
         target: Target<'_>,
         headers: &[(&str, &str)],
-        body: SwiftBody,
-    ) -> Result<Request<SwiftBody>, StoreError> {
+        body: UploadBody,
+    ) -> Result<Request<UploadBody>, StoreError> {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(target.url(token))
             .header("x-auth-token", &token.value);
         // hyper sends no length for an empty body, and Swift wants one on every PUT.
-        if let SwiftBody::Full(bytes) = &body {
+        if let UploadBody::Full(bytes) = &body {
             if matches!(*method, Method::PUT | Method::POST) {
                 request = request.header("content-length", bytes.as_ref().map_or(0, Bytes::len));
             }
@@ -271,7 +271,7 @@ impl Swift {
                 &method,
                 target,
                 headers,
-                SwiftBody::bytes(body.clone()),
+                UploadBody::bytes(body.clone()),
             )?;
             let response = self
                 .http
@@ -326,7 +326,7 @@ impl Swift {
             &Method::PUT,
             target,
             headers,
-            SwiftBody::Stream(body),
+            UploadBody::Stream(body),
         )?;
         let swift = self.clone();
         let from_caller = token.from_caller;

@@ -12,7 +12,6 @@
 //! remove what a killed process left without touching a live upload or a committed image.
 
 mod auth;
-mod body;
 mod client;
 mod config;
 mod listing;

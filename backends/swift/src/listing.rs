@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use crate::auth::Auth;
-use crate::body::SwiftBody;
+use glint_store::net::body::UploadBody;
 use crate::client::{encode_query, read_limited, status_error, transport_error, Swift, Target};
 use crate::writer::{MARKER_PREFIX, SEGMENT_PREFIX};
 use crate::{ClusterInfo, Shared};
@@ -51,7 +51,7 @@ pub(crate) async fn cluster_info(swift: &Swift, auth: &Auth) -> Result<ClusterIn
         .map(|at| &url[..at])
         .ok_or_else(|| format!("no /v1 in the storage URL {url}"))?;
     let request = Request::get(format!("{base}/info"))
-        .body(SwiftBody::empty())
+        .body(UploadBody::empty())
         .map_err(|e| e.to_string())?;
     let response = swift
         .http

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
-use crate::body::{Feed, Piece, StreamBody};
+use glint_store::net::body::{Feed, Piece, StreamBody};
 use crate::client::{status_error, Answer, Target};
 use crate::config::SwiftConfig;
 use crate::{ClusterInfo, Shared};

@@ -1,5 +1,8 @@
-//! The HTTP client stack of the stores that speak HTTP (S3, Swift): hyper 1 over tokio, TLS by
-//! OpenSSL. One HTTP stack and one TLS library serve the whole process, the server included.
+//! The HTTP client stack of the stores that speak HTTP (S3, Swift, VMware): hyper 1 over
+//! tokio, TLS by OpenSSL. One HTTP stack and one TLS library serve the whole process, the
+//! server included.
+
+pub mod body;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,49 +1,50 @@
-//! Request bodies: whole bytes (requests that may be sent again), or image data streamed to
-//! Swift as it arrives, through a small queue that gives the data path its back-pressure.
+//! Request bodies of the HTTP stores: whole bytes (requests that may be sent again), or image
+//! data streamed to the server as it arrives, through a small queue that gives the data path
+//! its back-pressure.
 //!
 //! A streamed body ends only when the writer says so (`Feed::End`). If the writer goes away
-//! first (an abort, a dropped task), the body fails, hyper drops the connection, and Swift
-//! stores nothing: a chunked upload cut short must never look finished.
+//! first (an abort, a dropped task), the body fails and hyper drops the connection: an upload
+//! cut short must never look finished to the server.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use glint_store::Chunk;
+use crate::Chunk;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Bytes `start..end` of a chunk: a segment boundary may fall inside one.
-pub(crate) struct Piece {
-    pub(crate) chunk: Chunk,
-    pub(crate) start: usize,
-    pub(crate) end: usize,
+/// Bytes `start..end` of a chunk (a Swift segment boundary may fall inside one).
+pub struct Piece {
+    pub chunk: Chunk,
+    pub start: usize,
+    pub end: usize,
 }
 
-pub(crate) enum Feed {
+pub enum Feed {
     Data(Piece),
     End,
 }
 
-pub(crate) enum SwiftBody {
+pub enum UploadBody {
     Full(Option<Bytes>),
     Stream(StreamBody),
 }
 
-impl SwiftBody {
-    pub(crate) fn empty() -> SwiftBody {
-        SwiftBody::Full(None)
+impl UploadBody {
+    pub fn empty() -> UploadBody {
+        UploadBody::Full(None)
     }
 
-    pub(crate) fn bytes(bytes: Bytes) -> SwiftBody {
-        SwiftBody::Full(Some(bytes).filter(|b| !b.is_empty()))
+    pub fn bytes(bytes: Bytes) -> UploadBody {
+        UploadBody::Full(Some(bytes).filter(|b| !b.is_empty()))
     }
 }
 
-pub(crate) struct StreamBody {
+pub struct StreamBody {
     feed: mpsc::Receiver<Feed>,
     /// The frames of the piece being sent; `held` keeps its chunk (and its share of the memory
     /// budget) alive until the next one replaces it.
@@ -56,7 +57,7 @@ pub(crate) struct StreamBody {
 impl StreamBody {
     /// A body of `size` bytes if known (sent with `Content-Length`), else chunked, fed through
     /// a queue of `depth` pieces.
-    pub(crate) fn new(size: Option<u64>, depth: usize) -> (mpsc::Sender<Feed>, StreamBody) {
+    pub fn new(size: Option<u64>, depth: usize) -> (mpsc::Sender<Feed>, StreamBody) {
         let (sender, feed) = mpsc::channel(depth.max(1));
         (
             sender,
@@ -87,7 +88,7 @@ fn frames_of(piece: &Piece) -> VecDeque<Bytes> {
     out
 }
 
-impl Body for SwiftBody {
+impl Body for UploadBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -96,8 +97,8 @@ impl Body for SwiftBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            SwiftBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            SwiftBody::Stream(stream) => loop {
+            UploadBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            UploadBody::Stream(stream) => loop {
                 if let Some(frame) = stream.frames.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(frame))));
                 }
@@ -125,20 +126,20 @@ impl Body for SwiftBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            SwiftBody::Full(bytes) => bytes.is_none(),
-            SwiftBody::Stream(stream) => stream.ended && stream.frames.is_empty(),
+            UploadBody::Full(bytes) => bytes.is_none(),
+            UploadBody::Stream(stream) => stream.ended && stream.frames.is_empty(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            SwiftBody::Full(bytes) => {
+            UploadBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            SwiftBody::Stream(StreamBody {
+            UploadBody::Stream(StreamBody {
                 size: Some(size), ..
             }) => SizeHint::with_exact(*size),
-            SwiftBody::Stream(_) => SizeHint::default(),
+            UploadBody::Stream(_) => SizeHint::default(),
         }
     }
 }
