@@ -28,7 +28,7 @@ pub use chunk::Chunk;
 pub use error::StoreError;
 pub use location::{
     strip_userinfo, CinderLocation, Credentials, FileLocation, HttpLocation, Location, RbdLocation,
-    S3Location, SwiftLocation,
+    S3Location, SwiftLocation, VsphereLocation,
 };
 
 /// A secret (a key, a password) that never shows in `Debug` output or logs.

@@ -15,7 +15,9 @@
 //!   whose single part is taken verbatim;
 //! * `http://` and `https://` (the read-only http store), optionally with `user:password@`;
 //! * `cinder://[store/]volume-uuid`;
-//! * anything else, such as `vsphere://…`, is kept as [`Location::Other`].
+//! * `vsphere://host[:port]/folder/path?dsName=…&dcPath=…` (a VMware datastore file);
+//! * anything else is kept as [`Location::Other`], a `vsphere://` URI that names no datastore
+//!   file too.
 //!
 //! Every parsed location keeps the text it was read from: [`Location::uri`] gives it back
 //! byte for byte. [`fmt::Display`] and [`fmt::Debug`] never show credentials.
@@ -29,6 +31,7 @@ mod swift;
 #[cfg(test)]
 mod tests;
 mod text;
+mod vsphere;
 
 use std::fmt;
 use std::path::Path;
@@ -40,6 +43,7 @@ pub use http::HttpLocation;
 pub use rbd::RbdLocation;
 pub use s3::S3Location;
 pub use swift::SwiftLocation;
+pub use vsphere::VsphereLocation;
 
 use crate::error::StoreError;
 use text::{has_control, invalid, mask_credentials, mask_other, sanitize};
@@ -59,7 +63,10 @@ pub enum Location {
     Http(HttpLocation),
     /// `cinder://[store/]volume-uuid`.
     Cinder(CinderLocation),
-    /// A scheme without a typed form here (`vsphere://…`, or one Glance does not know):
+    /// `vsphere://host/folder/path?dsName=…&dcPath=…`.
+    Vsphere(VsphereLocation),
+    /// A scheme without a typed form here (one Glance does not know, or a `vsphere://` URI
+    /// that names no datastore file):
     /// `scheme` is lower-cased, `uri` is the text as read. `uri` may hold credentials
     /// (anything before an `@`); they are masked when displayed.
     Other { scheme: String, uri: String },
@@ -108,6 +115,7 @@ impl Location {
             Location::Rbd(_) => "rbd",
             Location::Http(l) => l.scheme(),
             Location::Cinder(_) => "cinder",
+            Location::Vsphere(_) => "vsphere",
             Location::Other { scheme, .. } => scheme,
         }
     }
@@ -142,7 +150,9 @@ impl Location {
             Location::Swift(l) => l.credentials().is_some(),
             Location::Http(l) => l.credentials.is_some(),
             Location::Other { uri, .. } => uri.contains('@'),
-            Location::File(_) | Location::Rbd(_) | Location::Cinder(_) => false,
+            Location::File(_) | Location::Rbd(_) | Location::Cinder(_) | Location::Vsphere(_) => {
+                false
+            }
         }
     }
 
@@ -168,6 +178,7 @@ impl Location {
             Location::Rbd(l) => &l.raw,
             Location::Http(l) => &l.raw,
             Location::Cinder(l) => &l.raw,
+            Location::Vsphere(l) => &l.raw,
             Location::Other { uri, .. } => uri,
         }
     }
@@ -225,6 +236,7 @@ impl fmt::Debug for Location {
             Location::Rbd(l) => f.debug_tuple("Rbd").field(l).finish(),
             Location::Http(l) => f.debug_tuple("Http").field(l).finish(),
             Location::Cinder(l) => f.debug_tuple("Cinder").field(l).finish(),
+            Location::Vsphere(l) => f.debug_tuple("Vsphere").field(l).finish(),
             Location::Other { scheme, uri } => f
                 .debug_struct("Other")
                 .field("scheme", scheme)
@@ -250,7 +262,8 @@ from_variant!(
     Swift(SwiftLocation),
     Rbd(RbdLocation),
     Http(HttpLocation),
-    Cinder(CinderLocation)
+    Cinder(CinderLocation),
+    Vsphere(VsphereLocation)
 );
 
 /// A user name (S3 access key, Swift user, HTTP user) and its secret. `Debug` hides both.
@@ -344,6 +357,14 @@ fn parse_location(raw: &str) -> Option<Location> {
         "http" => Location::Http(http::parse_http(Scheme::Http, rest, raw)?),
         "https" => Location::Http(http::parse_http(Scheme::Https, rest, raw)?),
         "cinder" => Location::Cinder(cinder::parse_cinder(rest, raw)?),
+        "vsphere" => match vsphere::parse_vsphere(rest, raw) {
+            Some(l) => Location::Vsphere(l),
+            None if !rest.is_empty() => Location::Other {
+                scheme: lower,
+                uri: raw.to_owned(),
+            },
+            None => return None,
+        },
         _ => {
             if rest.is_empty() {
                 return None;

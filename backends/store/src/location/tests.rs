@@ -107,17 +107,22 @@ fn cinder_and_other_forms() {
     assert!(CinderLocation::new(None, "volume-1").is_err());
     assert!(CinderLocation::new(Some("a/b"), UUID).is_err());
 
-    let uri = "vsphere://127.0.0.1/folder/openstack_glance/x?dcPath=dc1&dsName=ds1";
-    let l = parse(uri);
-    assert_eq!(
-        l,
-        Location::Other {
-            scheme: "vsphere".to_owned(),
-            uri: uri.to_owned()
-        }
-    );
-    assert_eq!(l.scheme(), "vsphere");
-    assert!(!l.has_credentials());
+    // A vsphere URI that names no datastore file (no dsName, no /folder/ path) stays untyped.
+    for uri in [
+        "vsphere://127.0.0.1/folder/openstack_glance/x?dcPath=dc1",
+        "vsphere://127.0.0.1/openstack_glance/x?dsName=ds1",
+    ] {
+        let l = parse(uri);
+        assert_eq!(
+            l,
+            Location::Other {
+                scheme: "vsphere".to_owned(),
+                uri: uri.to_owned()
+            }
+        );
+        assert_eq!(l.scheme(), "vsphere");
+        assert!(!l.has_credentials());
+    }
     // A scheme Glance does not know is kept too, lower-cased in `scheme()` only.
     let l = parse("Sheepdog://img");
     assert_eq!(l.scheme(), "sheepdog");
@@ -366,4 +371,62 @@ fn shown_locations_keep_no_credentials() {
         assert_eq!(parse(stored).without_credentials(), shown, "{stored}");
     }
     assert_eq!(strip_userinfo("not a uri @ all"), "not a uri @ all");
+}
+
+#[test]
+fn vsphere_forms() {
+    let uri = "vsphere://127.0.0.1/folder/openstack_glance/x?dcPath=dc1&dsName=ds1";
+    let Location::Vsphere(l) = parse(uri) else {
+        panic!("{uri} is a datastore file")
+    };
+    assert_eq!(
+        (l.host(), l.path(), l.datacenter(), l.datastore()),
+        ("127.0.0.1", "openstack_glance/x", Some("dc1"), "ds1")
+    );
+    assert_eq!(l.file_name(), "x");
+    assert_eq!(l.datastore_path(), "[ds1] openstack_glance/x");
+    assert_eq!(
+        l.request_target(),
+        "/folder/openstack_glance/x?dcPath=dc1&dsName=ds1"
+    );
+
+    // What Glance's driver writes: dsName first, both quote_plus-encoded.
+    let made = VsphereLocation::new(
+        "vc.example:8443",
+        "/openstack_glance/",
+        UUID,
+        "Dept A/DC 1",
+        "ds+1",
+    )
+    .expect("valid");
+    let written = format!(
+        "vsphere://vc.example:8443/folder/openstack_glance/{UUID}?dsName=ds%2B1&dcPath=Dept+A%2FDC+1"
+    );
+    assert_eq!(Location::from(made.clone()).uri(), written);
+    assert_eq!(parse(&written), Location::Vsphere(made.clone()));
+    assert_eq!(made.datacenter(), Some("Dept A/DC 1"));
+    assert_eq!(made.datastore(), "ds+1");
+    assert_eq!(made.datastore_path(), format!("[ds+1] openstack_glance/{UUID}"));
+    // An IPv6 server, and a datacenter left out (Glance then asks for the default one).
+    let l = parse("vsphere://[::1]:443/folder/images/abc?dsName=ds");
+    let Location::Vsphere(l) = l else {
+        panic!("{l:?}")
+    };
+    assert_eq!((l.host(), l.datacenter()), ("[::1]:443", None));
+    assert_eq!(l.request_target(), "/folder/images/abc?dsName=ds");
+
+    for (host, dir, id, dc, ds) in [
+        ("", "d", "i", "dc", "ds"),
+        ("u:p@h", "d", "i", "dc", "ds"),
+        ("h", "d", "", "dc", "ds"),
+        ("h", "d", "a/b", "dc", "ds"),
+        ("h", "d?x", "i", "dc", "ds"),
+        ("h", "d", "i", "", "ds"),
+        ("h", "d", "i", "dc", ""),
+    ] {
+        assert!(
+            VsphereLocation::new(host, dir, id, dc, ds).is_err(),
+            "{host} {dir} {id} {dc} {ds}"
+        );
+    }
 }
