@@ -10,6 +10,7 @@ use glint_store_http::HttpStore;
 use glint_store_rbd::RbdStore;
 use glint_store_s3::S3Store;
 use glint_store_swift::SwiftStore;
+use glint_store_vmware::VmwareStore;
 use serde_json::{json, Value};
 
 use crate::config::stores::{BackendConfig, DriverConfig};
@@ -69,6 +70,15 @@ impl StoreEntry {
                 "container": swift.container,
                 "large_object_size": swift.large_object_size,
                 "large_object_chunk_size": swift.large_object_chunk_size,
+            }),
+            // Glance has no properties for this store (its detail view fails on one); these
+            // are its options, the credentials left out.
+            DriverConfig::Vmware(vmware) => json!({
+                "vmware_server_host": vmware.server_host,
+                "vmware_store_image_dir": vmware.image_dir,
+                "vmware_datastores": vmware.datastores.iter().map(|d| {
+                    format!("{}:{}:{}", d.datacenter, d.datastore, d.weight)
+                }).collect::<Vec<_>>(),
             }),
         }
     }
@@ -224,6 +234,7 @@ pub fn build(config: &BackendConfig) -> Result<StoreEntry, StoreError> {
         DriverConfig::Http(http) => Arc::new(HttpStore::new(http.clone())?),
         DriverConfig::S3(s3) => Arc::new(S3Store::new(s3.clone())?),
         DriverConfig::Swift(swift) => Arc::new(SwiftStore::new(swift.clone())?),
+        DriverConfig::Vmware(vmware) => Arc::new(VmwareStore::new(vmware.clone())?),
         #[cfg(feature = "rbd")]
         DriverConfig::Rbd(rbd) => Arc::new(RbdStore::new(rbd.clone())?),
     };

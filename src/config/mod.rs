@@ -21,6 +21,7 @@ pub mod server;
 mod staging;
 pub mod stores;
 mod swift;
+mod vmware;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@ use glint_store_http::HttpConfig;
 use glint_store_rbd::RbdConfig;
 use glint_store_s3::{S3Config, Secret, UrlFormat};
 use glint_store_swift::SwiftConfig;
+use glint_store_vmware::VmwareConfig;
 
 use super::ini::Ini;
 use super::{parse_bool, parse_int, ConfigError};
@@ -48,6 +49,7 @@ pub enum DriverConfig {
     Http(HttpConfig),
     S3(S3Config),
     Swift(SwiftConfig),
+    Vmware(VmwareConfig),
     #[cfg(feature = "rbd")]
     Rbd(RbdConfig),
 }
@@ -60,6 +62,7 @@ impl DriverConfig {
             DriverConfig::Http(_) => "http",
             DriverConfig::S3(_) => "s3",
             DriverConfig::Swift(_) => "swift",
+            DriverConfig::Vmware(_) => "vmware",
             #[cfg(feature = "rbd")]
             DriverConfig::Rbd(_) => "rbd",
         }
@@ -67,7 +70,7 @@ impl DriverConfig {
 }
 
 /// Store types Glance knows that Glint does not drive yet, for a clear start-up error.
-const NOT_YET: [&str; 2] = ["cinder", "vmware"];
+const NOT_YET: [&str; 1] = ["cinder"];
 
 impl StoresConfig {
     pub fn from_ini(ini: &Ini, data_dir: &Path) -> Result<StoresConfig, ConfigError> {
@@ -216,6 +219,9 @@ pub(super) fn driver(
         "s3" => Ok(DriverConfig::S3(s3_config(ini, section, id)?)),
         "http" | "https" => Ok(DriverConfig::Http(http_config(ini, section, id)?)),
         "swift" => Ok(DriverConfig::Swift(super::swift::swift_config(
+            ini, section, id,
+        )?)),
+        "vmware" | "vsphere" => Ok(DriverConfig::Vmware(super::vmware::vmware_config(
             ini, section, id,
         )?)),
         #[cfg(feature = "rbd")]

@@ -42,3 +42,4 @@ mod swift_store;
 mod tags;
 mod unified_limits;
 mod versions;
+mod vmware_store;

@@ -10,9 +10,9 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use glint_store::net::body::UploadBody;
 use crate::client::{read_limited, transport_error, HttpClient};
 use crate::config::{AuthVersion, SwiftReference};
+use glint_store::net::body::UploadBody;
 
 /// A token and where it may be used.
 #[derive(Debug)]

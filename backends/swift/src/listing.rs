@@ -12,10 +12,10 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use crate::auth::Auth;
-use glint_store::net::body::UploadBody;
 use crate::client::{encode_query, read_limited, status_error, transport_error, Swift, Target};
 use crate::writer::{MARKER_PREFIX, SEGMENT_PREFIX};
 use crate::{ClusterInfo, Shared};
+use glint_store::net::body::UploadBody;
 
 /// An entry of a JSON listing.
 #[derive(Debug, Clone, Deserialize)]

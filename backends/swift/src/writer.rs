@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
-use glint_store::net::body::{Feed, Piece, StreamBody};
 use crate::client::{status_error, Answer, Target};
 use crate::config::SwiftConfig;
 use crate::{ClusterInfo, Shared};
+use glint_store::net::body::{Feed, Piece, StreamBody};
 
 /// Where the segments of uploads live: `glint-segments/<image id>/<attempt>/<n>`.
 pub(crate) const SEGMENT_PREFIX: &str = "glint-segments";

@@ -102,7 +102,7 @@ impl Inventory {
     async fn find(&self, spec: &DatastoreSpec) -> Result<Target, StoreError> {
         let datacenter = self.datacenter(&spec.datacenter).await?;
         let listed = self
-            .properties(&[datacenter.clone()], &["datastore"])
+            .properties(std::slice::from_ref(&datacenter), &["datastore"])
             .await
             .map_err(|e| self.error(e))?;
         let references: Vec<MoRef> = listed

@@ -10,6 +10,8 @@
 
 mod config;
 mod datastore;
+#[cfg(any(test, feature = "lab"))]
+pub mod lab;
 mod reader;
 mod vim;
 mod writer;

@@ -5,22 +5,14 @@
 //! lab's variables these tests fail, never skip.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
 use glint_store::conformance::{self, Subject};
 use glint_store::{Chunk, Location, Store, StoreError, Stored};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use super::*;
-
-fn var(name: &str) -> String {
-    std::env::var(format!("GLINT_TEST_{name}")).unwrap_or_else(|_| {
-        panic!("GLINT_TEST_{name} is not set: start scripts/lab-vcsim and eval its env")
-    })
-}
+use crate::lab::{var, Simulator};
 
 fn folder() -> String {
     format!("glint-test-{}", uuid::Uuid::new_v4().simple())
@@ -79,11 +71,11 @@ async fn subject() -> Subject {
 glint_store::conformance_tests!(subject);
 
 /// The file the datastore keeps for `location`, read from the simulator's datastore folder.
-fn datastore_file(root: &str, location: &Location) -> PathBuf {
+fn datastore_file(root: impl AsRef<std::path::Path>, location: &Location) -> PathBuf {
     let Location::Vsphere(l) = location else {
         panic!("{location} is not a vsphere location")
     };
-    PathBuf::from(root).join(l.datastore()).join(l.path())
+    root.as_ref().join(l.datastore()).join(l.path())
 }
 
 async fn read(store: &dyn Store, location: &Location) -> Vec<u8> {
@@ -106,7 +98,7 @@ async fn uploads_are_the_datastore_files_and_deletion_removes_them() {
         "{uri}"
     );
     assert!(uri.ends_with("&dcPath=DC0"), "{uri}");
-    let file = datastore_file(&var("VMWARE_DATASTORE_DIR"), &stored.location);
+    let file = datastore_file(var("VMWARE_DATASTORE_DIR"), &stored.location);
     assert!(std::fs::read(&file).expect("the datastore has the file") == bytes);
     // Nothing else is left in the folder: the temporary file was moved into place.
     let names: Vec<_> = std::fs::read_dir(file.parent().expect("folder"))
@@ -150,93 +142,6 @@ async fn files_glance_wrote_are_read_and_deleted() {
     ));
 }
 
-/// A simulator of the test's own, on its own port and datastore folder.
-struct PrivateServer {
-    child: Option<Child>,
-    host: String,
-    dir: tempdir::Dir,
-    args: Vec<String>,
-}
-
-mod tempdir {
-    /// A folder removed when dropped.
-    pub(super) struct Dir(pub(super) std::path::PathBuf);
-
-    impl Dir {
-        pub(super) fn new() -> Dir {
-            let path =
-                std::env::temp_dir().join(format!("glint-vcsim-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&path).expect("temporary folder");
-            Dir(path)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl PrivateServer {
-    async fn start(args: &[&str]) -> PrivateServer {
-        let mut server = PrivateServer {
-            child: None,
-            host: "127.0.0.1:0".to_owned(),
-            dir: tempdir::Dir::new(),
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-        };
-        server.run().await;
-        server
-    }
-
-    /// Starts the simulator on `self.host` (a free port the first time).
-    async fn run(&mut self) {
-        let mut child = Command::new(var("VCSIM_BIN"))
-            .args([
-                "-listen",
-                &self.host,
-                "-user",
-                &var("VMWARE_USER"),
-                "-pass",
-                &var("VMWARE_PASSWORD"),
-            ])
-            .args(["-cert", &var("VCSIM_CERT"), "-key", &var("VCSIM_KEY")])
-            .arg("-dir")
-            .arg(&self.dir.0)
-            .args(&self.args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the simulator starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::time::timeout(
-            Duration::from_secs(30),
-            BufReader::new(stdout).lines().next_line(),
-        )
-        .await
-        .expect("the simulator prints its URL")
-        .expect("reads")
-        .expect("a line");
-        // https://user:pass@127.0.0.1:PORT/sdk
-        let authority = line.rsplit_once('@').map_or(line.as_str(), |(_, a)| a);
-        self.host = authority.trim_end_matches("/sdk").to_owned();
-        self.child = Some(child);
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("kill");
-            let _ = child.wait().await;
-        }
-    }
-
-    fn datastores(&self) -> String {
-        self.dir.0.display().to_string()
-    }
-}
-
 async fn write_and_commit(
     store: &dyn Store,
     id: &str,
@@ -257,10 +162,10 @@ async fn write_and_commit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_is_renewed_mid_upload_and_between_calls() {
-    let server = PrivateServer::start(&["-idle", "1s"]).await;
+    let server = Simulator::start(&["-idle", "1s"]).await;
     let config = VmwareConfig {
         api_retry_count: 3,
-        ..config_for(&server.host, &folder(), [0, 0])
+        ..config_for(server.host(), &folder(), [0, 0])
     };
     let store = VmwareStore::new(config).expect("store builds");
     let idle = Duration::from_millis(2_500);
@@ -274,7 +179,7 @@ async fn an_expired_session_is_renewed_mid_upload_and_between_calls() {
         .expect("the upload outlives its session");
     let whole = [first, second].concat();
     assert!(
-        std::fs::read(datastore_file(&server.datastores(), &stored.location)).expect("file")
+        std::fs::read(datastore_file(server.datastores(), &stored.location)).expect("file")
             == whole
     );
     // Idle past the session's end before each call: a read (the file interface answers 401),
@@ -298,10 +203,10 @@ async fn an_expired_session_is_renewed_mid_upload_and_between_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_going_away_and_coming_back() {
-    let mut server = PrivateServer::start(&[]).await;
+    let mut server = Simulator::start(&[]).await;
     let config = VmwareConfig {
         api_retry_count: 2,
-        ..config_for(&server.host, &folder(), [0, 0])
+        ..config_for(server.host(), &folder(), [0, 0])
     };
     let store = VmwareStore::new(config).expect("store builds");
     let bytes = conformance::data(1 << 20, 44);
@@ -381,17 +286,17 @@ async fn the_server_going_away_and_coming_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datastores_are_chosen_by_weight_then_free_space() {
     // LocalDS_0 reports 4 MiB free, LocalDS_1 1 MiB.
-    let server = PrivateServer::start(&["-free", "LocalDS_0=4194304,LocalDS_1=1048576"]).await;
+    let server = Simulator::start(&["-free", "LocalDS_0=4194304,LocalDS_1=1048576"]).await;
     let placed = |stored: &Stored| match &stored.location {
         Location::Vsphere(l) => l.datastore().to_owned(),
         other => panic!("{other}"),
     };
     // Equal weights: the most free space.
-    let store = VmwareStore::new(config_for(&server.host, &folder(), [0, 0])).expect("store");
+    let store = VmwareStore::new(config_for(server.host(), &folder(), [0, 0])).expect("store");
     let stored = conformance::put(&store, &conformance::image_id(50), b"small", true).await;
     assert_eq!(placed(&stored), "LocalDS_0");
     // The heavier datastore while it has room, the next weight when it has not.
-    let store = VmwareStore::new(config_for(&server.host, &folder(), [0, 10])).expect("store");
+    let store = VmwareStore::new(config_for(server.host(), &folder(), [0, 10])).expect("store");
     let stored = conformance::put(&store, &conformance::image_id(51), b"small", true).await;
     assert_eq!(placed(&stored), "LocalDS_1");
     let stored = conformance::put(

@@ -3,6 +3,7 @@
 //! of the size the datastore holds and a move into place that never overwrites.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use glint_store::net::body::{Feed, Piece, StreamBody, UploadBody};
@@ -134,21 +135,41 @@ impl VmwareWriter {
         }
     }
 
-    /// Removes the temporary file (gone already is fine).
-    async fn remove_partial(&self) -> Result<(), StoreError> {
-        match self
-            .shared
-            .inventory
-            .delete_file(Some(&self.target.datacenter), &self.partial_path)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(CallError::Fault(fault)) if fault.is("FileNotFound") => Ok(()),
-            Err(e) => Err(e.into_store(self.shared.name())),
+    /// Ends the PUT early and removes the temporary file. The server may still be opening the
+    /// file when the connection drops (it creates it when the request's head arrives), so the
+    /// removal is checked, and repeated, until the file stays away.
+    async fn discard(&mut self) -> Result<(), StoreError> {
+        self.feed = None;
+        if let Some(upload) = self.upload.take() {
+            // The failed body makes hyper drop the connection; wait until it has.
+            let _ = tokio::time::timeout(Duration::from_secs(10), upload).await;
         }
+        let mut pause = Duration::from_millis(50);
+        for _ in 0..6 {
+            match self
+                .shared
+                .inventory
+                .delete_file(Some(&self.target.datacenter), &self.partial_path)
+                .await
+            {
+                Ok(()) => {}
+                Err(CallError::Fault(fault)) if fault.is("FileNotFound") => {}
+                Err(e) => return Err(e.into_store(self.shared.name())),
+            }
+            tokio::time::sleep(pause).await;
+            match reader::size(&self.shared, &self.partial).await {
+                Err(StoreError::NotFound(_)) => return Ok(()),
+                Ok(_) => pause *= 2,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Backend {
+            store: self.shared.name().to_owned(),
+            source: format!("{} keeps coming back", self.partial_path).into(),
+        })
     }
 
-    /// Ends the PUT early, so the server stops writing.
+    /// Ends the PUT at once (a writer dropped without commit or abort).
     fn cut(&mut self) {
         self.feed = None;
         if let Some(upload) = self.upload.take() {
@@ -234,8 +255,7 @@ impl ImageWriter for VmwareWriter {
     async fn commit(mut self: Box<Self>) -> Result<Stored, StoreError> {
         let result = self.publish().await;
         if result.is_err() {
-            self.cut();
-            if let Err(e) = self.remove_partial().await {
+            if let Err(e) = self.discard().await {
                 tracing::warn!(store = %self.shared.name(), error = %e,
                     "could not remove the temporary file of a failed upload; the sweep will");
             }
@@ -244,8 +264,7 @@ impl ImageWriter for VmwareWriter {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.cut();
-        self.remove_partial().await
+        self.discard().await
     }
 }
 

@@ -406,7 +406,10 @@ fn vsphere_forms() {
     assert_eq!(parse(&written), Location::Vsphere(made.clone()));
     assert_eq!(made.datacenter(), Some("Dept A/DC 1"));
     assert_eq!(made.datastore(), "ds+1");
-    assert_eq!(made.datastore_path(), format!("[ds+1] openstack_glance/{UUID}"));
+    assert_eq!(
+        made.datastore_path(),
+        format!("[ds+1] openstack_glance/{UUID}")
+    );
     // An IPv6 server, and a datacenter left out (Glance then asks for the default one).
     let l = parse("vsphere://[::1]:443/folder/images/abc?dsName=ds");
     let Location::Vsphere(l) = l else {
