@@ -26,6 +26,11 @@ pub(super) fn vmware_config(
             .ok_or_else(|| ConfigError::invalid(section, option, "is required by the vmware store"))
     };
     let server_host = required("vmware_server_host")?;
+    // A bare IPv6 address, as Glance takes it, is written bracketed in URLs and locations.
+    let server_host = match server_host.parse::<std::net::Ipv6Addr>() {
+        Ok(address) => format!("[{address}]"),
+        Err(_) => server_host,
+    };
     let username = required("vmware_server_username")?;
     // A password may begin or end with spaces: taken as written.
     let password = ini
@@ -118,6 +123,9 @@ mod tests {
         assert_eq!(c.ca_file, Some(PathBuf::from("/etc/ssl/vc.pem")));
         assert!(c.insecure, "the deprecated name is read");
         let d = config(&format!("{BASE}vmware_datastores = DC0:ds1\n")).expect("valid");
+        let v6 = BASE.replace("vc.example:8443", "fd00::1");
+        let v6 = config(&format!("{v6}vmware_datastores = DC0:ds1\n")).expect("valid");
+        assert_eq!(v6.server_host, "[fd00::1]");
         assert_eq!((d.api_retry_count, d.task_poll_interval.as_secs()), (10, 5));
         assert_eq!(
             (d.image_dir.as_str(), d.insecure),
