@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
-use glint_store::net::{error_chain, https_connector, HttpsConnector};
+use glint_store::net::{content_range, error_chain, https_connector, ranged_body, HttpsConnector};
 use glint_store::{
     ByteRange, Capabilities, HttpLocation, ImageReader, ImageWriter, Location, ReaderBody, Store,
     StoreError, WriteOptions,
 };
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 
@@ -185,70 +184,6 @@ fn header_u64(response: &Response<Incoming>, name: header::HeaderName) -> Option
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `bytes a-b/total` → (a, b + 1, total).
-fn content_range(response: &Response<Incoming>) -> Option<(u64, u64, u64)> {
-    let value = response
-        .headers()
-        .get(header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
-    let (span, total) = value.strip_prefix("bytes ")?.split_once('/')?;
-    let (start, last) = span.split_once('-')?;
-    let (start, last): (u64, u64) = (start.trim().parse().ok()?, last.trim().parse().ok()?);
-    Some((start, last + 1, total.trim().parse().ok()?))
-}
-
-/// The body's bytes from `at` on, only those within `wanted` (a server that ignored `Range`
-/// sends everything), each wait bounded by `timeout`.
-fn ranged_body(
-    body: Incoming,
-    at: u64,
-    wanted: ByteRange,
-    timeout: Duration,
-) -> glint_store::ByteStream {
-    let stream = futures_util::stream::unfold(Some((body, at)), move |state| async move {
-        let (mut body, mut at) = state?;
-        loop {
-            if at >= wanted.end {
-                return None;
-            }
-            match tokio::time::timeout(timeout, body.frame()).await {
-                Err(_) => {
-                    let stalled = std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("the server sent nothing for {} seconds", timeout.as_secs()),
-                    );
-                    return Some((Err(stalled), None));
-                }
-                Ok(None) => {
-                    let short = std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("the server's answer ended at byte {at} of {}", wanted.end),
-                    );
-                    return Some((Err(short), None));
-                }
-                Ok(Some(Err(e))) => {
-                    return Some((Err(std::io::Error::other(error_chain(&e))), None));
-                }
-                Ok(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let (from, to) = (at, at + data.len() as u64);
-                    at = to;
-                    let start = wanted.start.max(from);
-                    let end = wanted.end.min(to);
-                    if start < end {
-                        let piece = data.slice((start - from) as usize..(end - from) as usize);
-                        return Some((Ok(piece), Some((body, at))));
-                    }
-                }
-            }
-        }
-    });
-    stream.boxed()
-}
-
 #[async_trait]
 impl Store for HttpStore {
     fn name(&self) -> &str {
@@ -284,7 +219,7 @@ impl Store for HttpStore {
     ) -> Result<ImageReader, StoreError> {
         let http = self.http(location)?;
         let response = self.send(Method::GET, http, range).await?;
-        let (at, stored_size) = match content_range(&response) {
+        let (at, stored_size) = match content_range(response.headers()) {
             Some((start, _, total)) if response.status() == StatusCode::PARTIAL_CONTENT => {
                 (start, total)
             }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
+use glint_store::net::{content_length, content_range};
 use glint_store::{ByteRange, ImageReader, Location, ReaderBody, StoreError};
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -66,12 +67,8 @@ pub(crate) async fn open(
             )
         }
         StatusCode::PARTIAL_CONTENT => {
-            let (start, end, total) = response
-                .headers()
-                .get("content-range")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_content_range)
-                .ok_or_else(|| StoreError::Backend {
+            let (start, end, total) =
+                content_range(response.headers()).ok_or_else(|| StoreError::Backend {
                     store: name.clone(),
                     source: format!("no usable Content-Range in Swift's answer for {shown}").into(),
                 })?;
@@ -137,21 +134,6 @@ async fn get(
         .swift
         .open(auth, Target::object(container, object), &headers)
         .await
-}
-
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-/// `bytes START-LAST/TOTAL` as `(START, LAST + 1, TOTAL)`.
-fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
-    let (span, total) = value.strip_prefix("bytes ")?.split_once('/')?;
-    let (start, last) = span.split_once('-')?;
-    let (start, last): (u64, u64) = (start.trim().parse().ok()?, last.trim().parse().ok()?);
-    Some((start, last + 1, total.trim().parse().ok()?))
 }
 
 /// A read in progress: where the next byte from Swift falls (`at`), and the range wanted.
@@ -232,18 +214,5 @@ impl Reading {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_content_range;
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 10, 100)));
-        assert_eq!(parse_content_range("bytes 5-5/6"), Some((5, 6, 6)));
-        assert_eq!(parse_content_range("bytes */100"), None);
-        assert_eq!(parse_content_range("items 0-1/2"), None);
     }
 }

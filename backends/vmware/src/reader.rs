@@ -3,17 +3,20 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::{stream, StreamExt};
+use std::time::Duration;
+
+use futures_util::stream;
 use glint_store::net::body::UploadBody;
-use glint_store::net::error_chain;
+use glint_store::net::{content_length, content_range, error_chain, ranged_body};
 use glint_store::{ByteRange, ImageReader, ReaderBody, StoreError, VsphereLocation};
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::BodyStream;
+use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::vim::{backoff, Session, SESSION_COOKIE};
 use crate::Shared;
+
+/// The longest a download waits for the datastore's next bytes.
+const READ_IDLE: Duration = Duration::from_secs(120);
 
 /// The file's URL on the server the store talks to.
 pub(crate) fn url(shared: &Shared, location: &VsphereLocation) -> String {
@@ -93,29 +96,6 @@ fn status_error(shared: &Shared, location: &VsphereLocation, status: StatusCode)
     }
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// `bytes start-end/total` → (start, end exclusive, total).
-fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
-    let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
-    let (span, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
-    let (start, last) = span.split_once('-')?;
-    let (start, last, total) = (
-        start.parse().ok()?,
-        last.parse::<u64>().ok()?,
-        total.parse().ok()?,
-    );
-    (start <= last && last < total).then_some((start, last + 1, total))
-}
-
 /// The size of the file at `location`.
 pub(crate) async fn size(shared: &Shared, location: &VsphereLocation) -> Result<u64, StoreError> {
     let response = send(shared, Method::HEAD, location, None).await?;
@@ -184,140 +164,10 @@ pub(crate) async fn open(
         },
         None => served,
     };
-    let store = shared.name().to_owned();
-    let frames = BodyStream::new(response.into_body()).filter_map(|frame| async move {
-        match frame {
-            Ok(frame) => frame.into_data().ok().map(Ok),
-            Err(e) => Some(Err(std::io::Error::other(format!(
-                "reading from the datastore: {}",
-                error_chain(&e)
-            )))),
-        }
-    });
-    let body = cut_to(frames, served.start, wanted, store);
+    let body = ranged_body(response.into_body(), served.start, wanted, READ_IDLE);
     Ok(ImageReader {
         stored_size,
         range: wanted,
-        body: ReaderBody::Stream(Box::pin(body)),
+        body: ReaderBody::Stream(body),
     })
-}
-
-/// The bytes of `wanted` out of a stream that starts at offset `at`; a stream that ends early
-/// is an error, never a short read.
-fn cut_to(
-    frames: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    at: u64,
-    wanted: ByteRange,
-    store: String,
-) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    let frames = Box::pin(frames);
-    stream::unfold((frames, at, false), move |(mut frames, mut at, done)| {
-        let store = store.clone();
-        async move {
-            if done || at >= wanted.end {
-                return None;
-            }
-            loop {
-                match frames.next().await {
-                    Some(Ok(frame)) => {
-                        let (start, end) = (at, at + frame.len() as u64);
-                        at = end;
-                        let from = wanted.start.max(start);
-                        let to = wanted.end.min(end);
-                        if from < to {
-                            let piece = frame.slice((from - start) as usize..(to - start) as usize);
-                            return Some((Ok(piece), (frames, at, false)));
-                        }
-                        if at >= wanted.end {
-                            return None;
-                        }
-                    }
-                    Some(Err(e)) => return Some((Err(e), (frames, at, true))),
-                    None => {
-                        let e = std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "store {store}: the datastore's answer ended at byte {at} of {}",
-                                wanted.end
-                            ),
-                        );
-                        return Some((Err(e), (frames, at, true)));
-                    }
-                }
-            }
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_ranges_are_read() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_RANGE,
-            "bytes 1-2/5".parse().expect("header"),
-        );
-        assert_eq!(content_range(&headers), Some((1, 3, 5)));
-        headers.insert(
-            header::CONTENT_RANGE,
-            "bytes 4-2/5".parse().expect("header"),
-        );
-        assert_eq!(content_range(&headers), None);
-        headers.insert(
-            header::CONTENT_RANGE,
-            "bytes 0-5/5".parse().expect("header"),
-        );
-        assert_eq!(content_range(&headers), None);
-    }
-
-    #[tokio::test]
-    async fn streams_are_cut_to_the_range_and_short_ones_fail() {
-        let frames = || {
-            stream::iter(
-                [&b"abc"[..], b"defg", b"hi"]
-                    .into_iter()
-                    .map(|f| Ok(Bytes::from_static(f))),
-            )
-        };
-        let collect = |s: std::pin::Pin<
-            Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>,
-        >| async move {
-            let mut out = Vec::new();
-            let mut s = s;
-            while let Some(frame) = s.next().await {
-                match frame {
-                    Ok(b) => out.extend_from_slice(&b),
-                    Err(_) => return Err(out),
-                }
-            }
-            Ok(out)
-        };
-        let got = collect(Box::pin(cut_to(
-            frames(),
-            0,
-            ByteRange { start: 2, end: 8 },
-            "s".into(),
-        )))
-        .await;
-        assert_eq!(got, Ok(b"cdefgh".to_vec()));
-        let got = collect(Box::pin(cut_to(
-            frames(),
-            10,
-            ByteRange { start: 10, end: 19 },
-            "s".into(),
-        )))
-        .await;
-        assert_eq!(got, Ok(b"abcdefghi".to_vec()));
-        let got = collect(Box::pin(cut_to(
-            frames(),
-            0,
-            ByteRange { start: 0, end: 12 },
-            "s".into(),
-        )))
-        .await;
-        assert_eq!(got, Err(b"abcdefghi".to_vec()));
-    }
 }

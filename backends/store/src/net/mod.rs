@@ -3,6 +3,9 @@
 //! server included.
 
 pub mod body;
+mod response;
+
+pub use response::{content_length, content_range, ranged_body};
 
 use std::path::Path;
 use std::time::Duration;
