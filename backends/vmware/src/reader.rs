@@ -68,10 +68,12 @@ async fn send(
                 source: "the datastore refused every new session (401)".into(),
             }));
         }
-        if failure.is_some() {
-            tokio::time::sleep(backoff(attempt)).await;
+        match failure {
+            // A dropped connection: the same session again, after a pause.
+            Some(_) => tokio::time::sleep(backoff(attempt)).await,
+            // A 401: the session has ended.
+            None => session = vim.renew(&session).await?,
         }
-        session = vim.renew(&session).await?;
         attempt += 1;
     }
 }

@@ -306,9 +306,9 @@ impl Vim {
                 CallError::Store(StoreError::Unavailable {
                     retryable: true, ..
                 }) => {
+                    // The same session again: a server that restarted meanwhile says it does
+                    // not know it (`NotAuthenticated`), and the next attempt logs in.
                     tokio::time::sleep(backoff(attempt)).await;
-                    // A restarted server knows no earlier session.
-                    session = self.renew(&session).await.map_err(CallError::Store)?;
                 }
                 _ => return Err(error),
             }
