@@ -252,6 +252,16 @@ impl Store for VmwareStore {
         if !is_image_id(image_id) {
             return Err(StoreError::InvalidLocation(image_id.to_owned()));
         }
+        // Data an interrupted write committed but nobody recorded, on any of the datastores:
+        // said at once, naming it, so that a copy can verify and record it.
+        for target in self.shared.inventory.targets().await?.iter() {
+            let existing = self.shared.location_in(target, image_id)?;
+            match reader::size(&self.shared, &existing).await {
+                Ok(_) => return Err(StoreError::AlreadyExists(Location::Vsphere(existing).uri())),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let target = self.shared.choose(options.size.unwrap_or(0)).await?;
         self.shared.ensure_folder(&target).await?;
         writer::open(&self.shared, target, image_id, options.size).await

@@ -142,6 +142,30 @@ async fn files_glance_wrote_are_read_and_deleted() {
     ));
 }
 
+#[tokio::test]
+async fn a_writer_names_data_already_there_on_any_datastore() {
+    let folder = folder();
+    let store = VmwareStore::new(lab_config(&folder)).expect("store builds");
+    let id = conformance::image_id(48);
+    // Left by an interrupted write on the datastore new data does not go to.
+    let dir = PathBuf::from(var("VMWARE_DATASTORE_DIR"))
+        .join("LocalDS_1")
+        .join(&folder);
+    std::fs::create_dir_all(&dir).expect("folder");
+    std::fs::write(dir.join(&id), b"left").expect("file");
+    let refused = store
+        .writer(&id, &conformance::options(None))
+        .await
+        .map(drop);
+    let Err(StoreError::AlreadyExists(uri)) = refused else {
+        panic!("{refused:?}")
+    };
+    let location = Location::parse(&uri).expect("the error names a location");
+    assert!(uri.contains("dsName=LocalDS_1"), "{uri}");
+    assert_eq!(read(&store, &location).await, b"left");
+    store.delete(&location).await.expect("delete");
+}
+
 async fn write_and_commit(
     store: &dyn Store,
     id: &str,

@@ -210,7 +210,7 @@ impl VmwareWriter {
                 size: self.written,
             }),
             Err(CallError::Fault(fault)) if fault.is("FileAlreadyExists") => Err(
-                StoreError::AlreadyExists(Location::Vsphere(location).to_string()),
+                StoreError::AlreadyExists(Location::Vsphere(location).uri()),
             ),
             Err(e) => Err(e.into_store(self.shared.name())),
         }
