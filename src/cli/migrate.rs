@@ -195,6 +195,9 @@ pub async fn migrate(data: &DataService, options: &MigrateOptions) -> Result<(),
     let printer = progress.start_printer();
     let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
     let mut running = tokio::task::JoinSet::new();
+    // Each image's line is printed as it ends, so that a run cut short has reported every
+    // image it finished.
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for image in planned {
         let permit = limit
             .clone()
@@ -202,24 +205,23 @@ pub async fn migrate(data: &DataService, options: &MigrateOptions) -> Result<(),
             .await
             .map_err(|e| e.to_string())?;
         let (data, progress, options) = (data.clone(), progress.clone(), options.clone());
+        let failed = failed.clone();
         running.spawn(async move {
             let _permit = permit;
-            let result = move_one(&data, &progress, &image, &options).await;
-            (image.id, result)
+            let line = match move_one(&data, &progress, &image, &options).await {
+                Ok(report) => format!("{}: {report}", image.id),
+                Err(e) => {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    format!("{}: FAILED: {e}", image.id)
+                }
+            };
+            progress.say(&line);
         });
     }
-    let mut failed = 0;
     while let Some(joined) = running.join_next().await {
-        let (id, result) = joined.map_err(|e| e.to_string())?;
-        let line = match result {
-            Ok(report) => format!("{id}: {report}"),
-            Err(e) => {
-                failed += 1;
-                format!("{id}: FAILED: {e}")
-            }
-        };
-        progress.say(&line);
+        joined.map_err(|e| e.to_string())?;
     }
+    let failed = failed.load(std::sync::atomic::Ordering::Relaxed);
     printer.stop().await;
     let summary = progress.summary();
     eprintln!("{summary}");

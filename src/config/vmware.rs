@@ -139,7 +139,7 @@ mod tests {
             Err(ConfigError::Invalid { option, .. }) => option,
             other => panic!("{other:?}"),
         };
-        assert_eq!(option_of(format!("{BASE}")), "vmware_datastores");
+        assert_eq!(option_of(BASE.to_owned()), "vmware_datastores");
         assert_eq!(
             option_of(format!("{BASE}vmware_datastores = ds\n")),
             "vmware_datastores"

@@ -209,9 +209,9 @@ impl VmwareWriter {
                 location: Location::Vsphere(location),
                 size: self.written,
             }),
-            Err(CallError::Fault(fault)) if fault.is("FileAlreadyExists") => Err(
-                StoreError::AlreadyExists(Location::Vsphere(location).uri()),
-            ),
+            Err(CallError::Fault(fault)) if fault.is("FileAlreadyExists") => {
+                Err(StoreError::AlreadyExists(Location::Vsphere(location).uri()))
+            }
             Err(e) => Err(e.into_store(self.shared.name())),
         }
     }
