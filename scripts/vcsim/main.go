@@ -49,6 +49,8 @@ func main() {
 
 	model := simulator.VPX()
 	model.Datastore = *datastores
+	// No virtual machines: their files would land in the simulator's own temporary folders.
+	model.Machine = 0
 	if err := model.Create(); err != nil {
 		log.Fatal(err)
 	}
@@ -97,6 +99,10 @@ func placeDatastores(dir, free string) error {
 			return err
 		}
 		info := ds.Info.GetDatastoreInfo()
+		// The simulator made an empty temporary folder for it: not left behind.
+		if info.Url != folder {
+			_ = os.Remove(info.Url)
+		}
 		info.Url = folder
 		ds.Summary.Url = folder
 		var stat syscall.Statfs_t
