@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::http::Method;
+use glint_store::{Location, ReaderBody, Store};
 use glint_store_vmware::lab::{var, Simulator};
+use glint_store_vmware::{DatastoreSpec, VmwareConfig, VmwareStore};
 
 use crate::helpers::{Backend, TestApp};
 use crate::image_data::{cut_body, image, put_file, sample};
@@ -54,6 +56,29 @@ fn files(root: &Path, folder: &str) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A VMware store of its own (its own session) on the lab, to read what Glint wrote through
+/// the datastore file interface.
+fn outside_reader(folder: &str) -> VmwareStore {
+    let datastores = ["LocalDS_0", "LocalDS_1"]
+        .iter()
+        .map(|ds| {
+            DatastoreSpec::parse(&format!("{}:{ds}", var("VMWARE_DATACENTER"))).expect("valid")
+        })
+        .collect();
+    let config = VmwareConfig {
+        image_dir: format!("/{folder}"),
+        ca_file: Some(PathBuf::from(var("VMWARE_CA_FILE"))),
+        ..VmwareConfig::new(
+            "outside",
+            &var("VMWARE_HOST"),
+            &var("VMWARE_USER"),
+            &var("VMWARE_PASSWORD"),
+            datastores,
+        )
+    };
+    VmwareStore::new(config).expect("store builds")
 }
 
 fn lab_root() -> PathBuf {
@@ -123,6 +148,19 @@ vmware_databases!(fn images_are_datastore_files_read_whole_and_by_range(app, fol
         let prefix = format!("vsphere://{}/folder/{folder}/{id}?dsName=LocalDS_", var("VMWARE_HOST"));
         assert!(location.starts_with(&prefix) && location.ends_with("&dcPath=DC0"), "{location}");
         assert!(std::fs::read(file_of(&root, &location)).expect("the datastore file") == data);
+        // And through the datastore file interface, on a session of its own.
+        let through_interface = outside_reader(&folder)
+            .reader(&Location::parse(&location).expect("parses"), None)
+            .await
+            .expect("the file interface serves it");
+        let ReaderBody::Stream(mut stream) = through_interface.body else {
+            panic!("a stream")
+        };
+        let mut read = Vec::new();
+        while let Some(frame) = futures_util::StreamExt::next(&mut stream).await {
+            read.extend_from_slice(&frame.expect("reads"));
+        }
+        assert!(read == data, "the file interface serves the bytes uploaded");
     }
     assert_eq!(files(&root, &folder).len(), 4, "one file per image, nothing else");
     let listed = app.get("/v2/images").await.json();
