@@ -106,6 +106,24 @@ pub(crate) async fn put_file(
         .await
 }
 
+/// Uploads `data` with its length announced (`Content-Length`), or else in 256 KiB frames of a
+/// body of unknown length (chunked, as a client streaming from a pipe sends it).
+pub(crate) async fn upload_announced_or_chunked(
+    app: &TestApp,
+    id: &str,
+    data: &[u8],
+    announced: bool,
+) -> TestResponse {
+    if announced {
+        return app.upload(id, data.to_vec()).await;
+    }
+    let frames: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(256 << 10)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    put_file(app, id, &[], Body::from_stream(stream::iter(frames))).await
+}
+
 pub(crate) async fn image(app: &TestApp, id: &str) -> serde_json::Value {
     app.get(&format!("/v2/images/{id}")).await.json()
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::Method;
 
 use crate::helpers::{Backend, TestApp};
-use crate::image_data::{cut_body, image, put_file, sample};
+use crate::image_data::{cut_body, image, put_file, sample, upload_announced_or_chunked};
 
 fn conf() -> String {
     std::env::var("GLINT_TEST_CEPH_CONF")
@@ -104,14 +104,7 @@ rbd_databases!(fn images_go_to_rbd_and_come_back_whole_and_by_range(app, pool) {
     for (len, announced) in [(100usize, true), (3 << 20 | 321, true), (2 << 20 | 5, false), (0, true)] {
         let id = app.create_raw_image().await;
         let data = sample(len);
-        let response = if announced {
-            app.upload(&id, data.clone()).await
-        } else {
-            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
-                data.chunks(256 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-            put_file(&app, &id, &[], Body::from_stream(futures_util::stream::iter(frames))).await
-        };
-        response.assert_status(204);
+        upload_announced_or_chunked(&app, &id, &data, announced).await.assert_status(204);
         assert_eq!(image(&app, &id).await["status"], "active");
         let got = app.get(&format!("/v2/images/{id}/file")).await;
         got.assert_status(200);

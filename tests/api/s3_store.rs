@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use crate::helpers::{Backend, Relay, TestApp};
-use crate::image_data::{cut_body, eventually_queued, image, put_file, sample, start_upload};
+use crate::image_data::{
+    cut_body, eventually_queued, image, put_file, sample, start_upload, upload_announced_or_chunked,
+};
 use axum::body::Body;
 use axum::http::Method;
 
@@ -82,14 +84,7 @@ s3_servers!(fn images_go_to_s3_and_come_back_whole_and_by_range(app, prefix) {
     for (len, announced) in [(100usize, true), (12 << 20 | 321, true), (7 << 20 | 5, false), (0, true)] {
         let id = app.create_raw_image().await;
         let data = sample(len);
-        let response = if announced {
-            app.upload(&id, data.clone()).await
-        } else {
-            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
-                data.chunks(256 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-            put_file(&app, &id, &[], Body::from_stream(futures_util::stream::iter(frames))).await
-        };
-        response.assert_status(204);
+        upload_announced_or_chunked(&app, &id, &data, announced).await.assert_status(204);
         let shown = image(&app, &id).await;
         assert_eq!(shown["status"], "active");
         assert_eq!(shown["stores"], "objects");

@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::Method;
 
 use crate::helpers::{Backend, Relay, TestApp};
-use crate::image_data::{cut_body, eventually_queued, image, put_file, sample, start_upload};
+use crate::image_data::{
+    cut_body, eventually_queued, image, put_file, sample, start_upload, upload_announced_or_chunked,
+};
 
 fn var(prefix: &str, name: &str) -> String {
     std::env::var(format!("GLINT_TEST_{prefix}_{name}")).unwrap_or_else(|_| {
@@ -102,14 +104,7 @@ swift_servers!(fn images_go_to_swift_and_come_back_whole_and_by_range(app, prefi
     for (len, announced) in [(100usize, true), (3 << 20 | 321, true), (2 << 20 | 5, false), (0, true), (0, false)] {
         let id = app.create_raw_image().await;
         let data = sample(len);
-        let response = if announced {
-            app.upload(&id, data.clone()).await
-        } else {
-            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
-                data.chunks(256 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-            put_file(&app, &id, &[], Body::from_stream(futures_util::stream::iter(frames))).await
-        };
-        response.assert_status(204);
+        upload_announced_or_chunked(&app, &id, &data, announced).await.assert_status(204);
         let shown = image(&app, &id).await;
         assert_eq!(shown["status"], "active");
         assert_eq!(shown["stores"], "objects");

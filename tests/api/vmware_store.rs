@@ -12,7 +12,7 @@ use glint_store_vmware::lab::{var, Simulator};
 use glint_store_vmware::{DatastoreSpec, VmwareConfig, VmwareStore};
 
 use crate::helpers::{Backend, TestApp};
-use crate::image_data::{cut_body, image, put_file, sample};
+use crate::image_data::{cut_body, image, put_file, sample, upload_announced_or_chunked};
 
 fn folder() -> String {
     format!(
@@ -123,14 +123,7 @@ vmware_databases!(fn images_are_datastore_files_read_whole_and_by_range(app, fol
     for (len, announced) in [(100usize, true), (3 << 20 | 321, true), (2 << 20 | 5, false), (0, true)] {
         let id = app.create_raw_image().await;
         let data = sample(len);
-        let response = if announced {
-            app.upload(&id, data.clone()).await
-        } else {
-            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
-                data.chunks(256 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-            put_file(&app, &id, &[], Body::from_stream(futures_util::stream::iter(frames))).await
-        };
-        response.assert_status(204);
+        upload_announced_or_chunked(&app, &id, &data, announced).await.assert_status(204);
         let shown = image(&app, &id).await;
         assert_eq!(shown["status"], "active");
         assert_eq!(shown["stores"], "vcenter");

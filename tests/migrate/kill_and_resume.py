@@ -9,43 +9,22 @@ Run by scripts/test-migrate, which provides (environment):
 Prints TAP-style lines; exits 1 on any failure.
 """
 import hashlib
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
+from harness import Tap, free_port, request, upload_random_image, wait_until_serving
+
 BIN = os.environ["GLINT_BIN"]
 IMAGES = int(os.environ.get("MIGRATE_IMAGES", "20"))
 SIZE = int(os.environ.get("MIGRATE_SIZE", str(16 << 20)))
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok - " if ok else "not ok - ") + what, flush=True)
-    if not ok:
-        failures += 1
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request(method, path, body=body, headers=headers or {})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, data
+tap = Tap()
+check = tap.check
 
 
 def run_on_terminal(command, env):
@@ -114,24 +93,11 @@ s3_store_create_bucket_on_put = true
                               stderr=subprocess.STDOUT)
     ids, sums = [], {}
     try:
-        for _ in range(100):
-            try:
-                request(port, "GET", "/healthcheck")
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_serving(port)
         for n in range(IMAGES):
-            status, body = request(port, "POST", "/v2/images", json.dumps(
-                {"name": f"migrate-{n}", "disk_format": "raw", "container_format": "bare"}),
-                {"Content-Type": "application/json"})
-            image = json.loads(body)
-            data = os.urandom(SIZE)
-            status, _ = request(port, "PUT", f"/v2/images/{image['id']}/file", data,
-                                {"Content-Type": "application/octet-stream"})
-            if status != 204:
-                raise SystemExit(f"upload failed: {status}")
-            ids.append(image["id"])
-            sums[image["id"]] = hashlib.md5(data).hexdigest()
+            image_id, md5, _ = upload_random_image(port, f"migrate-{n}", SIZE)
+            ids.append(image_id)
+            sums[image_id] = md5
         check(True, f"{IMAGES} images of {SIZE} bytes uploaded to the file store")
 
         # file -> RBD, killed once a few images are done.
@@ -190,7 +156,7 @@ s3_store_create_bucket_on_put = true
             if stores == ["local", "objects"] and hashlib.md5(data).hexdigest() == sums[image_id]:
                 good += 1
             else:
-                print(f"# {image_id}: stores {stores}, download {status}", flush=True)
+                tap.note(f"{image_id}: stores {stores}, download {status}")
         check(good == IMAGES, f"{good} of {IMAGES} images in local and objects, read back whole")
         listing = subprocess.run(["rbd", "-c", env["GLINT_TEST_CEPH_CONF"], "--id",
                                   env["GLINT_TEST_CEPH_USER"], "ls", env["GLINT_TEST_CEPH_POOL"]],
@@ -210,8 +176,8 @@ s3_store_create_bucket_on_put = true
                 pass
         server.terminate()
         server.wait()
-    print(f"# {IMAGES - 0} images, {failures} failure(s)")
-    sys.exit(1 if failures else 0)
+    print(f"# {IMAGES} images, {tap.failures} failure(s)")
+    sys.exit(1 if tap.failures else 0)
 
 
 main()

@@ -13,12 +13,10 @@ Run by scripts/test-migrate, which provides (environment):
 Prints TAP-style lines; exits 1 on any failure.
 """
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,36 +25,13 @@ import time
 import urllib.parse
 import uuid
 
+from harness import Tap, free_port, request, upload_random_image, wait_until_serving
+
 BIN = os.environ["GLINT_BIN"]
 IMAGES = int(os.environ.get("MIGRATE_IMAGES", "8"))
 SIZE = int(os.environ.get("MIGRATE_SIZE", str(8 << 20)))
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok - " if ok else "not ok - ") + what, flush=True)
-    if not ok:
-        failures += 1
-
-
-def note(what):
-    print(f"# {what}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request(method, path, body=body, headers=headers or {})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, data
+tap = Tap()
+check, note = tap.check, tap.note
 
 
 def image_record(port, image_id):
@@ -132,12 +107,7 @@ rbd_store_ceph_conf = {env["GLINT_TEST_CEPH_CONF"]}
         start-up recovery, the sweep of unfinished uploads included, runs before it serves."""
         proc = subprocess.Popen([BIN, "--config", conf, "serve"], env=run_env,
                                 stdout=open(server_log, "a"), stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                request(port, "GET", "/healthcheck")
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_serving(port)
         return proc
 
     server = start_server()
@@ -169,18 +139,9 @@ rbd_store_ceph_conf = {env["GLINT_TEST_CEPH_CONF"]}
 
     try:
         for n in range(IMAGES):
-            status, body = request(port, "POST", "/v2/images", json.dumps(
-                {"name": f"migrate-vmware-{n}", "disk_format": "raw",
-                 "container_format": "bare"}), {"Content-Type": "application/json"})
-            image = json.loads(body)
-            data = os.urandom(SIZE)
-            status, _ = request(port, "PUT", f"/v2/images/{image['id']}/file", data,
-                                {"Content-Type": "application/octet-stream"})
-            if status != 204:
-                raise SystemExit(f"upload failed: {status}")
-            ids.append(image["id"])
-            md5s[image["id"]] = hashlib.md5(data).hexdigest()
-            sha512s[image["id"]] = hashlib.sha512(data).hexdigest()
+            image_id, md5, sha512 = upload_random_image(port, f"migrate-vmware-{n}", SIZE)
+            ids.append(image_id)
+            md5s[image_id], sha512s[image_id] = md5, sha512
         for image_id in ids:
             record = image_record(port, image_id)
             recorded[image_id] = (record.get("checksum"), record.get("os_hash_algo"),
@@ -396,12 +357,12 @@ rbd_store_ceph_conf = {env["GLINT_TEST_CEPH_CONF"]}
         logged = [l.rstrip() for l in f if l.strip()]
     for line in logged[:20]:
         note(f"serve: {line}")
-    if failures or env.get("GLINT_KEEP_TMP") == "1":
+    if tap.failures or env.get("GLINT_KEEP_TMP") == "1":
         note(f"config, database and logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"# {IMAGES} images, {failures} failure(s)")
-    sys.exit(1 if failures else 0)
+    print(f"# {IMAGES} images, {tap.failures} failure(s)")
+    sys.exit(1 if tap.failures else 0)
 
 
 main()
