@@ -17,6 +17,9 @@ pub mod notifications;
 pub mod paste;
 pub mod policy;
 pub mod protections;
+#[cfg(feature = "rbd")]
+mod rbd;
+mod s3;
 pub mod server;
 mod staging;
 pub mod stores;
@@ -256,6 +259,14 @@ fn formats_from_ini(ini: &Ini) -> Formats {
         container_formats: parse_list(ini, "image_format", "container_formats")
             .unwrap_or(defaults.container_formats),
     }
+}
+
+/// A string option, trimmed, if set and not blank.
+pub(crate) fn parse_text(ini: &Ini, section: &str, option: &str) -> Option<String> {
+    ini.get(section, option)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// An oslo.config list option (comma-separated, blanks dropped), if set.

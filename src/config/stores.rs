@@ -7,12 +7,14 @@ use glint_store_file::{DataDir, FileConfig};
 use glint_store_http::HttpConfig;
 #[cfg(feature = "rbd")]
 use glint_store_rbd::RbdConfig;
-use glint_store_s3::{S3Config, Secret, UrlFormat};
+use glint_store_s3::S3Config;
+#[cfg(test)]
+use glint_store_s3::UrlFormat;
 use glint_store_swift::SwiftConfig;
 use glint_store_vmware::VmwareConfig;
 
 use super::ini::Ini;
-use super::{parse_bool, parse_int, ConfigError};
+use super::{parse_bool, parse_int, parse_text, ConfigError};
 
 /// The stores, in Glance's two forms: the legacy single store (`[glance_store] default_store`,
 /// its options in `[glance_store]`) and multi-store (`[DEFAULT] enabled_backends = id:type,…`,
@@ -216,7 +218,7 @@ pub(super) fn driver(
             id,
             default_dir,
         )?)),
-        "s3" => Ok(DriverConfig::S3(s3_config(ini, section, id)?)),
+        "s3" => Ok(DriverConfig::S3(super::s3::s3_config(ini, section, id)?)),
         "http" | "https" => Ok(DriverConfig::Http(http_config(ini, section, id)?)),
         "swift" => Ok(DriverConfig::Swift(super::swift::swift_config(
             ini, section, id,
@@ -225,7 +227,7 @@ pub(super) fn driver(
             ini, section, id,
         )?)),
         #[cfg(feature = "rbd")]
-        "rbd" => Ok(DriverConfig::Rbd(rbd_config(ini, section, id)?)),
+        "rbd" => Ok(DriverConfig::Rbd(super::rbd::rbd_config(ini, section, id)?)),
         #[cfg(not(feature = "rbd"))]
         "rbd" => Err(ConfigError::invalid(
             section,
@@ -272,11 +274,7 @@ fn http_config(ini: &Ini, section: &str, id: &str) -> Result<HttpConfig, ConfigE
     Ok(HttpConfig {
         name: id.to_owned(),
         insecure: parse_bool(ini, section, "https_insecure", false)?,
-        ca_file: ini
-            .get(section, "https_ca_certificates_file")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
+        ca_file: parse_text(ini, section, "https_ca_certificates_file").map(PathBuf::from),
         timeout: std::time::Duration::from_secs(parse_int(
             ini,
             section,
@@ -335,81 +333,6 @@ fn file_config(
         file_perm,
         thin_provisioning: parse_bool(ini, section, "filesystem_thin_provisioning", false)?,
         fsync: parse_bool(ini, section, "filesystem_store_fsync", true)?,
-    })
-}
-
-/// The S3 store's options, Glance's `s3_store_*` names and units (sizes in MiB).
-fn s3_config(ini: &Ini, section: &str, id: &str) -> Result<S3Config, ConfigError> {
-    let text = |option: &str| {
-        ini.get(section, option)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let required = |option: &'static str| {
-        text(option)
-            .ok_or_else(|| ConfigError::invalid(section, option, "required by the s3 store"))
-    };
-    let url_format = match text("s3_store_bucket_url_format")
-        .unwrap_or_else(|| "auto".to_owned())
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "auto" => UrlFormat::Auto,
-        "path" => UrlFormat::Path,
-        "virtual" => UrlFormat::Virtual,
-        other => {
-            return Err(ConfigError::invalid(
-                section,
-                "s3_store_bucket_url_format",
-                format!("{other:?} is not one of auto, path, virtual"),
-            ))
-        }
-    };
-    let mib = |option: &'static str, default: i64, min: i64| {
-        parse_int(ini, section, option, default, min, 5 << 10).map(|v| (v as u64) << 20)
-    };
-    Ok(S3Config {
-        name: id.to_owned(),
-        host: required("s3_store_host")?,
-        region: text("s3_store_region_name"),
-        access_key: required("s3_store_access_key")?,
-        secret_key: Secret(required("s3_store_secret_key")?),
-        bucket: required("s3_store_bucket")?,
-        create_bucket_on_put: parse_bool(ini, section, "s3_store_create_bucket_on_put", false)?,
-        url_format,
-        large_object_size: mib("s3_store_large_object_size", 100, 0)?,
-        large_object_chunk_size: mib("s3_store_large_object_chunk_size", 10, 5)?,
-        thread_pools: parse_int(ini, section, "s3_store_thread_pools", 10, 1, 1000)? as usize,
-        cacert: text("s3_store_cacert").map(PathBuf::from),
-    })
-}
-
-/// The RBD store's options, Glance's names and units (`rbd_store_chunk_size` in MiB).
-#[cfg(feature = "rbd")]
-fn rbd_config(ini: &Ini, section: &str, id: &str) -> Result<RbdConfig, ConfigError> {
-    let text = |option: &str| {
-        ini.get(section, option)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let timeout = parse_int(
-        ini,
-        section,
-        "rados_connect_timeout",
-        glint_store_rbd::DEFAULT_CONNECT_TIMEOUT as i64,
-        -1,
-        i64::from(u32::MAX),
-    )?;
-    Ok(RbdConfig {
-        name: id.to_owned(),
-        pool: text("rbd_store_pool").unwrap_or_else(|| "images".to_owned()),
-        user: text("rbd_store_user"),
-        ceph_conf: text("rbd_store_ceph_conf").map(PathBuf::from),
-        chunk_size: (parse_int(ini, section, "rbd_store_chunk_size", 8, 1, 32)? as u64) << 20,
-        connect_timeout: u64::try_from(timeout).ok(),
-        thin_provisioning: parse_bool(ini, section, "rbd_thin_provisioning", false)?,
     })
 }
 

@@ -7,16 +7,11 @@ use std::time::Duration;
 use glint_store_swift::{AuthVersion, Secret, SwiftConfig, SwiftReference, SWIFT_MB};
 
 use super::ini::Ini;
-use super::{parse_bool, parse_int, ConfigError};
+use super::{parse_bool, parse_int, parse_text, ConfigError};
 
 /// The store's options from `section` (`[glance_store]`, or a multi-store backend's own).
 pub(super) fn swift_config(ini: &Ini, section: &str, id: &str) -> Result<SwiftConfig, ConfigError> {
-    let text = |option: &str| {
-        ini.get(section, option)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
+    let text = |option: &str| parse_text(ini, section, option);
     let multi_tenant = parse_bool(ini, section, "swift_store_multi_tenant", false)?;
     if multi_tenant && text("swift_store_config_file").is_some() {
         return Err(ConfigError::invalid(
@@ -146,12 +141,7 @@ fn options_reference(
     section: &str,
     name: &str,
 ) -> Result<Vec<SwiftReference>, ConfigError> {
-    let text = |option: &str| {
-        ini.get(section, option)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
+    let text = |option: &str| parse_text(ini, section, option);
     let Some(auth_address) = text("swift_store_auth_address") else {
         return Ok(Vec::new());
     };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use glint_store_vmware::{DatastoreSpec, Secret, VmwareConfig};
 
 use super::ini::Ini;
-use super::{parse_bool, parse_int, ConfigError};
+use super::{parse_bool, parse_int, parse_text, ConfigError};
 
 /// The store's options from `section` (`[glance_store]`, or a multi-store backend's own).
 /// `vmware_server_host` may carry a port (`vcenter:8443`); Glance always uses 443.
@@ -15,12 +15,7 @@ pub(super) fn vmware_config(
     section: &str,
     id: &str,
 ) -> Result<VmwareConfig, ConfigError> {
-    let text = |option: &str| {
-        ini.get(section, option)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
+    let text = |option: &str| parse_text(ini, section, option);
     let required = |option: &'static str| {
         text(option)
             .ok_or_else(|| ConfigError::invalid(section, option, "is required by the vmware store"))
